@@ -1,0 +1,172 @@
+"""Activities that write the read model: the case projection, notifications and 督办.
+
+Each write is idempotent (revision-gated upserts, keys derived from the activity
+or the event), so a retried activity never duplicates a task, event or notice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+from temporalio import activity
+
+from models.case import (
+    ActivityName,
+    CaseSnapshot,
+    EscalationInput,
+    NotificationInput,
+    ProjectCaseInput,
+    StepStatus,
+)
+from models.tables import (
+    CaseEventRecord,
+    CaseRecord,
+    NotificationRecord,
+    SupervisionNotice,
+    TaskRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def apply_projection(session: Session, projection: ProjectCaseInput) -> None:
+    """Write one case's events and, unless a newer state is stored, its state."""
+    snapshot = projection.snapshot
+    known = set(
+        session.execute(select(CaseEventRecord.seq).where(CaseEventRecord.case_id == snapshot.case_id)).scalars()
+    )
+    for event in projection.events:
+        if event.seq in known:
+            continue
+        session.add(
+            CaseEventRecord(
+                case_id=snapshot.case_id,
+                seq=event.seq,
+                at=event.at,
+                type=event.type.value,
+                step=event.step,
+                department=event.department,
+                actor=event.actor,
+                due_at=event.due_at,
+                detail=event.detail,
+            )
+        )
+    record = session.get(CaseRecord, snapshot.case_id)
+    if record is not None and record.revision >= snapshot.revision:
+        return
+    if record is None:
+        record = CaseRecord(
+            case_id=snapshot.case_id,
+            thing=snapshot.thing,
+            catalogue_version=snapshot.catalogue_version,
+            channel=snapshot.channel,
+            status=snapshot.status.value,
+            owner=snapshot.owner,
+            submitted_by=snapshot.submitted_by,
+            accepting_unit=snapshot.accepting_unit,
+            submitted_at=snapshot.submitted_at,
+        )
+    record.status = snapshot.status.value
+    record.revision = snapshot.revision
+    record.snapshot = snapshot.model_dump(mode="json")
+    session.add(record)
+    _project_tasks(session, snapshot)
+
+
+def _project_tasks(session: Session, snapshot: CaseSnapshot) -> None:
+    for step in snapshot.steps:
+        if step.status == StepStatus.PENDING:
+            continue
+        task_id = task_id_for(snapshot.case_id, step.step)
+        task = session.get(TaskRecord, task_id) or TaskRecord(
+            task_id=task_id,
+            case_id=snapshot.case_id,
+            thing=snapshot.thing,
+            step=step.step,
+            department=step.department,
+            status=step.status.value,
+        )
+        task.status = step.status.value
+        task.assignee = step.assignee
+        task.opened_at = step.opened_at
+        task.due_at = step.due_at
+        task.completed_at = step.completed_at
+        task.provisional = step.provisional
+        task.overdue = step.overdue
+        task.escalations = step.escalations
+        session.add(task)
+
+
+def task_id_for(case_id: str, step: str) -> str:
+    return f"{case_id}:{step}"
+
+
+class ReadModelActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name=ActivityName.PROJECT_CASE)
+    def project_case(self, projection: ProjectCaseInput) -> None:
+        with Session(self._engine) as session:
+            apply_projection(session, projection)
+            session.commit()
+
+    @activity.defn(name=ActivityName.SEND_NOTIFICATION)
+    def send_notification(self, notification: NotificationInput) -> None:
+        info = activity.info()
+        # One row per scheduled activity: a retry finds its own row and stops.
+        notification_id = f"{info.workflow_run_id}:{info.activity_id}"
+        with Session(self._engine) as session:
+            if session.get(NotificationRecord, notification_id) is not None:
+                return
+            session.add(
+                NotificationRecord(
+                    notification_id=notification_id,
+                    case_id=notification.case_id,
+                    kind=notification.kind,
+                    recipient=notification.recipient,
+                    step=notification.step,
+                    message_zh=notification.message_zh,
+                    created_at=datetime.now(UTC),
+                )
+            )
+            session.commit()
+        logger.info("notification %s queued for case %s", notification.kind, notification.case_id)
+
+    @activity.defn(name=ActivityName.ESCALATE_OVERDUE_STEP)
+    def escalate_overdue_step(self, escalation: EscalationInput) -> None:
+        notice_id = f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
+        with Session(self._engine) as session:
+            if session.get(SupervisionNotice, notice_id) is not None:
+                return
+            session.add(
+                SupervisionNotice(
+                    notice_id=notice_id,
+                    case_id=escalation.case_id,
+                    step=escalation.step,
+                    department=escalation.department,
+                    sequence=escalation.sequence,
+                    origin="automatic",
+                    message_zh=f"督办通知：案件{escalation.case_id}的环节{escalation.step}已超过办理时限，请立即办理。",
+                    due_at=escalation.due_at,
+                    issued_at=escalation.at,
+                )
+            )
+            session.add(
+                NotificationRecord(
+                    notification_id=f"{notice_id}:supervisor",
+                    case_id=escalation.case_id,
+                    kind="overdue_escalation",
+                    recipient="supervisor",
+                    step=escalation.step,
+                    message_zh=f"案件{escalation.case_id}环节{escalation.step}超期（第{escalation.sequence}次督办）。",
+                    created_at=escalation.at,
+                )
+            )
+            session.commit()
+        logger.warning(
+            "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
+        )

@@ -1,0 +1,330 @@
+"""Payloads of the case workflow: its input, its Updates, its state as others see it.
+
+Every payload is one pydantic model so a field can be added without breaking a
+running case; these models are pure (no I/O) and pass through the workflow
+sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.catalogue import ThingDefinition
+
+Role = Literal["applicant", "clerk", "officer", "supervisor", "admin"]
+
+
+class CaseStatus(StrEnum):
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    AWAITING_SUPPLEMENT = "awaiting_supplement"
+    COMPLETED = "completed"
+    REFUSED = "refused"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    OPEN = "open"
+    CLAIMED = "claimed"
+    AWAITING_SUPPLEMENT = "awaiting_supplement"
+    DONE = "done"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+
+
+FINISHED_STEP_STATUSES = frozenset({StepStatus.DONE, StepStatus.REFUSED, StepStatus.CANCELLED})
+
+CASE_STATUS_ZH = {
+    CaseStatus.ACCEPTED: "已受理",
+    CaseStatus.IN_PROGRESS: "办理中",
+    CaseStatus.AWAITING_SUPPLEMENT: "待补正",
+    CaseStatus.COMPLETED: "已办结",
+    CaseStatus.REFUSED: "已退件",
+}
+
+STEP_STATUS_ZH = {
+    StepStatus.PENDING: "待启动",
+    StepStatus.OPEN: "待签收",
+    StepStatus.CLAIMED: "办理中",
+    StepStatus.AWAITING_SUPPLEMENT: "待补正",
+    StepStatus.DONE: "已办结",
+    StepStatus.REFUSED: "不予办理",
+    StepStatus.CANCELLED: "已取消",
+}
+
+
+class EventType(StrEnum):
+    ACCEPTED = "accepted"
+    OPENED = "opened"
+    CLAIMED = "claimed"
+    WARNING = "warning"
+    OVERDUE = "overdue"
+    SUPERVISION_NOTICE = "supervision_notice"
+    RETURNED = "returned"
+    SUPPLEMENTED = "supplemented"
+    COMPLETED = "completed"
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+    CASE_COMPLETED = "case_completed"
+
+
+EVENT_TYPE_ZH = {
+    EventType.ACCEPTED: "受理",
+    EventType.OPENED: "启动",
+    EventType.CLAIMED: "签收",
+    EventType.WARNING: "预警",
+    EventType.OVERDUE: "超期",
+    EventType.SUPERVISION_NOTICE: "督办",
+    EventType.RETURNED: "退回补正",
+    EventType.SUPPLEMENTED: "补齐补正",
+    EventType.COMPLETED: "办结",
+    EventType.DELIVERED: "出件",
+    EventType.REFUSED: "不予办理",
+    EventType.CANCELLED: "取消",
+    EventType.CASE_COMPLETED: "全案办结",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Actor(_Model):
+    """Who acts: a user name (never a person's real name), role and unit."""
+
+    username: str
+    role: Role
+    unit: str | None = None
+
+
+class CaseInput(_Model):
+    case_id: str
+    definition: ThingDefinition
+    channel: str
+    form: dict[str, Any]
+    owner: str | None = None  # the applicant account that may follow the case
+    submitted_by: Actor
+    supervision_phone: str = "12345"
+
+
+class StepView(_Model):
+    step: str
+    name_zh: str
+    department: str
+    department_zh: str
+    status: StepStatus
+    status_zh: str
+    time_limit_working_days: int
+    opened_at: datetime | None = None
+    due_at: datetime | None = None
+    warning_at: datetime | None = None
+    provisional: bool = False
+    completed_at: datetime | None = None
+    overdue: bool = False
+    assignee: str | None = None
+    result: dict[str, Any] | None = None
+    missing: list[str] = []
+    escalations: int = 0
+
+
+class MaterialEntry(_Model):
+    code: str
+    name_zh: str
+    reference: str | None = None
+
+
+class AcceptanceNotice(_Model):
+    """受理通知: what was received, what the platform fetched, what is still owed, and when."""
+
+    title_zh: str = "受理通知书"
+    case_id: str
+    thing: str
+    thing_zh: str
+    channel: str
+    channel_zh: str
+    accepting_unit: str | None
+    accepting_unit_zh: str
+    accepting_staff: str | None
+    accepted_at: datetime
+    materials_received: list[MaterialEntry]
+    materials_shared: list[MaterialEntry]
+    materials_to_supply: list[MaterialEntry]
+    steps: list[StepView]
+    delivery_method: str
+    delivery_method_zh: str
+    supervision_phone: str
+
+
+class CaseEvent(_Model):
+    """One business event of a case, as recorded in its workflow history."""
+
+    seq: int
+    at: datetime
+    type: EventType
+    step: str | None = None
+    department: str | None = None
+    actor: str | None = None
+    due_at: datetime | None = None
+    detail: dict[str, Any] = {}
+
+
+class CaseSnapshot(_Model):
+    case_id: str
+    thing: str
+    thing_zh: str
+    catalogue_version: int
+    channel: str
+    status: CaseStatus
+    status_zh: str
+    submitted_at: datetime
+    owner: str | None
+    submitted_by: str
+    accepting_unit: str | None
+    missing_materials: list[str] = []
+    steps: list[StepView]
+    acceptance_notice: AcceptanceNotice | None = None
+    revision: int = 0
+
+
+class ProjectCaseInput(_Model):
+    snapshot: CaseSnapshot
+    events: list[CaseEvent]
+
+
+# --- Officer and applicant actions (workflow Updates) -------------------------
+
+
+class ClaimInput(_Model):
+    actor: Actor
+    step: str
+
+
+class CompleteStepInput(_Model):
+    actor: Actor
+    step: str
+    result: dict[str, Any]
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class ReturnStepInput(_Model):
+    actor: Actor
+    step: str
+    missing: list[str]
+    reason: str
+
+
+class RefuseStepInput(_Model):
+    actor: Actor
+    step: str
+    reason: str
+
+
+class SupplementInput(_Model):
+    actor: Actor
+    materials: dict[str, str]
+
+
+# --- Activities -----------------------------------------------------------------
+
+
+class DeadlineRequest(_Model):
+    step: str
+    opened_at: datetime
+    working_days: int | None = None
+    # Set when a paused clock resumes: the working time it still had.
+    remaining_seconds: float | None = None
+
+
+class DeadlineResult(_Model):
+    step: str
+    due_at: datetime
+    warning_at: datetime | None
+    provisional: bool
+
+
+class ComputeDeadlinesInput(_Model):
+    requests: list[DeadlineRequest]
+
+
+class ComputeDeadlinesResult(_Model):
+    deadlines: list[DeadlineResult]
+
+
+class RemainingTimeInput(_Model):
+    paused_at: datetime
+    due_at: datetime
+
+
+class RemainingTimeResult(_Model):
+    remaining_seconds: float
+
+
+class NextEscalationInput(_Model):
+    after: datetime
+
+
+class NextEscalationResult(_Model):
+    at: datetime
+
+
+class MaterialRequest(_Model):
+    material: str
+    document: str
+    subject_id_number: str
+
+
+class FetchSharedMaterialsInput(_Model):
+    case_id: str
+    requests: list[MaterialRequest]
+
+
+class SharedMaterial(_Model):
+    material: str
+    reference: str
+
+
+class FetchSharedMaterialsResult(_Model):
+    found: list[SharedMaterial]
+    missing: list[str]
+
+
+class NotificationInput(_Model):
+    case_id: str
+    kind: str
+    recipient: str | None  # an account name; the applicant's contact details stay in the form
+    message_zh: str
+    step: str | None = None
+
+
+class EscalationInput(_Model):
+    case_id: str
+    step: str
+    department: str
+    sequence: int
+    due_at: datetime
+    at: datetime
+    assignee: str | None = None
+
+
+class ActivityName(StrEnum):
+    """Activity type names, shared by the workflow (which calls them by name so it
+    never imports database code) and the worker (which registers them)."""
+
+    COMPUTE_DEADLINES = "compute_deadlines"
+    COMPUTE_REMAINING_TIME = "compute_remaining_time"
+    COMPUTE_NEXT_ESCALATION = "compute_next_escalation"
+    FETCH_SHARED_MATERIALS = "fetch_shared_materials"
+    PROJECT_CASE = "project_case"
+    SEND_NOTIFICATION = "send_notification"
+    ESCALATE_OVERDUE_STEP = "escalate_overdue_step"
+
+
+# Custom search attributes (Keyword): register them on the server before workers start.
+SEARCH_ATTRIBUTE_THING = "CaseThing"
+SEARCH_ATTRIBUTE_STATUS = "CaseStatus"
+CUSTOM_SEARCH_ATTRIBUTES = (SEARCH_ATTRIBUTE_THING, SEARCH_ATTRIBUTE_STATUS)

@@ -1,0 +1,83 @@
+"""Checks an officer's step result against the step's result fields in the catalogue."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from models.catalogue import ResultField, StepDefinition, read_path
+from models.errors import DomainError, ErrorCode
+from models.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
+from models.workcalendar import SHANGHAI
+
+MONEY_PATTERN = re.compile(r"^(0|[1-9]\d{0,11})\.\d{2}$")
+
+
+def validate_result(
+    step: StepDefinition, result: Mapping[str, Any], form: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The normalised result, or a DomainError naming every bad field."""
+    problems: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for name in result:
+        if name not in step.result:
+            problems[f"result.{name}"] = "unknown field for this step"
+    for name, spec in step.result.items():
+        value = result.get(name)
+        if value is None or value == "":
+            if spec.required:
+                problems[f"result.{name}"] = f"{spec.label_zh}为必填项 (required)"
+            continue
+        try:
+            clean[name] = _check_field(spec, value, form)
+        except ValueError as exc:
+            problems[f"result.{name}"] = str(exc)
+    if problems:
+        raise DomainError(ErrorCode.INVALID, "办理结果不符合要求 (invalid step result)", problems)
+    return clean
+
+
+def _check_field(spec: ResultField, value: Any, form: Mapping[str, Any]) -> Any:
+    if spec.type == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    value = value.strip()
+    if len(value) > spec.max_length:
+        raise ValueError(f"longer than {spec.max_length} characters")
+    if spec.type == "money":
+        if not MONEY_PATTERN.match(value):
+            raise ValueError('decimal yuan with two places as a string, e.g. "1234.50"')
+        return value
+    if spec.type == "citizen_id":
+        try:
+            number = validate_id_number(value)
+        except InvalidIdNumber as exc:
+            raise ValueError(str(exc)) from exc
+        if spec.birth_date_of:
+            expected = _form_date(read_path(form, spec.birth_date_of))
+            if expected is not None and id_number_birth_date(number) != expected:
+                raise ValueError(f"birth date in the number must be {expected.isoformat()}")
+        return number
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        raise ValueError(f"does not match {spec.pattern}")
+    return value
+
+
+def _form_date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=SHANGHAI)
+    return moment.astimezone(SHANGHAI).date()

@@ -1,0 +1,136 @@
+"""The read model: tables the workflow projects into, for inboxes, lists and statistics.
+
+Temporal holds the truth (each case's history); these tables answer queries
+fast and can be rebuilt from it. Nothing here is imported by workflow code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from datetime import UTC
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored as UTC on every database (SQLite keeps no offset)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the read model")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _when(index: bool = False, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
+
+
+class CaseRecord(SQLModel, table=True):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_status_submitted", "status", "submitted_at"),)
+
+    case_id: str = Field(primary_key=True, max_length=64)
+    thing: str = Field(index=True, max_length=64)
+    catalogue_version: int
+    channel: str = Field(max_length=32)
+    status: str = Field(index=True, max_length=32)
+    owner: str | None = Field(default=None, index=True, max_length=64)
+    submitted_by: str = Field(max_length=64)
+    accepting_unit: str | None = Field(default=None, index=True, max_length=64)
+    submitted_at: datetime = _when(index=True, nullable=False)
+    revision: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class TaskRecord(SQLModel, table=True):
+    """One step of one case, from the moment it opens: the officers' inbox."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_department_status_due", "department", "status", "due_at"),
+        Index("ix_tasks_status_due", "status", "due_at"),
+    )
+
+    task_id: str = Field(primary_key=True, max_length=128)
+    case_id: str = Field(index=True, max_length=64)
+    thing: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    department: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    assignee: str | None = Field(default=None, index=True, max_length=64)
+    opened_at: datetime | None = _when()
+    due_at: datetime | None = _when()
+    completed_at: datetime | None = _when()
+    provisional: bool = False
+    overdue: bool = False
+    escalations: int = 0
+
+
+class CaseEventRecord(SQLModel, table=True):
+    __tablename__ = "case_events"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=64)
+    seq: int
+    at: datetime = _when(index=True, nullable=False)
+    type: str = Field(max_length=32)
+    step: str | None = Field(default=None, max_length=64)
+    department: str | None = Field(default=None, index=True, max_length=64)
+    actor: str | None = Field(default=None, max_length=64)
+    due_at: datetime | None = _when()
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SupervisionNotice(SQLModel, table=True):
+    """督办: a notice to a department about an overdue (or watched) step."""
+
+    __tablename__ = "supervision_notices"
+
+    notice_id: str = Field(primary_key=True, max_length=160)
+    case_id: str = Field(index=True, max_length=64)
+    step: str = Field(max_length=64)
+    department: str = Field(index=True, max_length=64)
+    sequence: int
+    origin: str = Field(default="automatic", max_length=16)
+    message_zh: str
+    due_at: datetime | None = _when()
+    issued_at: datetime = _when(index=True, nullable=False)
+    acknowledged_at: datetime | None = _when()
+    reply: str | None = None
+
+
+class NotificationRecord(SQLModel, table=True):
+    """Messages to applicants and supervisors; an SMS or mail gateway sends from here."""
+
+    __tablename__ = "notifications"
+
+    notification_id: str = Field(primary_key=True, max_length=200)
+    case_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=64)
+    recipient: str | None = Field(default=None, index=True, max_length=64)
+    step: str | None = Field(default=None, max_length=64)
+    message_zh: str
+    created_at: datetime = _when(nullable=False)
+
+
+class UserAccount(SQLModel, table=True):
+    __tablename__ = "user_accounts"
+
+    username: str = Field(primary_key=True, max_length=64)
+    password_hash: str
+    role: str = Field(max_length=16)
+    unit: str | None = Field(default=None, max_length=64)
+    display_name_zh: str = Field(default="", max_length=64)

@@ -1,0 +1,118 @@
+"""Shared fixtures: Temporal test servers, a worker per test on its own task queue,
+a throwaway read-model database, and valid birth forms."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models.case import CUSTOM_SEARCH_ATTRIBUTES
+from models.db import init_db, make_engine
+from settings import Settings, installed_binary
+from worker import build_worker
+
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": f"sqlite:///{tmp_path / 'read-model.db'}",
+        "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in CUSTOM_SEARCH_ATTRIBUTES},
+        )
+    )
+
+
+@asynccontextmanager
+async def time_skipping_env(starting_at: datetime | None = None, workdir: Path | None = None) -> AsyncIterator[
+    WorkflowEnvironment
+]:
+    """A time-skipping test server; ``starting_at`` starts its clock on a chosen date
+    (through libfaketime) so tests can cross real holidays of the 2026 calendar."""
+    server = installed_binary("temporal-test-server")
+    if starting_at is not None:
+        if not LIBFAKETIME.exists():
+            raise RuntimeError("libfaketime is missing: `make test` installs Debian's libfaketime")
+        assert workdir is not None
+        wrapper = workdir / f"test-server-{uuid.uuid4().hex[:8]}.sh"
+        stamp = starting_at.astimezone(tz=None).strftime("%Y-%m-%d %H:%M:%S")
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f"export LD_PRELOAD={LIBFAKETIME}\n"
+            f'export FAKETIME="@{stamp}"\n'
+            f'exec "{server}" "$@"\n'
+        )
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+        server = str(wrapper)
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server, data_converter=pydantic_data_converter
+    )
+    try:
+        await register_search_attributes(env.client)
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping_env() as environment:
+        yield environment
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return test_settings(tmp_path)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"cases-{uuid.uuid4().hex[:12]}"
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client, settings: Settings, engine: Engine, task_queue: str, **options: Any
+) -> AsyncIterator[Worker]:
+    worker = build_worker(client, settings, engine, task_queue=task_queue, **options)
+    async with worker:
+        yield worker
+
+
+@pytest.fixture
+def tmp_workdir(tmp_path: Path) -> Path:
+    os.makedirs(tmp_path, exist_ok=True)
+    return tmp_path
