@@ -1,0 +1,52 @@
+"""Who may see which case: the one rule set every route applies."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from sqlmodel import Session
+
+from models.case import Actor
+from models.errors import DomainError, ErrorCode
+from models.tables import CaseRecord, TaskRecord
+
+
+def case_departments(record: CaseRecord) -> set[str]:
+    return {step["department"] for step in record.snapshot.get("steps", [])}
+
+
+def can_see_case(actor: Actor, record: CaseRecord) -> bool:
+    if actor.role in {"supervisor", "admin"}:
+        return True
+    if actor.role == "applicant":
+        return record.owner == actor.username
+    if actor.role == "clerk":
+        return record.accepting_unit == actor.unit or actor.unit in case_departments(record)
+    return actor.role == "officer" and actor.unit in case_departments(record)
+
+
+def is_case_staff(actor: Actor, record: CaseRecord) -> bool:
+    return actor.role != "applicant" and can_see_case(actor, record)
+
+
+def visible_case(session: Session, actor: Actor, case_id: str) -> CaseRecord:
+    """The case if the actor may see it; otherwise 404, so strangers learn nothing."""
+    record = session.get(CaseRecord, case_id)
+    if record is None or not can_see_case(actor, record):
+        raise DomainError(ErrorCode.NOT_FOUND, "案件不存在或无权查看 (no such case)")
+    return record
+
+
+def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
+    """The SQL condition equivalent to can_see_case, for lists."""
+    if actor.role in {"supervisor", "admin"}:
+        return true()
+    if actor.role == "applicant":
+        return CaseRecord.owner == actor.username  # type: ignore[return-value]
+    has_task = exists(
+        select(TaskRecord.task_id).where(TaskRecord.case_id == CaseRecord.case_id, TaskRecord.department == actor.unit)
+    )
+    if actor.role == "clerk":
+        return or_(CaseRecord.accepting_unit == actor.unit, has_task)
+    if actor.role == "officer":
+        return has_task
+    return false()

@@ -1,0 +1,50 @@
+"""Sending an action (a workflow Update) to a case, with the API's error rules.
+
+A validator's rejection comes back as WorkflowUpdateFailedError and is mapped in
+api/errors.py; a case whose workflow has already closed answers 409, an unknown
+one 404. The Update id derives from the request's Idempotency-Key so a retried
+request is applied once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.errors import DomainError, ErrorCode
+
+Result = TypeVar("Result")
+
+WORKER_WAIT = timedelta(seconds=30)
+
+
+def update_id(action: str, target: str, idempotency_key: str | None) -> str | None:
+    # Scoped by action and target so one key reused for "claim" then "complete"
+    # can never return the claim's answer to the completion.
+    return f"{action}/{target}/{idempotency_key}" if idempotency_key else None
+
+
+async def run_case_update(
+    client: Client, case_id: str, update: Any, argument: Any, *, result_type: type[Result], update_id: str | None
+) -> Result:
+    handle = client.get_workflow_handle(case_id)
+    try:
+        result: Result = await asyncio.wait_for(
+            handle.execute_update(update, argument, id=update_id, result_type=result_type),
+            WORKER_WAIT.total_seconds(),
+        )
+        return result
+    except TimeoutError as exc:
+        raise DomainError(ErrorCode.UNAVAILABLE, "流程服务繁忙，请稍后重试 (workflow service busy)") from exc
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        try:
+            await handle.describe()
+        except RPCError:
+            raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)") from exc
+        raise DomainError(ErrorCode.CONFLICT, "案件已结束 (the case is closed)") from exc

@@ -1,0 +1,70 @@
+"""FastAPI dependencies: settings, the read-model engine, the Temporal client, the caller.
+
+The client, engine and calendar are made once in the app's lifespan (api/main.py)
+and kept on ``app.state``; routes receive them through these dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+
+from api.security import read_token
+from models.case import Actor, Role
+from models.errors import DomainError, ErrorCode
+from models.workcalendar import WorkingCalendar
+from settings import Settings
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_temporal_client(request: Request) -> Client:
+    client: Client = request.app.state.temporal_client
+    return client
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_calendar(request: Request) -> WorkingCalendar:
+    calendar: WorkingCalendar = request.app.state.calendar
+    return calendar
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def get_current_actor(
+    token: Annotated[str | None, Depends(oauth2_scheme)], settings: Annotated[Settings, Depends(get_settings)]
+) -> Actor:
+    if not token:
+        raise DomainError(ErrorCode.UNAUTHORIZED, "请先登录 (not logged in)")
+    return read_token(token, settings)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClientDep = Annotated[Client, Depends(get_temporal_client)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+CalendarDep = Annotated[WorkingCalendar, Depends(get_calendar)]
+ActorDep = Annotated[Actor, Depends(get_current_actor)]
+
+
+def require_role(actor: Actor, *roles: Role) -> None:
+    if actor.role not in roles:
+        raise DomainError(ErrorCode.FORBIDDEN, "当前角色无权进行此操作 (not allowed for your role)")

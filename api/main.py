@@ -1,0 +1,138 @@
+"""The OneThing REST API: the FastAPI app, its lifespan and its request-size guard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
+
+from api.accounts import ensure_demo_accounts
+from api.deps import ClientDep, EngineDep
+from api.errors import error_body, install_error_handlers
+from api.routes import auth, cases, tasks
+from models.catalogue import shipped_definitions
+from models.db import init_db, make_engine
+from models.errors import ErrorCode
+from models.workcalendar import WorkingCalendar, default_calendar_file
+from settings import Settings, get_settings
+from workflows.connection import connect_temporal
+
+logger = logging.getLogger(__name__)
+
+
+class BodySizeLimit:
+    """Refuses bodies over the limit with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = JSONResponse(
+            error_body(ErrorCode.PAYLOAD_TOO_LARGE, f"请求体超过 {self.max_bytes} 字节 (request body too large)"),
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def create_app(
+    settings: Settings | None = None, *, temporal_client: Client | None = None, engine: Engine | None = None
+) -> FastAPI:
+    """Build the app; tests pass their own client and engine, production lets the lifespan make them."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = engine or make_engine(settings.database_url)
+        init_db(app.state.engine)
+        if settings.env == "dev":
+            ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()))
+        app.state.calendar = WorkingCalendar.load(settings.calendar_file or default_calendar_file())
+        app.state.temporal_client = temporal_client or await connect_temporal(settings)
+        yield
+        if engine is None:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="OneThing 一件事",
+        description="一件事集成服务：受理、部门协同办理、时限监督 (one application, many departments, statutory time limits)",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(auth.router)
+    app.include_router(cases.router)
+    app.include_router(tasks.router)
+
+    @app.get("/health", tags=["health"])
+    async def health(client: ClientDep, engine: EngineDep) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            await run_in_threadpool(_ping_database, engine)
+            checks["database"] = "ok"
+        except Exception:  # health reports; it never raises
+            logger.exception("read-model database check failed")
+            checks["database"] = "unavailable"
+        try:
+            checks["temporal"] = "ok" if await client.service_client.check_health() else "unavailable"
+        except Exception:
+            checks["temporal"] = "unavailable"
+        healthy = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
+
+    return app
+
+
+def _ping_database(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.execute(text("SELECT 1"))

@@ -1,0 +1,218 @@
+"""Cases: submission (受理), reading, lists, supplements (补正) and the timeline."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.actions import WORKER_WAIT, run_case_update, update_id
+from api.access import is_case_staff, visible_case, visible_cases_filter
+from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
+from api.errors import invalid_input
+from api.schemas import (
+    CaseList,
+    CaseResponse,
+    CaseSummary,
+    NotificationResponse,
+    SubmitCaseRequest,
+    SupplementRequest,
+    TimelineResponse,
+)
+from api.timeline import build_timeline, read_case_history
+from models.case import Actor, CaseInput, CaseSnapshot, SupplementInput
+from models.catalogue import ThingDefinition, shipped_definitions
+from models.errors import DomainError, ErrorCode
+from models.forms import FORMS
+from models.tables import CaseRecord, NotificationRecord, TaskRecord
+from workflows.case_workflow import CaseWorkflow
+from workflows.starter import new_case_id, start_case
+
+router = APIRouter(tags=["cases"])
+
+
+def _definition(thing: str) -> ThingDefinition:
+    definition = shipped_definitions().get(thing)
+    if definition is None:
+        raise DomainError(ErrorCode.INVALID, "未知的事项 (unknown thing)", {"thing": f"no such thing {thing!r}"})
+    return definition
+
+
+def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[str, Any]:
+    try:
+        model = FORMS[definition.form].model_validate(form)
+    except ValidationError as exc:
+        raise invalid_input(exc, "form") from exc
+    clean = model.model_dump(mode="json", exclude_none=True)
+    born_at = clean.get("newborn", {}).get("born_at")
+    if born_at and datetime.fromisoformat(born_at) > datetime.now(UTC) + timedelta(minutes=5):
+        raise DomainError(
+            ErrorCode.INVALID, "输入有误 (invalid input)", {"form.newborn.born_at": "cannot be in the future"}
+        )
+    return clean
+
+
+def _case_response(snapshot: CaseSnapshot) -> CaseResponse:
+    return CaseResponse.model_validate(snapshot.model_dump())
+
+
+async def _accepted_snapshot(handle: WorkflowHandle[Any, Any]) -> CaseSnapshot:
+    """The case once accepted: from the running workflow, or by query once it has closed."""
+    try:
+        snapshot: CaseSnapshot = await asyncio.wait_for(
+            handle.execute_update(CaseWorkflow.wait_accepted, result_type=CaseSnapshot),
+            WORKER_WAIT.total_seconds(),
+        )
+        return snapshot
+    except TimeoutError as exc:
+        raise DomainError(
+            ErrorCode.UNAVAILABLE,
+            f"案件{handle.id}已接收，正在排队受理，请稍后查询 (accepted for processing; try again shortly)",
+        ) from exc
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        closed: CaseSnapshot = await handle.query(CaseWorkflow.snapshot, result_type=CaseSnapshot)
+        return closed
+
+
+@router.post("/cases", status_code=201, response_model=CaseResponse)
+async def submit_case(
+    body: SubmitCaseRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> CaseResponse:
+    require_role(actor, "applicant", "clerk")
+    definition = _definition(body.thing)
+    channels = {channel.code: channel for channel in definition.channels}
+    if body.channel not in channels:
+        raise DomainError(ErrorCode.INVALID, "输入有误 (invalid input)", {"channel": "not offered for this thing"})
+    if actor.role == "clerk" and channels[body.channel].accepting_unit != actor.unit:
+        raise DomainError(ErrorCode.FORBIDDEN, "只能受理本单位窗口的申请 (clerks accept for their own unit)")
+    form = _validated_form(definition, body.form)
+    case = CaseInput(
+        case_id=new_case_id(actor.username, idempotency_key),
+        definition=definition,
+        channel=body.channel,
+        form=form,
+        owner=actor.username if actor.role == "applicant" else None,
+        submitted_by=actor,
+        supervision_phone=settings.supervision_phone,
+    )
+    handle, created = await start_case(client, settings.task_queue, case)
+    snapshot = await _accepted_snapshot(handle)
+    if not created:
+        response.status_code = 200
+    return _case_response(snapshot)
+
+
+@router.get("/cases/{case_id}", response_model=CaseResponse)
+def read_case(case_id: str, actor: ActorDep, session: SessionDep) -> CaseResponse:
+    record = visible_case(session, actor, case_id)
+    return _case_response(CaseSnapshot.model_validate(record.snapshot))
+
+
+@router.get("/cases", response_model=CaseList)
+def list_cases(
+    actor: ActorDep,
+    session: SessionDep,
+    status: str | None = None,
+    thing: str | None = None,
+    department: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CaseList:
+    require_role(actor, "clerk", "officer", "supervisor", "admin")
+    conditions = [visible_cases_filter(actor)]
+    if status:
+        conditions.append(CaseRecord.status == status)  # type: ignore[arg-type]
+    if thing:
+        conditions.append(CaseRecord.thing == thing)  # type: ignore[arg-type]
+    if department:
+        conditions.append(
+            select(TaskRecord.task_id)
+            .where(TaskRecord.case_id == CaseRecord.case_id, TaskRecord.department == department)
+            .exists()
+        )
+    total = session.execute(select(func.count()).select_from(CaseRecord).where(*conditions)).scalar_one()
+    rows = session.execute(
+        select(CaseRecord)
+        .where(*conditions)
+        .order_by(CaseRecord.submitted_at.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+        .offset(offset)
+    ).scalars()
+    items = [
+        CaseSummary(
+            case_id=row.case_id,
+            thing=row.thing,
+            channel=row.channel,
+            status=row.status,
+            submitted_at=row.submitted_at,
+            accepting_unit=row.accepting_unit,
+        )
+        for row in rows
+    ]
+    return CaseList(items=items, total=total, limit=limit, offset=offset)
+
+
+def _load_visible(engine: Any, actor: Actor, case_id: str) -> CaseRecord:
+    with Session(engine) as session:
+        return visible_case(session, actor, case_id)
+
+
+@router.post("/cases/{case_id}/supplements", response_model=CaseResponse)
+async def supply_materials(
+    case_id: str,
+    body: SupplementRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> CaseResponse:
+    require_role(actor, "applicant", "clerk")
+    await run_in_threadpool(_load_visible, engine, actor, case_id)
+    snapshot = await run_case_update(
+        client,
+        case_id,
+        CaseWorkflow.supplement,
+        SupplementInput(actor=actor, materials=body.materials),
+        result_type=CaseSnapshot,
+        update_id=update_id("supplement", case_id, idempotency_key),
+    )
+    return _case_response(snapshot)
+
+
+@router.get("/cases/{case_id}/timeline", response_model=TimelineResponse)
+async def read_timeline(
+    case_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
+) -> TimelineResponse:
+    record = await run_in_threadpool(_load_visible, engine, actor, case_id)
+    if not is_case_staff(actor, record):
+        raise DomainError(ErrorCode.FORBIDDEN, "时间线仅对经办人员和监督人员开放 (staff only)")
+    case, events = await read_case_history(client, case_id)
+    return build_timeline(case, events, calendar)
+
+
+@router.get("/notifications", response_model=list[NotificationResponse])
+def my_notifications(
+    actor: ActorDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[NotificationResponse]:
+    rows = session.execute(
+        select(NotificationRecord)
+        .where(NotificationRecord.recipient == actor.username)
+        .order_by(NotificationRecord.created_at.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).scalars()
+    return [NotificationResponse.model_validate(row, from_attributes=True) for row in rows]

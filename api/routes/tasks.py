@@ -1,0 +1,137 @@
+"""Officers' inbox and task actions: claim (签收), complete (办结), return (退回补正), refuse (不予办理).
+
+A task id is ``<case_id>:<step>``. Each action is a workflow Update; its validator
+decides (department, state, assignee, result schema) and a rejected action writes
+nothing to the case's history.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sqlalchemy import func, select
+
+from api.actions import run_case_update, update_id
+from api.deps import ActorDep, ClientDep, SessionDep, require_role
+from api.schemas import CompleteTaskRequest, RefuseTaskRequest, ReturnTaskRequest, TaskList, TaskResponse
+from models.case import (
+    Actor,
+    ClaimInput,
+    CompleteStepInput,
+    RefuseStepInput,
+    ReturnStepInput,
+    StepStatus,
+    StepView,
+)
+from models.errors import DomainError, ErrorCode
+from models.tables import TaskRecord
+from workflows.case_workflow import CaseWorkflow
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+INBOX_STATUSES = [StepStatus.OPEN.value, StepStatus.CLAIMED.value, StepStatus.AWAITING_SUPPLEMENT.value]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+@router.get("", response_model=TaskList)
+def inbox(
+    actor: ActorDep,
+    session: SessionDep,
+    status: StepStatus | None = None,
+    department: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskList:
+    """The department's tasks, oldest due first; open, claimed and awaiting by default."""
+    require_role(actor, "officer", "clerk", "supervisor", "admin")
+    if actor.role in {"officer", "clerk"}:
+        if department not in (None, actor.unit):
+            raise DomainError(ErrorCode.FORBIDDEN, "只能查看本部门的任务 (own department only)")
+        department = actor.unit
+    conditions = [TaskRecord.status.in_([status.value] if status else INBOX_STATUSES)]  # type: ignore[attr-defined]
+    if department:
+        conditions.append(TaskRecord.department == department)
+    total = session.execute(select(func.count()).select_from(TaskRecord).where(*conditions)).scalar_one()
+    rows = session.execute(
+        select(TaskRecord)
+        .where(*conditions)
+        .order_by(TaskRecord.due_at.asc(), TaskRecord.task_id)  # type: ignore[union-attr]
+        .limit(limit)
+        .offset(offset)
+    ).scalars()
+    items = [TaskResponse.model_validate(row, from_attributes=True) for row in rows]
+    return TaskList(items=items, total=total, limit=limit, offset=offset)
+
+
+def _parse_task_id(task_id: str) -> tuple[str, str]:
+    case_id, _, step = task_id.rpartition(":")
+    if not case_id or not step:
+        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在 (no such task)")
+    return case_id, step
+
+
+def _staff(actor: Actor) -> None:
+    require_role(actor, "officer", "clerk")
+
+
+@router.post("/{task_id}/claim", response_model=StepView)
+async def claim_task(task_id: str, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None) -> StepView:
+    _staff(actor)
+    case_id, step = _parse_task_id(task_id)
+    return await run_case_update(
+        client,
+        case_id,
+        CaseWorkflow.claim,
+        ClaimInput(actor=actor, step=step),
+        result_type=StepView,
+        update_id=update_id("claim", task_id, idempotency_key),
+    )
+
+
+@router.post("/{task_id}/complete", response_model=StepView)
+async def complete_task(
+    task_id: str, body: CompleteTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
+    _staff(actor)
+    case_id, step = _parse_task_id(task_id)
+    return await run_case_update(
+        client,
+        case_id,
+        CaseWorkflow.complete,
+        CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment),
+        result_type=StepView,
+        update_id=update_id("complete", task_id, idempotency_key),
+    )
+
+
+@router.post("/{task_id}/return", response_model=StepView)
+async def return_task(
+    task_id: str, body: ReturnTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
+    _staff(actor)
+    case_id, step = _parse_task_id(task_id)
+    return await run_case_update(
+        client,
+        case_id,
+        CaseWorkflow.return_for_supplement,
+        ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason),
+        result_type=StepView,
+        update_id=update_id("return", task_id, idempotency_key),
+    )
+
+
+@router.post("/{task_id}/refuse", response_model=StepView)
+async def refuse_task(
+    task_id: str, body: RefuseTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
+    _staff(actor)
+    case_id, step = _parse_task_id(task_id)
+    return await run_case_update(
+        client,
+        case_id,
+        CaseWorkflow.refuse,
+        RefuseStepInput(actor=actor, step=step, reason=body.reason),
+        result_type=StepView,
+        update_id=update_id("refuse", task_id, idempotency_key),
+    )

@@ -1,0 +1,149 @@
+"""Request and response bodies of the REST API (one pydantic model per payload)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.case import AcceptanceNotice, CaseEvent, StepView
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class MeResponse(BaseModel):
+    username: str
+    role: str
+    unit: str | None
+
+
+class SubmitCaseRequest(_Body):
+    thing: str = Field(min_length=1, max_length=64)
+    channel: Literal["online", "hospital", "service_center"]
+    form: dict[str, Any]
+
+
+class CaseResponse(BaseModel):
+    case_id: str
+    thing: str
+    thing_zh: str
+    catalogue_version: int
+    channel: str
+    status: str
+    status_zh: str
+    submitted_at: datetime
+    missing_materials: list[str]
+    steps: list[StepView]
+    acceptance_notice: AcceptanceNotice | None
+
+
+class CaseSummary(BaseModel):
+    case_id: str
+    thing: str
+    channel: str
+    status: str
+    submitted_at: datetime
+    accepting_unit: str | None
+
+
+class CaseList(BaseModel):
+    items: list[CaseSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class SupplementRequest(_Body):
+    materials: dict[
+        str,
+        str,
+    ] = Field(min_length=1, max_length=50)
+
+
+class TaskResponse(BaseModel):
+    task_id: str
+    case_id: str
+    thing: str
+    step: str
+    department: str
+    status: str
+    due_at: datetime | None
+    provisional: bool
+    overdue: bool
+    assignee: str | None
+    opened_at: datetime | None
+    completed_at: datetime | None
+
+
+class TaskList(BaseModel):
+    items: list[TaskResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class CompleteTaskRequest(_Body):
+    result: dict[str, Any]
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class ReturnTaskRequest(_Body):
+    missing: list[str] = Field(min_length=1, max_length=20)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RefuseTaskRequest(_Body):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TimelineEvent(BaseModel):
+    seq: int
+    at: datetime
+    type: str
+    type_zh: str
+    step: str | None
+    department: str | None
+    actor: str | None
+    due_at: datetime | None
+    detail: dict[str, Any]
+
+
+class TimelineStep(BaseModel):
+    step: str
+    name_zh: str
+    department: str
+    opened_at: datetime | None
+    due_at: datetime | None
+    completed_at: datetime | None
+    working_hours_used: float | None
+    on_time: bool | None
+    overdue_working_hours: float
+
+
+class TimelineResponse(BaseModel):
+    case_id: str
+    thing: str
+    catalogue_version: int
+    events: list[TimelineEvent]
+    steps: list[TimelineStep]
+
+
+class NotificationResponse(BaseModel):
+    notification_id: str
+    case_id: str
+    kind: str
+    step: str | None
+    message_zh: str
+    created_at: datetime
+
+
+def event_to_timeline(event: CaseEvent, type_zh: str) -> TimelineEvent:
+    return TimelineEvent(type_zh=type_zh, **event.model_dump(exclude={"type"}), type=event.type.value)

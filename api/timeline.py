@@ -1,0 +1,68 @@
+"""A case's timeline, read from its Temporal event history (the authoritative record).
+
+The workflow started with a CaseInput (the definition version included) and
+recorded every business event in the inputs of its projection activity; both are
+decoded here from the history itself, not from the read model.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio.api.enums.v1 import EventType as HistoryEventType
+from temporalio.client import Client
+
+from api.schemas import TimelineResponse, TimelineStep, event_to_timeline
+from models.case import EVENT_TYPE_ZH, ActivityName, CaseEvent, CaseInput, ProjectCaseInput
+from models.errors import DomainError, ErrorCode
+from models.timeliness import step_timeliness
+from models.workcalendar import WorkingCalendar
+
+
+async def read_case_history(client: Client, case_id: str) -> tuple[CaseInput, list[CaseEvent]]:
+    handle = client.get_workflow_handle(case_id)
+    case: CaseInput | None = None
+    events: dict[int, CaseEvent] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            (case,) = await client.data_converter.decode(payloads, [CaseInput])
+        elif event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == ActivityName.PROJECT_CASE:
+                (projection,) = await client.data_converter.decode(attributes.input.payloads, [ProjectCaseInput])
+                for case_event in projection.events:
+                    events[case_event.seq] = case_event
+    if case is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)")
+    return case, [events[seq] for seq in sorted(events)]
+
+
+def build_timeline(
+    case: CaseInput, events: list[CaseEvent], calendar: WorkingCalendar, now: datetime | None = None
+) -> TimelineResponse:
+    moment = now or datetime.now(UTC)
+    definition = case.definition
+    steps = []
+    for step in definition.steps_for(case.channel):
+        summary = step_timeliness(step.code, events, calendar, moment)
+        steps.append(
+            TimelineStep(
+                step=step.code,
+                name_zh=step.name_zh,
+                department=step.department_for(case.channel),
+                opened_at=summary.opened_at,
+                due_at=summary.due_at,
+                completed_at=summary.completed_at,
+                working_hours_used=summary.working_hours_used,
+                on_time=summary.on_time,
+                overdue_working_hours=summary.overdue_working_hours,
+            )
+        )
+    return TimelineResponse(
+        case_id=case.case_id,
+        thing=definition.code,
+        catalogue_version=definition.version,
+        events=[event_to_timeline(event, EVENT_TYPE_ZH[event.type]) for event in events],
+        steps=steps,
+    )

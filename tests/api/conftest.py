@@ -1,0 +1,60 @@
+"""API test fixtures: the app on ASGITransport, a worker on its own task queue, logins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from temporalio.testing import WorkflowEnvironment
+
+from api.accounts import ensure_demo_accounts
+from api.main import create_app
+from models.catalogue import shipped_definitions
+from settings import Settings
+from tests.conftest import running_worker, test_settings
+
+Login = Callable[[str], Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path, task_queue: str) -> Settings:
+    return test_settings(tmp_path, task_queue=task_queue, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture
+async def api(
+    env: WorkflowEnvironment, api_settings: Settings, engine: Engine, task_queue: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    app = create_app(api_settings, temporal_client=env.client, engine=engine)
+    async with running_worker(env.client, api_settings, engine, task_queue), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://onething.test") as client:
+            yield client
+
+
+@pytest.fixture
+def engine(api_settings: Settings) -> AsyncIterator[Engine]:  # type: ignore[misc]
+    from models.db import init_db, make_engine
+
+    engine = make_engine(api_settings.database_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def login(api: httpx.AsyncClient) -> Login:
+    tokens: dict[str, dict[str, str]] = {}
+
+    async def _login(username: str) -> dict[str, str]:
+        if username not in tokens:
+            response = await api.post("/auth/token", data={"username": username, "password": "demo"})
+            assert response.status_code == 200, response.text
+            tokens[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return tokens[username]
+
+    return _login
