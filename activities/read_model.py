@@ -10,7 +10,7 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from temporalio import activity
 
 from models.case import (
@@ -36,7 +36,9 @@ def apply_projection(session: Session, projection: ProjectCaseInput) -> None:
     """Write one case's events and, unless a newer state is stored, its state."""
     snapshot = projection.snapshot
     known = set(
-        session.execute(select(CaseEventRecord.seq).where(CaseEventRecord.case_id == snapshot.case_id)).scalars()
+        session.execute(
+            select(col(CaseEventRecord.seq)).where(col(CaseEventRecord.case_id) == snapshot.case_id)
+        ).scalars()
     )
     for event in projection.events:
         if event.seq in known:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, exists, false, or_, select, true
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
@@ -11,7 +11,9 @@ from models.tables import CaseRecord, TaskRecord
 
 
 def case_departments(record: CaseRecord) -> set[str]:
-    return {step["department"] for step in record.snapshot.get("steps", [])}
+    # Departments whose step has opened: the ones with a row in the tasks table,
+    # so that reading a case agrees with visible_cases_filter (lists, inboxes).
+    return {step["department"] for step in record.snapshot.get("steps", []) if step.get("status") != "pending"}
 
 
 def can_see_case(actor: Actor, record: CaseRecord) -> bool:
@@ -41,12 +43,14 @@ def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
     if actor.role in {"supervisor", "admin"}:
         return true()
     if actor.role == "applicant":
-        return CaseRecord.owner == actor.username  # type: ignore[return-value]
+        return col(CaseRecord.owner) == actor.username
     has_task = exists(
-        select(TaskRecord.task_id).where(TaskRecord.case_id == CaseRecord.case_id, TaskRecord.department == actor.unit)
+        select(col(TaskRecord.task_id)).where(
+            col(TaskRecord.case_id) == col(CaseRecord.case_id), col(TaskRecord.department) == actor.unit
+        )
     )
     if actor.role == "clerk":
-        return or_(CaseRecord.accepting_unit == actor.unit, has_task)
+        return or_(col(CaseRecord.accepting_unit) == actor.unit, has_task)
     if actor.role == "officer":
         return has_task
     return false()

@@ -66,7 +66,7 @@ def invalid_input(error: ValidationError, prefix: str) -> DomainError:
 
 def from_update_failure(error: WorkflowUpdateFailedError) -> DomainError:
     cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type in ErrorCode.__members__.values():
+    if isinstance(cause, ApplicationError) and cause.type is not None and cause.type in set(ErrorCode):
         fields: dict[str, str] = {}
         if cause.details and isinstance(cause.details[0], dict):
             fields = dict(cause.details[0].get("fields") or {})
@@ -104,4 +104,6 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status == RPCStatusCode.NOT_FOUND:
             return error_response(DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)"))
         logger.error("Temporal call failed: %s", error.status)
-        return error_response(DomainError(ErrorCode.UNAVAILABLE, "流程服务暂不可用，请稍后重试 (workflow service unavailable)"))
+        return error_response(
+            DomainError(ErrorCode.UNAVAILABLE, "流程服务暂不可用，请稍后重试 (workflow service unavailable)")
+        )

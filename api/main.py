@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
@@ -53,7 +54,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -75,8 +76,11 @@ class BodySizeLimit:
         await response({"type": "http"}, _no_receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException so FastAPI lets it through while reading a chunked body
+    # (any other exception there becomes a 400) and the error handlers answer 413.
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"请求体超过 {max_bytes} 字节 (request body too large)")
 
 
 async def _no_receive() -> Message:
@@ -104,7 +108,7 @@ def create_app(
 
     app = FastAPI(
         title="OneThing 一件事",
-        description="一件事集成服务：受理、部门协同办理、时限监督 (one application, many departments, statutory time limits)",
+        description="一件事集成服务：受理、部门协同办理、时限监督 (one application, many departments, time limits)",
         version="0.1.0",
         lifespan=lifespan,
     )

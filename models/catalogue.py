@@ -201,16 +201,12 @@ def load_departments(file: Path = DATA_DIR / "departments.yaml") -> dict[str, De
             path = _format_location(["departments", index, *error["loc"]])
             raise CatalogueError(file.name, path, error["msg"]) from exc
         if department.code in departments:
-            raise CatalogueError(
-                file.name, f"departments[{index}].code", f"duplicate code {department.code!r}"
-            )
+            raise CatalogueError(file.name, f"departments[{index}].code", f"duplicate code {department.code!r}")
         departments[department.code] = department
     return departments
 
 
-def parse_definition(
-    raw: Any, file_name: str, departments: Mapping[str, Department]
-) -> ThingDefinition:
+def parse_definition(raw: Any, file_name: str, departments: Mapping[str, Department]) -> ThingDefinition:
     """Validate one definition document against the schema and the catalogue's rules."""
     try:
         definition = ThingDefinition.model_validate(raw)
@@ -222,9 +218,7 @@ def parse_definition(
     return definition.model_copy(update={"department_names_zh": names})
 
 
-def _check_rules(
-    definition: ThingDefinition, file_name: str, departments: Mapping[str, Department]
-) -> None:
+def _check_rules(definition: ThingDefinition, file_name: str, departments: Mapping[str, Department]) -> None:
     def fail(path: str, reason: str) -> None:
         raise CatalogueError(file_name, path, reason)
 
@@ -252,29 +246,25 @@ def _check_rules(
         if step_codes.index(code) != index:
             fail(f"steps[{index}].code", f"duplicate code {code!r}")
     for index, step in enumerate(definition.steps):
-        units = (
-            [step.department]
-            if step.department is not None
-            else list((step.department_by_channel or {}).values())
-        )
+        units = [step.department] if step.department is not None else list((step.department_by_channel or {}).values())
         for unit in units:
             if unit not in departments:
                 fail(f"steps[{index}]", f"unknown department {unit!r}")
             elif not departments[unit].tasks:
                 fail(f"steps[{index}]", f"department {unit!r} takes no tasks")
-        for channel in step.channels or []:
-            if channel not in channel_codes:
-                fail(f"steps[{index}].channels", f"unknown channel {channel!r}")
+        for code in step.channels or []:
+            if code not in channel_codes:
+                fail(f"steps[{index}].channels", f"unknown channel {code!r}")
         if step.department_by_channel is not None:
-            for channel in step.channels or channel_codes:
-                if channel not in step.department_by_channel:
-                    fail(f"steps[{index}].department_by_channel", f"no unit for channel {channel!r}")
+            for code in step.channels or channel_codes:
+                if code not in step.department_by_channel:
+                    fail(f"steps[{index}].department_by_channel", f"no unit for channel {code!r}")
         for dependency in step.depends_on:
             if dependency not in step_codes:
                 fail(f"steps[{index}].depends_on", f"unknown step {dependency!r}")
-        for channel in channel_codes:
-            if step.applies_to(channel) and channel not in step.time_limit and "default" not in step.time_limit:
-                fail(f"steps[{index}].time_limit", f"no time limit for channel {channel!r}")
+        for code in channel_codes:
+            if step.applies_to(code) and code not in step.time_limit and "default" not in step.time_limit:
+                fail(f"steps[{index}].time_limit", f"no time limit for channel {code!r}")
     _check_acyclic(definition, file_name)
 
 

@@ -52,13 +52,8 @@ def normalize_id_number(value: str) -> str:
 def check_character(first_17_digits: str) -> str:
     """The check character for the first 17 digits of an identity number."""
     if not _BODY.fullmatch(first_17_digits):
-        raise InvalidIdNumber(
-            "前17位须为数字 / non-digits: the first 17 characters must be digits"
-        )
-    total = sum(
-        int(digit) * weight
-        for digit, weight in zip(first_17_digits, _WEIGHTS, strict=True)
-    )
+        raise InvalidIdNumber("前17位须为数字 / non-digits: the first 17 characters must be digits")
+    total = sum(int(digit) * weight for digit, weight in zip(first_17_digits, _WEIGHTS, strict=True))
     return _CHECK_CHARACTERS[total % 11]
 
 
@@ -71,18 +66,12 @@ def validate_id_number(value: str, *, today: date | None = None) -> str:
     number = normalize_id_number(value)
     if len(number) != ID_NUMBER_LENGTH:
         # The value stays out of messages: it may be a real number mistyped.
-        raise InvalidIdNumber(
-            f"长度应为18位 / wrong length: expected 18 characters, got {len(number)}"
-        )
+        raise InvalidIdNumber(f"长度应为18位 / wrong length: expected 18 characters, got {len(number)}")
     body, check = number[:17], number[17]
     if not _BODY.fullmatch(body):
-        raise InvalidIdNumber(
-            "前17位须为数字 / non-digits: the first 17 characters must be digits"
-        )
+        raise InvalidIdNumber("前17位须为数字 / non-digits: the first 17 characters must be digits")
     if not _CHECK.fullmatch(check):
-        raise InvalidIdNumber(
-            "校验码须为数字或X / the last character must be a digit or X"
-        )
+        raise InvalidIdNumber("校验码须为数字或X / the last character must be a digit or X")
     birth = _birth_date(body[6:14])
     if today is not None and birth > today:
         raise InvalidIdNumber(f"出生日期在未来 / birth date {birth} is in the future")
@@ -105,9 +94,7 @@ def mask_id_number(value: str) -> str:
     """
     number = normalize_id_number(value)
     if len(number) != ID_NUMBER_LENGTH:
-        raise InvalidIdNumber(
-            f"长度应为18位 / wrong length: expected 18 characters, got {len(number)}"
-        )
+        raise InvalidIdNumber(f"长度应为18位 / wrong length: expected 18 characters, got {len(number)}")
     return number[:6] + "*" * 8 + number[-4:]
 
 
@@ -119,9 +106,7 @@ def make_id_number(division_code: str, birth: date, sequence: int) -> str:
     if not _DIVISION_CODE.fullmatch(division_code):
         raise ValueError(f"division code must be 6 digits, got {division_code!r}")
     if birth < _EARLIEST_BIRTH:
-        raise ValueError(
-            f"birth date must be on or after {_EARLIEST_BIRTH}, got {birth}"
-        )
+        raise ValueError(f"birth date must be on or after {_EARLIEST_BIRTH}, got {birth}")
     if not 0 <= sequence <= 999:
         raise ValueError(f"sequence must be 0-999, got {sequence}")
     body = f"{division_code}{birth:%Y%m%d}{sequence:03d}"
@@ -132,11 +117,7 @@ def _birth_date(yyyymmdd: str) -> date:
     try:
         birth = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
     except ValueError as exc:
-        raise InvalidIdNumber(
-            f"出生日期无效 / impossible birth date {yyyymmdd}: {exc}"
-        ) from exc
+        raise InvalidIdNumber(f"出生日期无效 / impossible birth date {yyyymmdd}: {exc}") from exc
     if birth < _EARLIEST_BIRTH:
-        raise InvalidIdNumber(
-            f"出生日期早于1800年 / birth date {birth} is before {_EARLIEST_BIRTH}"
-        )
+        raise InvalidIdNumber(f"出生日期早于1800年 / birth date {birth} is before {_EARLIEST_BIRTH}")
     return birth

@@ -15,9 +15,7 @@ from models.workcalendar import SHANGHAI
 MONEY_PATTERN = re.compile(r"^(0|[1-9]\d{0,11})\.\d{2}$")
 
 
-def validate_result(
-    step: StepDefinition, result: Mapping[str, Any], form: Mapping[str, Any]
-) -> dict[str, Any]:
+def validate_result(step: StepDefinition, result: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
     """The normalised result, or a DomainError naming every bad field."""
     problems: dict[str, str] = {}
     clean: dict[str, Any] = {}

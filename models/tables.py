@@ -6,10 +6,8 @@ fast and can be rebuilt from it. Nothing here is imported by workflow code.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
-
-from datetime import UTC
 
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint
 from sqlalchemy.types import TypeDecorator

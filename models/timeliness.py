@@ -26,9 +26,7 @@ class StepTimeliness:
     overdue_working_hours: float
 
 
-def step_timeliness(
-    step: str, events: Iterable[CaseEvent], calendar: WorkingCalendar, now: datetime
-) -> StepTimeliness:
+def step_timeliness(step: str, events: Iterable[CaseEvent], calendar: WorkingCalendar, now: datetime) -> StepTimeliness:
     opened_at = due_at = completed_at = paused_at = None
     department = None
     paused_seconds = 0.0

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import chinese_calendar  # type: ignore[import-untyped]
+import chinese_calendar
 import yaml
 
 __all__ = [
@@ -88,9 +88,7 @@ class HolidayNotice:
         # Checked here too so that notices built in code obey the file's rules.
         for day in self.holidays | self.workdays:
             if day.year != self.year:
-                raise ValueError(
-                    f"{day.isoformat()} is not in {self.year} ({self.source})"
-                )
+                raise ValueError(f"{day.isoformat()} is not in {self.year} ({self.source})")
         overlap = self.holidays & self.workdays
         if overlap:
             days = ", ".join(sorted(d.isoformat() for d in overlap))
@@ -138,9 +136,7 @@ class WorkingCalendar:
         if not data_file.exists():
             # Allowed (the package may be enough), but a mistyped path would
             # otherwise silently drop the operator's notices.
-            logger.warning(
-                "holiday notice file %s not found; using no notices", data_file
-            )
+            logger.warning("holiday notice file %s not found; using no notices", data_file)
             return cls()
         return cls(load_holiday_notices(data_file))
 
@@ -300,9 +296,7 @@ class WorkingCalendar:
 
 def _shanghai(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be timezone-aware, got naive {moment.isoformat()}"
-        )
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
     return moment.astimezone(SHANGHAI)
 
 
@@ -370,9 +364,7 @@ class _NoticeParser:
 
     def _parse_notice(self, entry: Any, path: str) -> HolidayNotice:
         if not isinstance(entry, dict):
-            raise self._error(
-                path, "expected a mapping with year, source, holidays, workdays"
-            )
+            raise self._error(path, "expected a mapping with year, source, holidays, workdays")
         allowed = {"year", "source", "holidays", "workdays"}
         unknown = sorted(str(key) for key in entry if key not in allowed)
         if unknown:
@@ -383,26 +375,14 @@ class _NoticeParser:
 
         year = entry["year"]
         # bool is an int subclass; `year: true` is a typo, not a year.
-        if (
-            not isinstance(year, int)
-            or isinstance(year, bool)
-            or not 1900 <= year <= 9999
-        ):
-            raise self._error(
-                f"{path}.year", f"expected a year as an integer, got {year!r}"
-            )
+        if not isinstance(year, int) or isinstance(year, bool) or not 1900 <= year <= 9999:
+            raise self._error(f"{path}.year", f"expected a year as an integer, got {year!r}")
         source = entry["source"]
         if not isinstance(source, str) or not source.strip():
-            raise self._error(
-                f"{path}.source", "expected the notice's title as a non-empty string"
-            )
+            raise self._error(f"{path}.source", "expected the notice's title as a non-empty string")
 
-        holiday_origin = self._parse_holidays(
-            entry["holidays"], year, f"{path}.holidays"
-        )
-        workdays = self._parse_workdays(
-            entry.get("workdays", []), year, f"{path}.workdays", holiday_origin
-        )
+        holiday_origin = self._parse_holidays(entry["holidays"], year, f"{path}.holidays")
+        workdays = self._parse_workdays(entry.get("workdays", []), year, f"{path}.workdays", holiday_origin)
         return HolidayNotice(
             year=year,
             holidays=frozenset(holiday_origin),
@@ -419,15 +399,11 @@ class _NoticeParser:
             item_path = f"{path}[{index}]"
             if isinstance(item, dict):
                 if set(item) != {"from", "to"}:
-                    raise self._error(
-                        item_path, "a range needs exactly the keys 'from' and 'to'"
-                    )
+                    raise self._error(item_path, "a range needs exactly the keys 'from' and 'to'")
                 first = self._parse_date(item["from"], year, f"{item_path}.from")
                 last = self._parse_date(item["to"], year, f"{item_path}.to")
                 if last < first:
-                    raise self._error(
-                        item_path, f"range ends ({last}) before it starts ({first})"
-                    )
+                    raise self._error(item_path, f"range ends ({last}) before it starts ({first})")
                 day = first
                 while day <= last:
                     origin.setdefault(day, item_path)
@@ -436,9 +412,7 @@ class _NoticeParser:
                 origin.setdefault(self._parse_date(item, year, item_path), item_path)
         return origin
 
-    def _parse_workdays(
-        self, items: Any, year: int, path: str, holiday_origin: Mapping[date, str]
-    ) -> set[date]:
+    def _parse_workdays(self, items: Any, year: int, path: str, holiday_origin: Mapping[date, str]) -> set[date]:
         if not isinstance(items, list):
             raise self._error(path, "expected a list of dates")
         workdays: set[date] = set()

@@ -26,7 +26,8 @@ from models.db import init_db, make_engine
 from settings import Settings, installed_binary
 from worker import build_worker
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian's libfaketime (installed by `make test`), wherever the architecture puts it.
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("/nonexistent"))
 
 
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -49,9 +50,9 @@ async def register_search_attributes(client: Client) -> None:
 
 
 @asynccontextmanager
-async def time_skipping_env(starting_at: datetime | None = None, workdir: Path | None = None) -> AsyncIterator[
-    WorkflowEnvironment
-]:
+async def time_skipping_env(
+    starting_at: datetime | None = None, workdir: Path | None = None
+) -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping test server; ``starting_at`` starts its clock on a chosen date
     (through libfaketime) so tests can cross real holidays of the 2026 calendar."""
     server = installed_binary("temporal-test-server")
@@ -62,10 +63,7 @@ async def time_skipping_env(starting_at: datetime | None = None, workdir: Path |
         wrapper = workdir / f"test-server-{uuid.uuid4().hex[:8]}.sh"
         stamp = starting_at.astimezone(tz=None).strftime("%Y-%m-%d %H:%M:%S")
         wrapper.write_text(
-            "#!/bin/sh\n"
-            f"export LD_PRELOAD={LIBFAKETIME}\n"
-            f'export FAKETIME="@{stamp}"\n'
-            f'exec "{server}" "$@"\n'
+            f'#!/bin/sh\nexport LD_PRELOAD={LIBFAKETIME}\nexport FAKETIME="@{stamp}"\nexec "{server}" "$@"\n'
         )
         wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
         server = str(wrapper)

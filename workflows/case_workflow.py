@@ -11,6 +11,7 @@ one activity, whose inputs double as the case's timeline in history.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -207,7 +208,9 @@ class CaseWorkflow:
             if material.source == "form":
                 continue
             if material.code in found:
-                shared.append(MaterialEntry(code=material.code, name_zh=material.name_zh, reference=found[material.code]))
+                shared.append(
+                    MaterialEntry(code=material.code, name_zh=material.name_zh, reference=found[material.code])
+                )
             elif material.code in uploaded:
                 received.append(
                     MaterialEntry(code=material.code, name_zh=material.name_zh, reference=uploaded[material.code])
@@ -278,17 +281,10 @@ class CaseWorkflow:
                 await workflow.wait_condition(lambda: step.status != StepStatus.AWAITING_SUPPLEMENT or self._closed)
                 continue
             target, is_warning = self._next_clock_event(step)
-            generation = step.clock_generation
             delay = (target - workflow.now()).total_seconds()
             if delay > 0:
                 try:
-                    await workflow.wait_condition(
-                        lambda: step.finished
-                        or self._closed
-                        or step.status == StepStatus.AWAITING_SUPPLEMENT
-                        or step.clock_generation != generation,
-                        timeout=delay,
-                    )
+                    await workflow.wait_condition(self._clock_interrupted(step), timeout=delay)
                     continue
                 except TimeoutError:
                     pass
@@ -298,6 +294,16 @@ class CaseWorkflow:
                 self._changed()
             else:
                 await self._escalate(step, target)
+
+    def _clock_interrupted(self, step: _Step) -> Callable[[], bool]:
+        """True once the step ends, pauses, or its deadline moves after this call."""
+        generation = step.clock_generation
+        return lambda: (
+            step.finished
+            or self._closed
+            or step.status == StepStatus.AWAITING_SUPPLEMENT
+            or step.clock_generation != generation
+        )
 
     def _next_clock_event(self, step: _Step) -> tuple[datetime, bool]:
         assert step.due_at is not None
@@ -333,7 +339,7 @@ class CaseWorkflow:
         self._changed()
 
     async def _next_escalation(self, after: datetime) -> datetime:
-        result = await workflow.execute_activity(
+        result: NextEscalationResult = await workflow.execute_activity(
             ActivityName.COMPUTE_NEXT_ESCALATION,
             NextEscalationInput(after=after),
             result_type=NextEscalationResult,
@@ -472,7 +478,9 @@ class CaseWorkflow:
     @workflow.update
     async def supplement(self, action: SupplementInput) -> CaseSnapshot:
         now = workflow.now()
-        self._record(EventType.SUPPLEMENTED, actor=action.actor.username, detail={"materials": sorted(action.materials)})
+        self._record(
+            EventType.SUPPLEMENTED, actor=action.actor.username, detail={"materials": sorted(action.materials)}
+        )
         self._intake_missing = []
         resumed = [step for step in self._steps.values() if step.status == StepStatus.AWAITING_SUPPLEMENT]
         fresh_deadlines = [s for s in resumed if not s.overdue]

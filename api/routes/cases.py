@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.actions import WORKER_WAIT, run_case_update, update_id
 from api.access import is_case_staff, visible_case, visible_cases_filter
+from api.actions import WORKER_WAIT, run_case_update, update_id
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
 from api.errors import invalid_input
 from api.schemas import (
@@ -64,11 +64,11 @@ def _case_response(snapshot: CaseSnapshot) -> CaseResponse:
     return CaseResponse.model_validate(snapshot.model_dump())
 
 
-async def _accepted_snapshot(handle: WorkflowHandle[Any, Any]) -> CaseSnapshot:
+async def _accepted_snapshot(handle: WorkflowHandle[CaseWorkflow, CaseSnapshot]) -> CaseSnapshot:
     """The case once accepted: from the running workflow, or by query once it has closed."""
     try:
         snapshot: CaseSnapshot = await asyncio.wait_for(
-            handle.execute_update(CaseWorkflow.wait_accepted, result_type=CaseSnapshot),
+            handle.execute_update(CaseWorkflow.wait_accepted),
             WORKER_WAIT.total_seconds(),
         )
         return snapshot
@@ -80,7 +80,7 @@ async def _accepted_snapshot(handle: WorkflowHandle[Any, Any]) -> CaseSnapshot:
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
-        closed: CaseSnapshot = await handle.query(CaseWorkflow.snapshot, result_type=CaseSnapshot)
+        closed: CaseSnapshot = await handle.query(CaseWorkflow.snapshot)
         return closed
 
 
@@ -136,22 +136,18 @@ def list_cases(
     require_role(actor, "clerk", "officer", "supervisor", "admin")
     conditions = [visible_cases_filter(actor)]
     if status:
-        conditions.append(CaseRecord.status == status)  # type: ignore[arg-type]
+        conditions.append(col(CaseRecord.status) == status)
     if thing:
-        conditions.append(CaseRecord.thing == thing)  # type: ignore[arg-type]
+        conditions.append(col(CaseRecord.thing) == thing)
     if department:
         conditions.append(
-            select(TaskRecord.task_id)
-            .where(TaskRecord.case_id == CaseRecord.case_id, TaskRecord.department == department)
+            select(col(TaskRecord.task_id))
+            .where(col(TaskRecord.case_id) == col(CaseRecord.case_id), col(TaskRecord.department) == department)
             .exists()
         )
     total = session.execute(select(func.count()).select_from(CaseRecord).where(*conditions)).scalar_one()
     rows = session.execute(
-        select(CaseRecord)
-        .where(*conditions)
-        .order_by(CaseRecord.submitted_at.desc())  # type: ignore[attr-defined]
-        .limit(limit)
-        .offset(offset)
+        select(CaseRecord).where(*conditions).order_by(col(CaseRecord.submitted_at).desc()).limit(limit).offset(offset)
     ).scalars()
     items = [
         CaseSummary(
@@ -211,8 +207,8 @@ def my_notifications(
 ) -> list[NotificationResponse]:
     rows = session.execute(
         select(NotificationRecord)
-        .where(NotificationRecord.recipient == actor.username)
-        .order_by(NotificationRecord.created_at.desc())  # type: ignore[attr-defined]
+        .where(col(NotificationRecord.recipient) == actor.username)
+        .order_by(col(NotificationRecord.created_at).desc())
         .limit(limit)
     ).scalars()
     return [NotificationResponse.model_validate(row, from_attributes=True) for row in rows]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlmodel import col
 
 from api.actions import run_case_update, update_id
 from api.deps import ActorDep, ClientDep, SessionDep, require_role
@@ -49,14 +50,14 @@ def inbox(
         if department not in (None, actor.unit):
             raise DomainError(ErrorCode.FORBIDDEN, "只能查看本部门的任务 (own department only)")
         department = actor.unit
-    conditions = [TaskRecord.status.in_([status.value] if status else INBOX_STATUSES)]  # type: ignore[attr-defined]
+    conditions: list[ColumnElement[bool]] = [col(TaskRecord.status).in_([status.value] if status else INBOX_STATUSES)]
     if department:
-        conditions.append(TaskRecord.department == department)
+        conditions.append(col(TaskRecord.department) == department)
     total = session.execute(select(func.count()).select_from(TaskRecord).where(*conditions)).scalar_one()
     rows = session.execute(
         select(TaskRecord)
         .where(*conditions)
-        .order_by(TaskRecord.due_at.asc(), TaskRecord.task_id)  # type: ignore[union-attr]
+        .order_by(col(TaskRecord.due_at).asc(), col(TaskRecord.task_id))
         .limit(limit)
         .offset(offset)
     ).scalars()
@@ -76,7 +77,9 @@ def _staff(actor: Actor) -> None:
 
 
 @router.post("/{task_id}/claim", response_model=StepView)
-async def claim_task(task_id: str, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None) -> StepView:
+async def claim_task(
+    task_id: str, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
     _staff(actor)
     case_id, step = _parse_task_id(task_id)
     return await run_case_update(

@@ -14,6 +14,7 @@ from api.accounts import ensure_demo_accounts
 from api.main import create_app
 from models.catalogue import shipped_definitions
 from settings import Settings
+from tests.api.helpers import Cases
 from tests.conftest import running_worker, test_settings
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
@@ -21,7 +22,15 @@ Login = Callable[[str], Awaitable[dict[str, str]]]
 
 @pytest.fixture
 def api_settings(tmp_path: Path, task_queue: str) -> Settings:
-    return test_settings(tmp_path, task_queue=task_queue, max_body_bytes=64 * 1024)
+    # Settings reads the database URL only under its alias (DATABASE_URL /
+    # ONETHING_DATABASE_URL), so ``database_url=`` from test_settings is ignored and
+    # every test would share var/onething.db; give each test its own file.
+    return test_settings(
+        tmp_path,
+        task_queue=task_queue,
+        max_body_bytes=64 * 1024,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'read-model.db'}",
+    )
 
 
 @pytest.fixture
@@ -58,3 +67,8 @@ def login(api: httpx.AsyncClient) -> Login:
         return tokens[username]
 
     return _login
+
+
+@pytest.fixture
+def cases(api: httpx.AsyncClient, login: Login) -> Cases:
+    return Cases(api, login)

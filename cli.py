@@ -1,0 +1,244 @@
+"""The ``onething`` command: run the whole local stack, or one of its parts.
+
+``onething run`` (what ``make run`` calls) starts the Temporal dev server with a
+file database under ./var, the worker and the API, seeds demo cases, prints the
+URLs and stops everything it started on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from models.case import CUSTOM_SEARCH_ATTRIBUTES
+from models.catalogue import shipped_definitions
+from models.samples import sample_birth_form, sample_result
+from settings import ROOT, Settings, get_settings, installed_binary
+
+logger = logging.getLogger("onething")
+
+
+def dev_server_command(settings: Settings, db_file: Path, ui_port: int) -> list[str]:
+    host, _, port = settings.temporal_address.rpartition(":")
+    command = [
+        installed_binary("temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db_file),
+        "--ip",
+        host or "127.0.0.1",
+        "--port",
+        port,
+        "--ui-port",
+        str(ui_port),
+        "--namespace",
+        settings.temporal_namespace,
+        "--log-level",
+        "warn",
+    ]
+    for name in CUSTOM_SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{name}=Keyword"]
+    return command
+
+
+def wait_for_port(address: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {address} opened")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{address} did not open within {timeout:.0f} s")
+
+
+def wait_for_api(base_url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"API at {base_url} not healthy within {timeout:.0f} s")
+
+
+def _login(client: httpx.Client, username: str) -> dict[str, str]:
+    response = client.post("/auth/token", data={"username": username, "password": "demo"})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def play_officers(client: httpx.Client, case_id: str, form: dict[str, Any], stop_after: int | None = None) -> int:
+    """Claim and complete open tasks of a case, as each department's officer would."""
+    definition = shipped_definitions()["birth"]
+    done = 0
+    while stop_after is None or done < stop_after:
+        case = client.get(f"/cases/{case_id}", headers=_login(client, "supervisor")).json()
+        open_steps = [step for step in case["steps"] if step["status"] in {"open", "claimed"}]
+        if not open_steps:
+            return done
+        step = open_steps[0]
+        headers = _login(client, f"{step['department']}_officer")
+        task_id = f"{case_id}:{step['step']}"
+        client.post(f"/tasks/{task_id}/claim", headers=headers).raise_for_status()
+        result = sample_result(definition.step(step["step"]), form)
+        client.post(f"/tasks/{task_id}/complete", headers=headers, json={"result": result}).raise_for_status()
+        done += 1
+    return done
+
+
+def seed_demo(base_url: str) -> list[str]:
+    """Submit sample birth cases (idempotent: the same keys find the same cases)."""
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        applicant = _login(client, "applicant1")
+        clerk = _login(client, "hospital_clerk")
+        cases = []
+        for key, channel, headers, steps_done in (
+            ("demo-online-1", "online", applicant, 0),
+            ("demo-hospital-1", "hospital", clerk, 2),
+        ):
+            form = sample_birth_form(delivery="mail" if channel == "online" else "pickup")
+            response = client.post(
+                "/cases",
+                json={"thing": "birth", "channel": channel, "form": form},
+                headers={**headers, "Idempotency-Key": key},
+            )
+            response.raise_for_status()
+            case_id = response.json()["case_id"]
+            if response.status_code == 201 and steps_done:
+                play_officers(client, case_id, form, stop_after=steps_done)
+            cases.append(case_id)
+        return cases
+
+
+class Stack:
+    """Child processes started by `run`, stopped together."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        handle = log.open("ab")
+        # A session of its own: Ctrl-C reaches only `run`, which then stops
+        # the children in order (API and worker before the server).
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in reversed(self.processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop; killing it", name)
+                process.kill()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    # SIGTERM stops the stack the same way Ctrl-C does.
+    raise KeyboardInterrupt
+
+
+def run_stack(ui_port: int, seed: bool) -> int:
+    settings = get_settings()
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    env = {**os.environ, "ONETHING_ENV": os.environ.get("ONETHING_ENV", "dev"), "PYTHONUNBUFFERED": "1"}
+    base_url = f"http://{settings.api_host}:{settings.api_port}"
+    stack = Stack()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server = stack.start(
+            "temporal", dev_server_command(settings, var / "temporal.db", ui_port), env, var / "temporal.log"
+        )
+        wait_for_port(settings.temporal_address, 60, server)
+        stack.start("worker", [sys.executable, str(ROOT / "cli.py"), "worker"], env, var / "worker.log")
+        api = stack.start("api", [sys.executable, str(ROOT / "cli.py"), "api"], env, var / "api.log")
+        wait_for_port(f"{settings.api_host}:{settings.api_port}", 60, api)
+        wait_for_api(base_url, 60)
+        seeded = seed_demo(base_url) if seed else []
+        print(
+            "\nOneThing 一件事 is running:\n"
+            f"  API          {base_url}  (OpenAPI docs: {base_url}/docs)\n"
+            f"  Temporal UI  http://127.0.0.1:{ui_port}\n"
+            f"  Temporal     {settings.temporal_address}\n"
+            f"  Logs         {var}/*.log\n"
+            f"  Demo cases   {', '.join(seeded) or '(none)'}\n"
+            "  Accounts     applicant1, hospital_officer, police_officer, … password: demo\n"
+            "Press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        while all(process.poll() is None for _, process in stack.processes):
+            time.sleep(0.5)
+        failed = [name for name, process in stack.processes if process.poll() is not None]
+        print(f"stopped: {', '.join(failed)} exited; see {var}/*.log", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        stack.stop()
+
+
+def run_api() -> None:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.main:create_app", factory=True, host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(prog="onething", description="OneThing 一件事 — local stack and tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="dev server + worker + API + demo data; Ctrl-C stops all")
+    run.add_argument("--ui-port", type=int, default=8233)
+    run.add_argument("--no-seed", action="store_true", help="do not submit demo cases")
+    commands.add_parser("worker", help="run a worker")
+    commands.add_parser("api", help="run the API server")
+    demo = commands.add_parser("demo", help="submit sample cases to a running API")
+    demo.add_argument("--base-url", default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        return run_stack(args.ui_port, seed=not args.no_seed)
+    if args.command == "worker":
+        import worker
+
+        worker.main()
+        return 0
+    if args.command == "api":
+        run_api()
+        return 0
+    settings = get_settings()
+    base_url = args.base_url or f"http://{settings.api_host}:{settings.api_port}"
+    for case_id in seed_demo(base_url):
+        print(case_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Helpers for the API tests: submit a birth case, walk it to a step, check error bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models.catalogue import ThingDefinition, shipped_definitions
+from models.samples import sample_birth_form, sample_result
+from models.tables import CaseEventRecord
+
+Login = Callable[[str], Awaitable[dict[str, str]]]
+
+BIRTH: ThingDefinition = shipped_definitions()["birth"]
+STEP_ORDER = [step.code for step in BIRTH.steps]
+
+
+def birth_form(**options: Any) -> dict[str, Any]:
+    """A valid birth form for a child born two days ago (never in the future, whatever today is)."""
+    options.setdefault("born_at", datetime.now(UTC) - timedelta(days=2))
+    return sample_birth_form(**options)
+
+
+def officer_of(step: str, channel: str = "hospital") -> str:
+    return f"{BIRTH.step(step).department_for(channel)}_officer"
+
+
+def task_id(case_id: str, step: str) -> str:
+    return f"{case_id}:{step}"
+
+
+def result_for(step: str, form: dict[str, Any]) -> dict[str, Any]:
+    return sample_result(BIRTH.step(step), form)
+
+
+def step_of(case: dict[str, Any], step: str) -> dict[str, Any]:
+    return next(item for item in case["steps"] if item["step"] == step)
+
+
+def dependencies_of(step: str) -> list[str]:
+    """Every step that must be done before ``step`` opens, in catalogue order."""
+    needed: set[str] = set()
+    stack = list(BIRTH.step(step).depends_on)
+    while stack:
+        code = stack.pop()
+        if code not in needed:
+            needed.add(code)
+            stack.extend(BIRTH.step(code).depends_on)
+    return [code for code in STEP_ORDER if code in needed]
+
+
+def assert_error(response: httpx.Response, status: int, code: str, fields: list[str] | None = None) -> dict[str, Any]:
+    """The response is the contract's one error shape with this status and code (and names these fields)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) <= {"code", "message", "fields"}, error
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"], error
+    if fields is not None:
+        assert set(fields) <= set(error.get("fields", {})), error
+    return error
+
+
+class Cases:
+    """Drives cases through the HTTP API with the demo accounts."""
+
+    def __init__(self, api: httpx.AsyncClient, login: Login) -> None:
+        self.api = api
+        self.login = login
+
+    async def post(
+        self,
+        *,
+        as_user: str = "applicant1",
+        channel: str = "hospital",
+        form: dict[str, Any] | None = None,
+        key: str | None = None,
+        thing: str = "birth",
+    ) -> httpx.Response:
+        headers = dict(await self.login(as_user))
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        body = {"thing": thing, "channel": channel, "form": birth_form() if form is None else form}
+        return await self.api.post("/cases", json=body, headers=headers)
+
+    async def submit(self, **options: Any) -> dict[str, Any]:
+        """Submit a birth case (201) and return its body, with the form used under ``"_form"``."""
+        form = options.pop("form", None) or birth_form()
+        response = await self.post(form=form, **options)
+        assert response.status_code == 201, response.text
+        return {**response.json(), "_form": form}
+
+    async def read(self, case_id: str, as_user: str = "supervisor") -> dict[str, Any]:
+        response = await self.api.get(f"/cases/{case_id}", headers=await self.login(as_user))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def act(
+        self,
+        action: str,
+        case_id: str,
+        step: str,
+        *,
+        as_user: str,
+        body: dict[str, Any] | None = None,
+        key: str | None = None,
+    ) -> httpx.Response:
+        headers = dict(await self.login(as_user))
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return await self.api.post(f"/tasks/{task_id(case_id, step)}/{action}", json=body, headers=headers)
+
+    async def claim(self, case: dict[str, Any], step: str, as_user: str | None = None) -> dict[str, Any]:
+        response = await self.act("claim", case["case_id"], step, as_user=as_user or officer_of(step, case["channel"]))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def complete(self, case: dict[str, Any], step: str, as_user: str | None = None) -> dict[str, Any]:
+        """Claim and complete one step with a valid result."""
+        user = as_user or officer_of(step, case["channel"])
+        await self.claim(case, step, user)
+        result = result_for(step, case["_form"])
+        response = await self.act("complete", case["case_id"], step, as_user=user, body={"result": result})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def walk_to(self, case: dict[str, Any], step: str) -> None:
+        """Complete every step ``step`` depends on, so that it is open."""
+        for code in dependencies_of(step):
+            await self.complete(case, code)
+
+    async def finish(self, case: dict[str, Any]) -> None:
+        """Complete every step of the case, in catalogue order."""
+        for code in [s["step"] for s in case["steps"]]:
+            await self.complete(case, code)
+
+
+def events_of(engine: Engine, case_id: str, event_type: str | None = None, step: str | None = None) -> list[Any]:
+    """The read model's CaseEventRecord rows of a case, optionally of one type and step."""
+    with Session(engine) as session:
+        query = select(CaseEventRecord).where(CaseEventRecord.case_id == case_id)
+        if event_type is not None:
+            query = query.where(CaseEventRecord.type == event_type)
+        if step is not None:
+            query = query.where(CaseEventRecord.step == step)
+        return list(session.exec(query.order_by(col(CaseEventRecord.seq))).all())
