@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_outside_dev(self) -> Settings:
-        if self.env == "prod" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+        if self.env != "dev" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
             raise ValueError("ONETHING_SECRET_KEY must be set to a secret of at least 32 characters outside dev")
         return self
 
