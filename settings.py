@@ -14,7 +14,7 @@ DEV_SECRET = "onething-dev-secret-change-me-0000000000"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ONETHING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ONETHING_", extra="ignore", populate_by_name=True)
 
     env: Literal["dev", "test", "prod"] = "prod"
     secret_key: str = DEV_SECRET

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import ValidationError
 
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
@@ -46,4 +47,7 @@ def read_token(token: str, settings: Settings) -> Actor:
         raise DomainError(ErrorCode.UNAUTHORIZED, "登录已过期，请重新登录 (token expired)") from exc
     except jwt.PyJWTError as exc:
         raise DomainError(ErrorCode.UNAUTHORIZED, "登录凭证无效 (invalid token)") from exc
-    return Actor(username=claims["sub"], role=claims["role"], unit=claims.get("unit"))
+    try:
+        return Actor(username=claims["sub"], role=claims["role"], unit=claims.get("unit"))
+    except (KeyError, ValidationError) as exc:
+        raise DomainError(ErrorCode.UNAUTHORIZED, "登录凭证无效 (invalid token)") from exc

@@ -24,3 +24,7 @@ def test_dev_runs_with_the_default_secret() -> None:
 def test_database_url_is_read_from_the_conventional_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://onething@localhost/onething")
     assert Settings(env="dev").database_url == "postgresql://onething@localhost/onething"
+
+
+def test_database_url_can_be_given_by_name() -> None:
+    assert Settings(env="dev", database_url="sqlite:///elsewhere.db").database_url == "sqlite:///elsewhere.db"

@@ -558,7 +558,7 @@ class CaseWorkflow:
         if step.status == StepStatus.PENDING:
             message = "环节尚未启动 (the step is not open yet)"
         elif step.status in FINISHED_STEP_STATUSES:
-            message = f"环节已{STEP_STATUS_ZH[step.status]} (the step is {step.status.value})"
+            message = f"环节状态为{STEP_STATUS_ZH[step.status]} (the step is {step.status.value})"
         elif step.status == StepStatus.OPEN:
             message = "请先签收任务 (claim the task first)"
         elif step.status == StepStatus.AWAITING_SUPPLEMENT:

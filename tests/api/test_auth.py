@@ -101,14 +101,29 @@ async def test_a_token_whose_claims_were_edited_is_401(api, login):
 
 
 async def test_a_token_signed_with_another_key_is_401(api):
-    claims = {"sub": "supervisor", "role": "supervisor", "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp())}
+    claims = {
+        "sub": "supervisor",
+        "role": "supervisor",
+        "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp()),
+    }
     token = jwt.encode(claims, "some-other-secret-key-that-is-long-enough-0000", algorithm=ALGORITHM)
 
     assert_error(await api.get("/cases", headers=_bearer(token)), 401, "unauthorized")
 
 
 async def test_an_unsigned_token_is_401(api):
-    claims = {"sub": "supervisor", "role": "supervisor", "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp())}
+    claims = {
+        "sub": "supervisor",
+        "role": "supervisor",
+        "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp()),
+    }
     token = jwt.encode(claims, key=None, algorithm="none")
+
+    assert_error(await api.get("/cases", headers=_bearer(token)), 401, "unauthorized")
+
+
+async def test_a_correctly_signed_token_without_a_role_is_401(api, api_settings):
+    claims = {"sub": "supervisor", "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp())}
+    token = jwt.encode(claims, api_settings.secret_key, algorithm=ALGORITHM)
 
     assert_error(await api.get("/cases", headers=_bearer(token)), 401, "unauthorized")
