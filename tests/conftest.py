@@ -3,6 +3,7 @@ a throwaway read-model database, and valid birth forms."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
@@ -13,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
 from models.db import init_db, make_engine
+from models.tables import CaseRecord
 from settings import Settings, installed_binary
 from worker import build_worker
 
@@ -99,6 +103,16 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture
 def task_queue() -> str:
     return f"cases-{uuid.uuid4().hex[:12]}"
+
+
+async def terminate_cases(client: Client, engine: Engine) -> None:
+    """End the cases a test left running: on the shared time-skipping server a
+    forgotten case's timers would otherwise hold the clock for later tests."""
+    with Session(engine) as session:
+        case_ids = list(session.execute(select(col(CaseRecord.case_id))).scalars())
+    for case_id in case_ids:
+        with contextlib.suppress(RPCError):  # already closed
+            await client.get_workflow_handle(case_id).terminate(reason="test finished")
 
 
 @asynccontextmanager

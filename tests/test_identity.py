@@ -116,9 +116,7 @@ def test_mask_refuses_a_value_that_is_not_18_characters() -> None:
         ("320101", date(2024, 2, 29), 0),
     ],
 )
-def test_make_id_number_round_trips(
-    division_code: str, birth: date, sequence: int
-) -> None:
+def test_make_id_number_round_trips(division_code: str, birth: date, sequence: int) -> None:
     number = make_id_number(division_code, birth, sequence)
     assert validate_id_number(number) == number
     assert number.startswith(division_code)
@@ -142,9 +140,7 @@ def test_make_id_number_reproduces_the_standard_examples() -> None:
         ("330102", date(1990, 1, 1), -1),
     ],
 )
-def test_make_id_number_rejects_bad_parts(
-    division_code: str, birth: date, sequence: int
-) -> None:
+def test_make_id_number_rejects_bad_parts(division_code: str, birth: date, sequence: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         make_id_number(division_code, birth, sequence)
 

@@ -67,9 +67,7 @@ notices:
         (date(2026, 10, 11), False),
     ],
 )
-def test_working_days_follow_the_2026_notice(
-    calendar: WorkingCalendar, day: date, working: bool
-) -> None:
+def test_working_days_follow_the_2026_notice(calendar: WorkingCalendar, day: date, working: bool) -> None:
     assert calendar.is_working_day(day) is working
     assert calendar.is_provisional(day) is False
 
@@ -122,18 +120,14 @@ def test_zero_day_limit_ends_at_the_end_of_the_same_working_day(
     calendar: WorkingCalendar,
 ) -> None:
     deadline = calendar.add_working_days(sh(2026, 10, 8, 9), 0)
-    assert deadline == Deadline(
-        due_at=sh(2026, 10, 9), warning_at=None, provisional=False
-    )
+    assert deadline == Deadline(due_at=sh(2026, 10, 9), warning_at=None, provisional=False)
 
 
 def test_zero_day_limit_opened_on_a_rest_day_rolls_to_the_next_working_day(
     calendar: WorkingCalendar,
 ) -> None:
     deadline = calendar.add_working_days(sh(2026, 10, 1, 9), 0)
-    assert deadline == Deadline(
-        due_at=sh(2026, 10, 9), warning_at=None, provisional=False
-    )
+    assert deadline == Deadline(due_at=sh(2026, 10, 9), warning_at=None, provisional=False)
 
 
 def test_negative_limit_is_rejected(calendar: WorkingCalendar) -> None:
@@ -163,9 +157,7 @@ def test_amounts_below_a_microsecond_round_to_nothing(
     calendar: WorkingCalendar,
 ) -> None:
     deadline = calendar.add_working_seconds(sh(2026, 10, 8), 1e-7)
-    assert deadline == Deadline(
-        due_at=sh(2026, 10, 8), warning_at=None, provisional=False
-    )
+    assert deadline == Deadline(due_at=sh(2026, 10, 8), warning_at=None, provisional=False)
 
 
 # -- time zones --------------------------------------------------------------------
@@ -192,16 +184,12 @@ def test_unknown_year_falls_back_to_weekends_and_is_provisional(
     caplog.set_level(logging.WARNING, logger=WORKCALENDAR_LOGGER)
     # Fri 2031-01-03 -> Mon 2031-01-06.
     deadline = calendar.add_working_days(sh(2031, 1, 3, 10), 1)
-    assert deadline == Deadline(
-        due_at=sh(2031, 1, 7), warning_at=sh(2031, 1, 6), provisional=True
-    )
+    assert deadline == Deadline(due_at=sh(2031, 1, 7), warning_at=sh(2031, 1, 6), provisional=True)
     assert calendar.is_provisional(date(2031, 1, 3))
     assert calendar.is_working_day(date(2031, 1, 1))  # no New Year's Day known
 
 
-def test_fallback_warning_is_logged_once_per_year(
-    calendar: WorkingCalendar, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_fallback_warning_is_logged_once_per_year(calendar: WorkingCalendar, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=WORKCALENDAR_LOGGER)
     calendar.add_working_days(sh(2031, 1, 3, 10), 1)
     calendar.add_working_days(sh(2031, 6, 3, 10), 10)
@@ -258,16 +246,12 @@ def test_years_known_covers_the_package_and_loaded_notices(tmp_path: Path) -> No
 # -- project holiday notices --------------------------------------------------------
 
 
-def test_data_file_notice_makes_an_unknown_year_official(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_data_file_notice_makes_an_unknown_year_official(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=WORKCALENDAR_LOGGER)
     calendar = WorkingCalendar.load(write_notices(tmp_path, FICTIONAL_2031))
     # Tue 2031-09-30 -> holiday Oct 1-7 -> Wed Oct 8.
     deadline = calendar.add_working_days(sh(2031, 9, 30, 15), 1)
-    assert deadline == Deadline(
-        due_at=sh(2031, 10, 9), warning_at=sh(2031, 10, 8), provisional=False
-    )
+    assert deadline == Deadline(due_at=sh(2031, 10, 9), warning_at=sh(2031, 10, 8), provisional=False)
     # Make-up Saturday from the notice.
     assert calendar.add_working_days(sh(2031, 10, 10, 9), 1).due_at == sh(2031, 10, 12)
     assert calendar.is_working_day(date(2031, 9, 28))  # Sunday, make-up day
@@ -329,9 +313,7 @@ def test_notice_in_code_must_be_consistent() -> None:
             workdays=frozenset(),
             source="fictional",
         )
-    notice = HolidayNotice(
-        year=2031, holidays=frozenset(), workdays=frozenset(), source="x"
-    )
+    notice = HolidayNotice(year=2031, holidays=frozenset(), workdays=frozenset(), source="x")
     with pytest.raises(ValueError, match="filed under 2030"):
         WorkingCalendar({2030: notice})
 
@@ -348,9 +330,7 @@ def test_no_data_file_or_a_missing_one_means_no_notices(tmp_path: Path) -> None:
         WorkingCalendar.load(None),
         WorkingCalendar.load(tmp_path / "absent.yaml"),
     ):
-        assert calendar.add_working_days(sh(2026, 9, 30, 15), 1).due_at == sh(
-            2026, 10, 9
-        )
+        assert calendar.add_working_days(sh(2026, 9, 30, 15), 1).due_at == sh(2026, 10, 9)
 
 
 @pytest.mark.parametrize(
@@ -462,9 +442,7 @@ notices:
         ),
     ],
 )
-def test_data_file_errors_name_the_file_and_the_path(
-    tmp_path: Path, body: str, path: str, reason: str
-) -> None:
+def test_data_file_errors_name_the_file_and_the_path(tmp_path: Path, body: str, path: str, reason: str) -> None:
     data_file = write_notices(tmp_path, body)
     with pytest.raises(CalendarDataError) as caught:
         WorkingCalendar.load(data_file)
@@ -509,9 +487,7 @@ def test_next_escalation_is_at_the_end_of_the_next_working_day(
     calendar: WorkingCalendar, after: datetime, expected: datetime
 ) -> None:
     assert calendar.next_escalation_at(after) == expected
-    assert calendar.next_escalation_at(after) == (
-        calendar.add_working_days(after, 0).due_at
-    )
+    assert calendar.next_escalation_at(after) == (calendar.add_working_days(after, 0).due_at)
 
 
 # -- working seconds (paused clocks) ------------------------------------------------
@@ -563,9 +539,7 @@ def test_add_working_seconds_resumes_a_paused_clock(calendar: WorkingCalendar) -
     # 1.5 working days left, resumed on Wed Sep 30 at 12:00: the rest of Sep 30
     # (12 h) and all of Thu Oct 8 (24 h) -> 24:00 of Oct 8.
     deadline = calendar.add_working_seconds(sh(2026, 9, 30, 12), 1.5 * DAY)
-    assert deadline == Deadline(
-        due_at=sh(2026, 10, 9), warning_at=sh(2026, 10, 8), provisional=False
-    )
+    assert deadline == Deadline(due_at=sh(2026, 10, 9), warning_at=sh(2026, 10, 8), provisional=False)
 
 
 def test_add_working_seconds_ending_mid_day_warns_from_that_day(
@@ -585,9 +559,7 @@ def test_add_working_seconds_resumed_on_a_rest_day_starts_at_the_next_working_da
 
 def test_add_zero_working_seconds(calendar: WorkingCalendar) -> None:
     on_a_working_day = calendar.add_working_seconds(sh(2026, 10, 8, 9), 0)
-    assert on_a_working_day == Deadline(
-        due_at=sh(2026, 10, 8, 9), warning_at=None, provisional=False
-    )
+    assert on_a_working_day == Deadline(due_at=sh(2026, 10, 8, 9), warning_at=None, provisional=False)
     on_a_rest_day = calendar.add_working_seconds(sh(2026, 10, 3, 9), 0)
     assert on_a_rest_day.due_at == sh(2026, 10, 8)
 
@@ -634,9 +606,7 @@ def test_add_working_seconds_is_the_inverse_of_working_seconds_between(
             before = due_at - timedelta(microseconds=1)
             assert calendar.working_seconds_between(start, before) < seconds
             assert deadline.warning_at is not None
-            assert (
-                deadline.warning_at <= before < deadline.warning_at + timedelta(days=1)
-            )
+            assert deadline.warning_at <= before < deadline.warning_at + timedelta(days=1)
             assert calendar.is_working_day(deadline.warning_at.date())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,24 +13,17 @@ from temporalio.testing import WorkflowEnvironment
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
 from models.catalogue import shipped_definitions
+from models.db import init_db, make_engine
 from settings import Settings
 from tests.api.helpers import Cases
-from tests.conftest import running_worker, test_settings
+from tests.conftest import running_worker, terminate_cases, test_settings
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
 
 
 @pytest.fixture
 def api_settings(tmp_path: Path, task_queue: str) -> Settings:
-    # Settings reads the database URL only under its alias (DATABASE_URL /
-    # ONETHING_DATABASE_URL), so ``database_url=`` from test_settings is ignored and
-    # every test would share var/onething.db; give each test its own file.
-    return test_settings(
-        tmp_path,
-        task_queue=task_queue,
-        max_body_bytes=64 * 1024,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'read-model.db'}",
-    )
+    return test_settings(tmp_path, task_queue=task_queue, max_body_bytes=64 * 1024)
 
 
 @pytest.fixture
@@ -43,12 +36,11 @@ async def api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://onething.test") as client:
             yield client
+        await terminate_cases(env.client, engine)
 
 
 @pytest.fixture
-def engine(api_settings: Settings) -> AsyncIterator[Engine]:  # type: ignore[misc]
-    from models.db import init_db, make_engine
-
+def engine(api_settings: Settings) -> Iterator[Engine]:
     engine = make_engine(api_settings.database_url)
     init_db(engine)
     yield engine

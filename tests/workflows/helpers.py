@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
-from temporalio.api.enums.v1 import EventType as HistoryEventType
+from sqlmodel import Session, col
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -51,7 +50,7 @@ HOSPITAL_ORDER = [*ONLINE_ORDER, "delivery"]
 
 
 def officer(department: str, number: int = 1, role: str = "officer") -> Actor:
-    return Actor(username=f"{department}_{role}{number}", role=role, unit=department)  # type: ignore[arg-type]
+    return Actor(username=f"{department}_{role}{number}", role=role, unit=department)
 
 
 def officer_for(step: str, channel: str = "online", number: int = 1) -> Actor:
@@ -102,8 +101,29 @@ def statuses(snapshot: CaseSnapshot) -> dict[str, str]:
     return {s.step: s.status.value for s in snapshot.steps}
 
 
+# A workflow task that keeps failing leaves Update callers waiting forever: every
+# wait on the workflow is bounded so a regression fails instead of hanging the suite.
+WAIT_LIMIT = 20.0
+
+
+async def update(handle: CaseHandle, method: Any, argument: Any, **options: Any) -> Any:
+    """Send an Update and wait (bounded) for its result."""
+    return await asyncio.wait_for(handle.execute_update(method, argument, **options), WAIT_LIMIT)
+
+
+async def wait_accepted(handle: CaseHandle) -> CaseSnapshot:
+    """The snapshot once the case is accepted and its notice is in the read model."""
+    return await asyncio.wait_for(handle.execute_update(CaseWorkflow.wait_accepted), WAIT_LIMIT)
+
+
+async def finished(handle: CaseHandle) -> CaseSnapshot:
+    """The workflow's result (bounded wait)."""
+    return await asyncio.wait_for(handle.result(), WAIT_LIMIT)
+
+
 async def claim(handle: CaseHandle, step: str, actor: Actor, **options: Any) -> StepView:
-    return await handle.execute_update(CaseWorkflow.claim, ClaimInput(actor=actor, step=step), **options)
+    answer: StepView = await update(handle, CaseWorkflow.claim, ClaimInput(actor=actor, step=step), **options)
+    return answer
 
 
 async def complete(
@@ -115,9 +135,10 @@ async def complete(
     **options: Any,
 ) -> StepView:
     payload = result if result is not None else sample_result(BIRTH.step(step), form)
-    return await handle.execute_update(
-        CaseWorkflow.complete, CompleteStepInput(actor=actor, step=step, result=payload), **options
+    answer: StepView = await update(
+        handle, CaseWorkflow.complete, CompleteStepInput(actor=actor, step=step, result=payload), **options
     )
+    return answer
 
 
 async def claim_and_complete(
@@ -131,12 +152,12 @@ async def claim_and_complete(
     return done
 
 
-async def rejection(update: Awaitable[Any]) -> ApplicationError:
+async def rejection(call: Awaitable[Any]) -> ApplicationError:
     """The ApplicationError an Update was rejected with (fails if it was accepted)."""
     try:
         # A handler that raises anything but ApplicationError fails the workflow
         # task and leaves the caller waiting: bound the wait.
-        outcome = await asyncio.wait_for(update, timeout=15)
+        outcome = await asyncio.wait_for(call, timeout=WAIT_LIMIT)
     except WorkflowUpdateFailedError as failure:
         cause = failure.cause
         assert isinstance(cause, ApplicationError), f"unexpected cause {cause!r}"
@@ -149,11 +170,6 @@ def rejected_fields(error: ApplicationError) -> dict[str, str]:
     fields = error.details[0]["fields"]
     assert isinstance(fields, dict)
     return fields
-
-
-async def history_types(handle: CaseHandle) -> list[str]:
-    history = await handle.fetch_history()
-    return [HistoryEventType.Name(event.event_type) for event in history.events]
 
 
 async def settled(handle: CaseHandle, engine: Engine, timeout: float = 10.0) -> CaseSnapshot:
@@ -186,38 +202,40 @@ def case_events(
     engine: Engine, case_id: str, step: str | None = None, type: str | None = None
 ) -> list[CaseEventRecord]:
     with Session(engine) as session:
-        query = select(CaseEventRecord).where(CaseEventRecord.case_id == case_id)
+        query = select(CaseEventRecord).where(col(CaseEventRecord.case_id) == case_id)
         if step is not None:
-            query = query.where(CaseEventRecord.step == step)
+            query = query.where(col(CaseEventRecord.step) == step)
         if type is not None:
-            query = query.where(CaseEventRecord.type == type)
-        return list(session.execute(query.order_by(CaseEventRecord.seq)).scalars())
+            query = query.where(col(CaseEventRecord.type) == type)
+        return list(session.execute(query.order_by(col(CaseEventRecord.seq))).scalars())
 
 
 def tasks(engine: Engine, case_id: str) -> dict[str, TaskRecord]:
     with Session(engine) as session:
-        rows = session.execute(select(TaskRecord).where(TaskRecord.case_id == case_id)).scalars()
+        rows = session.execute(select(TaskRecord).where(col(TaskRecord.case_id) == case_id)).scalars()
         return {row.step: row for row in rows}
 
 
-def case_record(engine: Engine, case_id: str) -> CaseRecord | None:
+def case_record(engine: Engine, case_id: str) -> CaseRecord:
     with Session(engine) as session:
-        return session.get(CaseRecord, case_id)
+        record = session.get(CaseRecord, case_id)
+    assert record is not None, f"case {case_id} is not in the read model"
+    return record
 
 
 def notifications(engine: Engine, case_id: str, kind: str | None = None) -> list[NotificationRecord]:
     with Session(engine) as session:
-        query = select(NotificationRecord).where(NotificationRecord.case_id == case_id)
+        query = select(NotificationRecord).where(col(NotificationRecord.case_id) == case_id)
         if kind is not None:
-            query = query.where(NotificationRecord.kind == kind)
+            query = query.where(col(NotificationRecord.kind) == kind)
         return list(session.execute(query).scalars())
 
 
 def supervision_notices(engine: Engine, case_id: str, step: str | None = None) -> list[SupervisionNotice]:
     with Session(engine) as session:
-        query = select(SupervisionNotice).where(SupervisionNotice.case_id == case_id)
+        query = select(SupervisionNotice).where(col(SupervisionNotice.case_id) == case_id)
         if step is not None:
-            query = query.where(SupervisionNotice.step == step)
+            query = query.where(col(SupervisionNotice.step) == step)
         return sorted(session.execute(query).scalars(), key=lambda notice: (notice.step, notice.sequence))
 
 
@@ -229,7 +247,7 @@ async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
     """Skip the test server's clock forward to ``moment``."""
     delta = moment - await env.get_current_time()
     assert delta > timedelta(0), f"the clock is already past {moment.isoformat()}"
-    await env.sleep(delta)
+    await asyncio.wait_for(env.sleep(delta), WAIT_LIMIT)
 
 
 def shanghai(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -248,9 +266,9 @@ async def quiet_history_length(handle: CaseHandle, timeout: float = 10.0) -> int
         await asyncio.sleep(0.05)
 
 
-async def rejected_without_history(handle: CaseHandle, update: Awaitable[Any]) -> ApplicationError:
+async def rejected_without_history(handle: CaseHandle, call: Awaitable[Any]) -> ApplicationError:
     """Send an Update that must be rejected; check its rejection wrote no history event."""
     before = await quiet_history_length(handle)
-    error = await rejection(update)
+    error = await rejection(call)
     assert len((await handle.fetch_history()).events) == before, "a rejected update wrote history"
     return error

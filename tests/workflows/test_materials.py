@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 from models.case import CaseStatus, EventType, ReturnStepInput, StepStatus, SupplementInput
 from models.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID, sample_birth_form
-from tests.conftest import running_worker
+from models.workcalendar import SHANGHAI
+from tests.conftest import running_worker, time_skipping_env
 from tests.workflows.helpers import (
     CALENDAR,
     ONLINE_ORDER,
@@ -24,12 +25,15 @@ from tests.workflows.helpers import (
     rejected_fields,
     rejection,
     settled,
+    shanghai,
     sleep_until,
     started_case,
     statuses,
     supervision_notices,
     tasks,
+    update,
     view,
+    wait_accepted,
 )
 from workflows.case_workflow import DATA_SHARING_RETRY, CaseWorkflow
 
@@ -37,20 +41,23 @@ DATA_SHARING_MATERIALS = ["mother_id_card", "father_id_card", "father_hukou_book
 
 
 async def test_return_for_supplement_stops_the_clock_and_supplement_resumes_it_with_the_remaining_time(
-    env, settings, engine, task_queue
+    settings, engine, task_queue, tmp_path
 ):
     hospital = officer("hospital")
     case = new_case(channel="online")
+    # Thursday 10:00: the single working day runs out at 24:00 on Friday.
     async with (
+        time_skipping_env(starting_at=shanghai(2026, 11, 26, 10), workdir=tmp_path) as env,
         running_worker(env.client, settings, engine, task_queue),
         started_case(env.client, task_queue, case) as handle,
     ):
-        await handle.execute_update(CaseWorkflow.wait_accepted)
+        await wait_accepted(handle)
         claimed = await claim(handle, "birth_certificate", hospital)
         old_due = claimed.due_at
-        assert old_due is not None
+        assert old_due == shanghai(2026, 11, 28)
 
-        returned = await handle.execute_update(
+        returned = await update(
+            handle,
             CaseWorkflow.return_for_supplement,
             ReturnStepInput(
                 actor=hospital,
@@ -70,8 +77,9 @@ async def test_return_for_supplement_stops_the_clock_and_supplement_resumes_it_w
         [returned_event] = case_events(engine, case.case_id, step="birth_certificate", type=EventType.RETURNED)
         paused_at = returned_event.at
 
-        # Days past the old deadline, yet the paused step is never overdue.
-        await sleep_until(env, old_due + timedelta(days=5))
+        # A week goes by, far past the old deadline: the paused step is never warned,
+        # overdue or escalated, while the step left open is.
+        await sleep_until(env, shanghai(2026, 12, 4, 9))
         snapshot = await settled(handle, engine)
         paused = view(snapshot, "birth_certificate")
         assert paused.status == StepStatus.AWAITING_SUPPLEMENT
@@ -79,19 +87,23 @@ async def test_return_for_supplement_stops_the_clock_and_supplement_resumes_it_w
         clock_types = {EventType.WARNING, EventType.OVERDUE, EventType.SUPERVISION_NOTICE}
         assert [e for e in case_events(engine, case.case_id, step="birth_certificate") if e.type in clock_types] == []
         assert supervision_notices(engine, case.case_id, "birth_certificate") == []
-        # The step that was not returned kept its clock over the same days.
         assert view(snapshot, "vaccination_certificate").overdue
         assert supervision_notices(engine, case.case_id, "vaccination_certificate")
 
         incomplete = await rejection(
-            handle.execute_update(
-                CaseWorkflow.supplement, SupplementInput(actor=applicant(), materials={"something_else": "UPLOAD-1"})
+            update(
+                handle,
+                CaseWorkflow.supplement,
+                SupplementInput(actor=applicant(), materials={"something_else": "UPLOAD-1"}),
             )
         )
         assert incomplete.type == "validation_error"
         assert set(rejected_fields(incomplete)) == {"materials.father_id_card_copy"}
 
-        resumed = await handle.execute_update(
+        # Friday 09:00: the clock resumes with what was left (14 h of Thursday and
+        # all of Friday): 15 h on Friday, then the weekend, then 23 h of Monday.
+        resumed = await update(
+            handle,
             CaseWorkflow.supplement,
             SupplementInput(actor=applicant(), materials={"father_id_card_copy": "UPLOAD-IDC-0002"}),
         )
@@ -103,27 +115,33 @@ async def test_return_for_supplement_stops_the_clock_and_supplement_resumes_it_w
         assert resumed.status == CaseStatus.IN_PROGRESS
         [resumed_event] = [e for e in case_events(engine, case.case_id, type=EventType.SUPPLEMENTED) if e.step is None]
         remaining = CALENDAR.working_seconds_between(paused_at, old_due)
-        assert remaining > 0
         expected = CALENDAR.add_working_seconds(resumed_event.at, remaining)
         assert step.due_at == expected.due_at
-        assert step.warning_at == expected.warning_at
-        assert step.due_at > resumed_event.at
+        assert step.warning_at == expected.warning_at == shanghai(2026, 12, 7)
+        assert shanghai(2026, 12, 7, 22, 59) < step.due_at <= shanghai(2026, 12, 7, 23)
         assert tasks(engine, case.case_id)["birth_certificate"].due_at == expected.due_at
 
         nothing_owed = await rejection(
-            handle.execute_update(
+            update(
+                handle,
                 CaseWorkflow.supplement,
                 SupplementInput(actor=applicant(), materials={"father_id_card_copy": "UPLOAD-IDC-0002"}),
             )
         )
         assert nothing_owed.type == "conflict"
 
-        # The clock runs again from the new deadline.
-        await sleep_until(env, expected.due_at + timedelta(minutes=1))
+        # The clock runs again towards the new deadline.
+        await sleep_until(env, shanghai(2026, 12, 7, 22, 58))
+        snapshot = await settled(handle, engine)
+        assert not view(snapshot, "birth_certificate").overdue
+        clock = [e for e in case_events(engine, case.case_id, step="birth_certificate") if e.type in clock_types]
+        # Warned at the start of the new last day, Monday.
+        assert [(e.type, e.at.astimezone(SHANGHAI).date()) for e in clock] == [(EventType.WARNING, date(2026, 12, 7))]
+        await sleep_until(env, shanghai(2026, 12, 7, 23, 1))
         snapshot = await settled(handle, engine)
         assert view(snapshot, "birth_certificate").overdue
         [first_notice] = supervision_notices(engine, case.case_id, "birth_certificate")
-        assert first_notice.due_at == expected.due_at
+        assert first_notice.due_at == first_notice.issued_at == expected.due_at
 
 
 async def test_data_sharing_supplies_the_id_cards_hukou_booklet_and_marriage_certificate(
@@ -134,7 +152,7 @@ async def test_data_sharing_supplies_the_id_cards_hukou_booklet_and_marriage_cer
         running_worker(env.client, settings, engine, task_queue),
         started_case(env.client, task_queue, case) as handle,
     ):
-        accepted = await handle.execute_update(CaseWorkflow.wait_accepted)
+        accepted = await wait_accepted(handle)
 
     notice = accepted.acceptance_notice
     assert notice is not None
@@ -149,7 +167,6 @@ async def test_data_sharing_supplies_the_id_cards_hukou_booklet_and_marriage_cer
     assert accepted.status == CaseStatus.ACCEPTED
     assert accepted.missing_materials == []
     record = case_record(engine, case.case_id)
-    assert record is not None
     assert record.snapshot["acceptance_notice"]["materials_to_supply"] == []
 
 
@@ -162,7 +179,7 @@ async def test_a_marriage_record_missing_from_data_sharing_is_asked_for_before_a
         running_worker(env.client, settings, engine, task_queue),
         started_case(env.client, task_queue, case) as handle,
     ):
-        accepted = await handle.execute_update(CaseWorkflow.wait_accepted)
+        accepted = await wait_accepted(handle)
         assert accepted.status == CaseStatus.AWAITING_SUPPLEMENT
         notice = accepted.acceptance_notice
         assert notice is not None
@@ -177,7 +194,8 @@ async def test_a_marriage_record_missing_from_data_sharing_is_asked_for_before_a
         blocked = await rejection(claim(handle, "birth_certificate", officer("hospital")))
         assert blocked.type == "conflict"
 
-        supplied = await handle.execute_update(
+        supplied = await update(
+            handle,
             CaseWorkflow.supplement,
             SupplementInput(actor=applicant(), materials={"marriage_certificate": "UPLOAD-MAR-0009"}),
         )
@@ -207,15 +225,17 @@ class UnavailableGateway:
 
 
 async def test_an_unavailable_data_sharing_platform_is_retried_then_the_materials_are_asked_for(
-    env, settings, engine, task_queue
+    settings, engine, task_queue
 ):
     gateway = UnavailableGateway()
     case = new_case(channel="online")
+    # Its own server: skipping the backoff must not wait on other tests' cases.
     async with (
+        time_skipping_env() as env,
         running_worker(env.client, settings, engine, task_queue, gateway=gateway),
         started_case(env.client, task_queue, case) as handle,
     ):
-        accepting = asyncio.create_task(handle.execute_update(CaseWorkflow.wait_accepted))
+        accepting = asyncio.create_task(wait_accepted(handle))
         # Skip the retry backoff (1+2+4+8+16 s) instead of waiting it out.
         for _ in range(20):
             if accepting.done():
@@ -234,7 +254,8 @@ async def test_an_unavailable_data_sharing_platform_is_retried_then_the_material
         assert set(statuses(accepted).values()) == {"pending"}
 
         # The case goes on once the applicant uploads them.
-        supplied = await handle.execute_update(
+        supplied = await update(
+            handle,
             CaseWorkflow.supplement,
             SupplementInput(actor=applicant(), materials={code: f"UPLOAD-{code}" for code in DATA_SHARING_MATERIALS}),
         )

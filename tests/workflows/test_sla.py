@@ -23,8 +23,8 @@ from tests.workflows.helpers import (
     supervision_notices,
     tasks,
     view,
+    wait_accepted,
 )
-from workflows.case_workflow import CaseWorkflow
 
 CLOCK_EVENTS = (EventType.WARNING, EventType.OVERDUE, EventType.SUPERVISION_NOTICE)
 
@@ -49,7 +49,7 @@ async def test_overdue_step_is_escalated_each_working_day_but_not_over_the_weeke
             running_worker(env.client, settings, engine, task_queue),
             started_case(env.client, task_queue, case) as handle,
         ):
-            accepted = await handle.execute_update(CaseWorkflow.wait_accepted)
+            accepted = await wait_accepted(handle)
             step = view(accepted, "birth_certificate")
             assert step.due_at == shanghai(2026, 11, 28)
             assert step.warning_at == shanghai(2026, 11, 27)
@@ -125,7 +125,7 @@ async def test_national_day_holidays_do_not_count_and_the_make_up_saturday_does(
             running_worker(env.client, settings, engine, task_queue),
             started_case(env.client, task_queue, case) as handle,
         ):
-            accepted = await handle.execute_update(CaseWorkflow.wait_accepted)
+            accepted = await wait_accepted(handle)
             step = view(accepted, "birth_certificate")
             # Oct 1-7 are off: the single working day is Thursday Oct 8.
             assert step.due_at == shanghai(2026, 10, 9)
@@ -176,7 +176,7 @@ async def test_deadlines_in_a_year_without_a_holiday_notice_are_provisional(sett
             running_worker(env.client, settings, engine, task_queue),
             started_case(env.client, task_queue, case) as handle,
         ):
-            accepted = await handle.execute_update(CaseWorkflow.wait_accepted)
+            accepted = await wait_accepted(handle)
             await settled(handle, engine)
 
     for code in ("birth_certificate", "vaccination_certificate"):
