@@ -99,6 +99,7 @@ def _project_tasks(session: Session, snapshot: CaseSnapshot) -> None:
         task.provisional = step.provisional
         task.overdue = step.overdue
         task.escalations = step.escalations
+        task.roles = ",".join(step.actors)
         session.add(task)
 
 
@@ -132,7 +133,7 @@ class ReadModelActivities:
                     recipient=notification.recipient,
                     step=notification.step,
                     message_zh=notification.message_zh,
-                    created_at=datetime.now(UTC),
+                    created_at=notification.at or datetime.now(UTC),
                 )
             )
             session.commit()

@@ -110,6 +110,8 @@ class CaseInput(_Model):
     owner: str | None = None  # the applicant account that may follow the case
     submitted_by: Actor
     supervision_phone: str = "12345"
+    # Hash of the submitted request, so a reused Idempotency-Key with another body is caught.
+    request_fingerprint: str = ""
 
 
 class StepView(_Model):
@@ -130,6 +132,7 @@ class StepView(_Model):
     result: dict[str, Any] | None = None
     missing: list[str] = []
     escalations: int = 0
+    actors: list[str] = ["officer"]  # roles of the step's unit that may act on its task
 
 
 class MaterialEntry(_Model):
@@ -189,6 +192,7 @@ class CaseSnapshot(_Model):
     steps: list[StepView]
     acceptance_notice: AcceptanceNotice | None = None
     revision: int = 0
+    request_fingerprint: str = ""
 
 
 class ProjectCaseInput(_Model):
@@ -299,6 +303,7 @@ class NotificationInput(_Model):
     recipient: str | None  # an account name; the applicant's contact details stay in the form
     message_zh: str
     step: str | None = None
+    at: datetime | None = None  # workflow time of the event that caused it
 
 
 class EscalationInput(_Model):

@@ -74,6 +74,8 @@ class TaskRecord(SQLModel, table=True):
     provisional: bool = False
     overdue: bool = False
     escalations: int = 0
+    # Roles of the unit that may act on the task, e.g. "officer" or "officer,clerk".
+    roles: str = Field(default="officer", max_length=64)
 
 
 class CaseEventRecord(SQLModel, table=True):

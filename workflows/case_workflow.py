@@ -589,6 +589,7 @@ class CaseWorkflow:
             recipient=self._case.owner,
             message_zh=message_zh,
             step=step,
+            at=workflow.now(),
         )
         self._side_tasks.append(asyncio.create_task(self._send(notification)))
 
@@ -678,6 +679,7 @@ class CaseWorkflow:
             result=step.result,
             missing=list(step.missing),
             escalations=step.escalations,
+            actors=list(step.definition.actors),
         )
 
     def _snapshot(self) -> CaseSnapshot:
@@ -698,6 +700,7 @@ class CaseWorkflow:
             steps=[self._step_view(step) for step in self._steps.values()],
             acceptance_notice=self._notice,
             revision=self._revision,
+            request_fingerprint=self._case.request_fingerprint,
         )
 
     def _build_notice(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -60,6 +62,11 @@ def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[s
     return clean
 
 
+def _fingerprint(thing: str, channel: str, form: dict[str, Any]) -> str:
+    canonical = json.dumps({"thing": thing, "channel": channel, "form": form}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _case_response(snapshot: CaseSnapshot) -> CaseResponse:
     return CaseResponse.model_validate(snapshot.model_dump())
 
@@ -109,10 +116,17 @@ async def submit_case(
         owner=actor.username if actor.role == "applicant" else None,
         submitted_by=actor,
         supervision_phone=settings.supervision_phone,
+        request_fingerprint=_fingerprint(body.thing, body.channel, form),
     )
     handle, created = await start_case(client, settings.task_queue, case)
     snapshot = await _accepted_snapshot(handle)
     if not created:
+        if snapshot.request_fingerprint != case.request_fingerprint:
+            raise DomainError(
+                ErrorCode.INVALID,
+                "幂等键已用于另一份申请 (Idempotency-Key reused with a different request)",
+                {"Idempotency-Key": "already used for a different request"},
+            )
         response.status_code = 200
     return _case_response(snapshot)
 

@@ -53,6 +53,9 @@ def inbox(
     conditions: list[ColumnElement[bool]] = [col(TaskRecord.status).in_([status.value] if status else INBOX_STATUSES)]
     if department:
         conditions.append(col(TaskRecord.department) == department)
+    if actor.role in {"officer", "clerk"}:
+        # A clerk's inbox holds only the tasks clerks may act on (e.g. 出件).
+        conditions.append(col(TaskRecord.roles).contains(actor.role))
     total = session.execute(select(func.count()).select_from(TaskRecord).where(*conditions)).scalar_one()
     rows = session.execute(
         select(TaskRecord)

@@ -111,8 +111,9 @@ async def test_clerk_of_the_service_center_submits_on_its_own_channel(cases):
 
 
 async def test_same_idempotency_key_again_is_200_with_the_same_case_and_no_second_workflow(cases, engine):
-    first = await cases.post(key="birth-2026-001")
-    again = await cases.post(key="birth-2026-001")
+    form = birth_form()
+    first = await cases.post(key="birth-2026-001", form=form)
+    again = await cases.post(key="birth-2026-001", form=form)
 
     assert first.status_code == 201, first.text
     assert again.status_code == 200, again.text
@@ -125,7 +126,7 @@ async def test_same_idempotency_key_after_the_case_moved_on_returns_its_current_
     first = await cases.submit(key="birth-2026-002")
     await cases.claim(first, "birth_certificate")
 
-    again = await cases.post(key="birth-2026-002")
+    again = await cases.post(key="birth-2026-002", form=first["_form"])
 
     assert again.status_code == 200, again.text
     assert again.json()["case_id"] == first["case_id"]
@@ -192,3 +193,13 @@ async def test_officers_and_supervisors_cannot_submit_cases(cases, engine):
     for user in ("police_officer", "supervisor", "admin"):
         assert_error(await cases.post(as_user=user), 403, "forbidden")
     assert _case_count(engine) == 0
+
+
+async def test_an_idempotency_key_reused_with_a_different_form_is_422_and_starts_nothing(cases, engine):
+    first = await cases.post(key="birth-2026-005")
+    assert first.status_code == 201
+    other_form = birth_form()
+    other_form["newborn"]["name"] = "王小红"
+    reused = await cases.post(key="birth-2026-005", form=other_form)
+    assert_error(reused, 422, "validation_error", ["Idempotency-Key"])
+    assert _case_count(engine) == 1

@@ -510,3 +510,11 @@ async def test_a_refusal_needs_a_reason(cases, reason):
 
     assert_error(response, 422, "validation_error", ["reason"])
     assert (await cases.read(case["case_id"]))["status"] == "in_progress"
+
+
+async def test_clerk_inbox_holds_only_tasks_clerks_may_act_on(api, login, cases):
+    case = await cases.submit(as_user="hospital_clerk", channel="hospital")
+    assert await _inbox(api, login, "hospital_clerk") == []  # hospital steps are officers' work
+    await cases.walk_to(case, "delivery")
+    items = await _inbox(api, login, "hospital_clerk")
+    assert [item["step"] for item in items] == ["delivery"]
