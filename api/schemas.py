@@ -27,8 +27,10 @@ class MeResponse(BaseModel):
 
 class SubmitCaseRequest(_Body):
     thing: str = Field(min_length=1, max_length=64)
-    channel: Literal["online", "hospital", "service_center"]
+    channel: str = Field(min_length=1, max_length=32)
     form: dict[str, Any]
+    # Answers to the thing's situation questions; omitted ones are read from the form.
+    answers: dict[str, str] | None = None
 
 
 class CaseResponse(BaseModel):
@@ -36,6 +38,7 @@ class CaseResponse(BaseModel):
     thing: str
     thing_zh: str
     catalogue_version: int
+    situation: str | None
     channel: str
     status: str
     status_zh: str

@@ -112,6 +112,7 @@ class CaseInput(_Model):
     supervision_phone: str = "12345"
     # Hash of the submitted request, so a reused Idempotency-Key with another body is caught.
     request_fingerprint: str = ""
+    answers: dict[str, str] = {}
 
 
 class StepView(_Model):
@@ -181,6 +182,7 @@ class CaseSnapshot(_Model):
     thing: str
     thing_zh: str
     catalogue_version: int
+    situation: str | None = None
     channel: str
     status: CaseStatus
     status_zh: str

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from models.errors import DomainError, ErrorCode
+
 DATA_DIR = Path(__file__).parent / "data"
 THINGS_DIR = Path(__file__).parent / "things"
 
@@ -59,6 +61,16 @@ class Channel(_Strict):
     accepting_unit: str | None = None
 
 
+class DataSharing(_Strict):
+    """Where a shared material comes from (§5.4.1 数据共享需求清单)."""
+
+    provider: str  # department code of the data owner
+    fields_zh: list[str]  # data fields used
+    data_type_zh: str = "电子证照"
+    method_zh: str = "接口调用"
+    update_period_zh: str = "实时"
+
+
 class Material(_Strict):
     code: str = Field(pattern=CODE_PATTERN)
     name_zh: str
@@ -66,10 +78,16 @@ class Material(_Strict):
     source: Literal["form", "data_sharing", "submit", "commitment"]
     # For data sharing: the document type the platform holds (居民身份证, 户口簿…)
     # and the dotted form path of the ID number whose document is asked for.
-    document: Literal["id_card", "hukou_booklet", "marriage_certificate"] | None = None
+    document: str | None = Field(default=None, pattern=CODE_PATTERN)
     subject: str | None = None
+    sharing: DataSharing | None = None
     when: Condition | None = None
     legal_basis: str | None = None
+    # §5.2.3 clean-up facts: a material so marked must not be asked of applicants.
+    shareable: bool = False  # obtainable by data sharing or checks between departments
+    commitment_allowed: bool = False  # replaceable by a written commitment (告知承诺)
+    covered_by: str | None = None  # covered or replaced by another material
+    issued_by_this_thing: bool = False  # a licence or approval this "one thing" itself issues
 
     def applies(self, form: Mapping[str, Any]) -> bool:
         return self.when is None or self.when.holds(form)
@@ -86,6 +104,31 @@ class ResultField(_Strict):
     # A valid value, shown in guides and used by the demo (citizen IDs are built
     # from the form's birth date instead).
     example: str | bool | None = None
+
+
+class Question(_Strict):
+    """A question whose answer selects the situation (情形)."""
+
+    code: str = Field(pattern=CODE_PATTERN)
+    label_zh: str
+    options: dict[str, str]  # answer value -> Chinese label
+    # Form path the answer can be read from when the applicant gives no answers.
+    from_form: str | None = None
+
+
+class Situation(_Strict):
+    """情形项: one combination of answers, and the steps and materials it involves."""
+
+    code: str = Field(pattern=CODE_PATTERN)
+    name_zh: str
+    when: dict[str, str]
+    steps: list[str] | None = None  # None: every step
+    materials: list[str] | None = None  # None: every material
+
+
+class FaqEntry(_Strict):
+    question_zh: str
+    answer_zh: str
 
 
 class Notification(_Strict):
@@ -109,6 +152,7 @@ class StepDefinition(_Strict):
     notify_on_complete: Notification | None = None
     # The step that hands every result to the applicant at once.
     delivers_case: bool = False
+    legal_basis: str | None = None
 
     @model_validator(mode="after")
     def _one_department_rule(self) -> StepDefinition:
@@ -133,19 +177,107 @@ class StepDefinition(_Strict):
         return self.time_limit.get(channel, self.time_limit.get("default", 0))
 
 
+class LifeStage(_Strict):
+    """主项: a stage of a person's or an enterprise's life cycle."""
+
+    code: str = Field(pattern=CODE_PATTERN)
+    name_zh: str
+    audience: Literal["person", "enterprise"]
+
+
 class ThingDefinition(_Strict):
+    """子项: one "one thing", with its situations (情形项), materials and steps."""
+
     code: str = Field(pattern=CODE_PATTERN)
     version: int = Field(ge=1)
     name_zh: str
-    life_stage_zh: str
+    life_stage: str
+    summary_zh: str = ""
     lead_department: str
     form: str
     channels: list[Channel]
+    delivery_methods: list[Literal["pickup", "mail"]] = ["pickup", "mail"]
+    questions: list[Question] = []
+    situations: list[Situation] = []
     materials: list[Material]
     steps: list[StepDefinition]
-    # Department names travel with the definition so a running case can label
-    # its steps without reading files from workflow code.
+    faq: list[FaqEntry] = []
+    common_mistakes_zh: list[str] = []
+    # Filled in when the definition is loaded, so a running case can label its
+    # steps without reading files from workflow code.
+    life_stage_zh: str = ""
     department_names_zh: dict[str, str] = {}
+    # Set on the view of one situation (for_situation); None on the whole sub-item.
+    situation: str | None = None
+
+    @property
+    def collaborating_departments(self) -> list[str]:
+        units: list[str] = []
+        for step in self.steps:
+            for unit in [step.department] if step.department else list((step.department_by_channel or {}).values()):
+                if unit and unit != self.lead_department and unit not in units:
+                    units.append(unit)
+        return units
+
+    def answers_from_form(self, form: Mapping[str, Any]) -> dict[str, str]:
+        answers: dict[str, str] = {}
+        for question in self.questions:
+            if question.from_form:
+                value = read_path(form, question.from_form)
+                if value is not None:
+                    answers[question.code] = str(value)
+        return answers
+
+    def situation_for(self, answers: Mapping[str, str]) -> Situation | None:
+        """The situation the answers select; None for a sub-item without situations.
+
+        Raises DomainError naming each missing or invalid answer (``answers.<code>``).
+        """
+        problems: dict[str, str] = {}
+        for question in self.questions:
+            value = answers.get(question.code)
+            if value is None:
+                problems[f"answers.{question.code}"] = f"required: {question.label_zh}"
+            elif value not in question.options:
+                problems[f"answers.{question.code}"] = f"must be one of {', '.join(question.options)}"
+        known = {question.code for question in self.questions}
+        for code in answers:
+            if code not in known:
+                problems[f"answers.{code}"] = "no such question for this thing"
+        if problems:
+            raise DomainError(ErrorCode.INVALID, "情形选择有误 (invalid answers)", problems)
+        if not self.situations:
+            return None
+        for situation in self.situations:
+            if all(answers.get(code) == value for code, value in situation.when.items()):
+                return situation
+        raise DomainError(
+            ErrorCode.INVALID,
+            "没有与所选答案对应的办理情形 (no situation matches these answers)",
+            {"answers": "no situation matches this combination"},
+        )
+
+    def situation_named(self, code: str) -> Situation:
+        for situation in self.situations:
+            if situation.code == code:
+                return situation
+        raise KeyError(code)
+
+    def for_situation(self, code: str) -> ThingDefinition:
+        """The definition as it applies to one situation: only its steps and materials."""
+        situation = self.situation_named(code)
+        kept = set(situation.steps) if situation.steps is not None else {step.code for step in self.steps}
+        steps = [
+            step.model_copy(update={"depends_on": [d for d in step.depends_on if d in kept]})
+            for step in self.steps
+            if step.code in kept
+        ]
+        materials = [
+            material
+            for material in self.materials
+            if situation.materials is None or material.code in situation.materials
+        ]
+        return self.model_copy(update={"steps": steps, "materials": materials, "situation": code})
 
     def channel(self, code: str) -> Channel:
         for channel in self.channels:
@@ -164,6 +296,23 @@ class ThingDefinition(_Strict):
 
     def department_name(self, code: str) -> str:
         return self.department_names_zh.get(code, code)
+
+
+def resolve_for_case(
+    definition: ThingDefinition, form: Mapping[str, Any], answers: Mapping[str, str] | None = None
+) -> ThingDefinition:
+    """The definition a new case runs: the situation its answers select (answers the
+    applicant did not give are read from the form). Raises DomainError naming bad answers."""
+    from_form = definition.answers_from_form(form)
+    contradictions = {
+        f"answers.{code}": f"contradicts the form ({from_form[code]!r})"
+        for code, value in (answers or {}).items()
+        if code in from_form and from_form[code] != value
+    }
+    if contradictions:
+        raise DomainError(ErrorCode.INVALID, "情形选择与表单不一致 (answers contradict the form)", contradictions)
+    situation = definition.situation_for({**from_form, **(answers or {})})
+    return definition if situation is None else definition.for_situation(situation.code)
 
 
 def read_path(data: Mapping[str, Any], dotted: str) -> Any:
@@ -206,16 +355,117 @@ def load_departments(file: Path = DATA_DIR / "departments.yaml") -> dict[str, De
     return departments
 
 
-def parse_definition(raw: Any, file_name: str, departments: Mapping[str, Department]) -> ThingDefinition:
+def load_life_stages(file: Path = DATA_DIR / "life_stages.yaml") -> dict[str, LifeStage]:
+    raw = _load_yaml(file)
+    stages: dict[str, LifeStage] = {}
+    for index, entry in enumerate((raw or {}).get("life_stages", [])):
+        try:
+            stage = LifeStage.model_validate(entry)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise CatalogueError(
+                file.name, _format_location(["life_stages", index, *error["loc"]]), error["msg"]
+            ) from exc
+        if stage.code in stages:
+            raise CatalogueError(file.name, f"life_stages[{index}].code", f"duplicate code {stage.code!r}")
+        stages[stage.code] = stage
+    return stages
+
+
+def parse_definition(
+    raw: Any,
+    file_name: str,
+    departments: Mapping[str, Department],
+    life_stages: Mapping[str, LifeStage] | None = None,
+) -> ThingDefinition:
     """Validate one definition document against the schema and the catalogue's rules."""
+    stages = life_stages if life_stages is not None else load_life_stages()
     try:
         definition = ThingDefinition.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise CatalogueError(file_name, _format_location(error["loc"]), error["msg"]) from exc
+    if definition.life_stage not in stages:
+        raise CatalogueError(file_name, "life_stage", f"unknown life stage {definition.life_stage!r}")
     _check_rules(definition, file_name, departments)
+    _check_materials(definition, file_name, departments)
+    _check_situations(definition, file_name)
     names = {code: department.name_zh for code, department in departments.items()}
-    return definition.model_copy(update={"department_names_zh": names})
+    return definition.model_copy(
+        update={"department_names_zh": names, "life_stage_zh": stages[definition.life_stage].name_zh}
+    )
+
+
+# §5.2.3: vague material names that must be replaced by what is really needed.
+VAGUE_MATERIAL_NAMES = ("其他材料", "相关证明", "相关材料", "等材料", "其他证明")
+
+
+def _check_materials(definition: ThingDefinition, file_name: str, departments: Mapping[str, Department]) -> None:
+    """The §5.2.3 clean-up: materials an applicant must no longer be asked for."""
+    codes = {material.code for material in definition.materials}
+    for index, material in enumerate(definition.materials):
+        path = f"materials[{index}]"
+
+        def fail(field: str, reason: str, path: str = path) -> None:
+            raise CatalogueError(file_name, f"{path}.{field}", reason)
+
+        if any(word in material.name_zh for word in VAGUE_MATERIAL_NAMES):
+            fail("name_zh", f"vague material name {material.name_zh!r}: name the document (§5.2.3)")
+        if material.covered_by is not None:
+            reason = "is not a material of this thing" if material.covered_by not in codes else "drop it (§5.2.3)"
+            fail("covered_by", f"covered by {material.covered_by!r}: {reason}")
+        if material.issued_by_this_thing:
+            fail("issued_by_this_thing", "a licence this thing issues itself is not an application material (§5.2.3)")
+        if material.source == "submit":
+            if not material.legal_basis:
+                fail("legal_basis", "a material the applicant submits needs its legal basis (§5.2.3)")
+            if material.shareable:
+                fail("source", "obtainable by data sharing: use source data_sharing (§5.2.3)")
+            if material.commitment_allowed:
+                fail("source", "replaceable by a written commitment: use source commitment (§5.2.3)")
+        if material.source == "data_sharing":
+            if not (material.subject and material.document):
+                fail("subject", "a data-sharing material needs its document type and subject path")
+            if material.sharing is None:
+                fail("sharing", "a data-sharing material needs its provider, fields and method (§5.4.1)")
+            elif material.sharing.provider not in departments:
+                fail("sharing.provider", f"unknown department {material.sharing.provider!r}")
+
+
+def _check_situations(definition: ThingDefinition, file_name: str) -> None:
+    questions = {question.code: question for question in definition.questions}
+    for index, question in enumerate(definition.questions):
+        if list(questions).index(question.code) != index:
+            raise CatalogueError(file_name, f"questions[{index}].code", f"duplicate code {question.code!r}")
+        if not question.options:
+            raise CatalogueError(file_name, f"questions[{index}].options", "a question needs options")
+    step_codes = {step.code for step in definition.steps}
+    material_codes = {material.code for material in definition.materials}
+    seen_codes: set[str] = set()
+    seen_answers: dict[tuple[tuple[str, str], ...], str] = {}
+    for index, situation in enumerate(definition.situations):
+        path = f"situations[{index}]"
+        if situation.code in seen_codes:
+            raise CatalogueError(file_name, f"{path}.code", f"duplicate code {situation.code!r}")
+        seen_codes.add(situation.code)
+        for code, value in situation.when.items():
+            if code not in questions:
+                raise CatalogueError(file_name, f"{path}.when.{code}", "no such question")
+            if value not in questions[code].options:
+                raise CatalogueError(file_name, f"{path}.when.{code}", f"{value!r} is not an option")
+        key = tuple(sorted(situation.when.items()))
+        if key in seen_answers:
+            raise CatalogueError(file_name, f"{path}.when", f"same answers as situation {seen_answers[key]!r}")
+        seen_answers[key] = situation.code
+        if situation.steps is not None:
+            if not situation.steps:
+                raise CatalogueError(file_name, f"{path}.steps", "the situation selects no steps")
+            for step in situation.steps:
+                if step not in step_codes:
+                    raise CatalogueError(file_name, f"{path}.steps", f"unknown step {step!r}")
+        for material in situation.materials or []:
+            if material not in material_codes:
+                raise CatalogueError(file_name, f"{path}.materials", f"unknown material {material!r}")
 
 
 def _check_rules(definition: ThingDefinition, file_name: str, departments: Mapping[str, Department]) -> None:
@@ -237,9 +487,6 @@ def _check_rules(definition: ThingDefinition, file_name: str, departments: Mappi
     for index, code in enumerate(material_codes):
         if material_codes.index(code) != index:
             fail(f"materials[{index}].code", f"duplicate code {code!r}")
-    for index, material in enumerate(definition.materials):
-        if material.source == "data_sharing" and not (material.subject and material.document):
-            fail(f"materials[{index}]", "a data-sharing material needs its document type and subject path")
 
     step_codes = [step.code for step in definition.steps]
     for index, code in enumerate(step_codes):

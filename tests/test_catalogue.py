@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 import yaml
 
-from models.catalogue import THINGS_DIR, CatalogueError, load_departments, parse_definition, shipped_definitions
+from models.catalogue import (
+    THINGS_DIR,
+    CatalogueError,
+    load_departments,
+    parse_definition,
+    resolve_for_case,
+    shipped_definitions,
+)
 from models.errors import DomainError
 from models.results import validate_result
 from models.samples import sample_birth_form, sample_result
@@ -42,7 +49,7 @@ def test_every_shipped_definition_validates() -> None:
 
 
 def test_birth_definition_matches_annex_a() -> None:
-    birth = shipped_definitions()["birth"]
+    birth = shipped_definitions()["birth"].for_situation("married_father")
     assert [step.code for step in birth.steps] == BIRTH_ORDER
     assert birth.step("hukou_registration").depends_on == ["birth_certificate"]
     assert birth.step("social_security_card").depends_on == ["medical_insurance_enrollment"]
@@ -134,3 +141,96 @@ def test_newborn_id_number_must_carry_the_birth_date() -> None:
             birth.step("hukou_registration"), {"citizen_id_number": adult_id, "booklet_page": "第1页"}, form
         )
     assert "2026-11-20" in error.value.fields["result.citizen_id_number"]
+
+
+def test_unmarried_situations_add_the_declaration_and_its_check() -> None:
+    birth = shipped_definitions()["birth"]
+    unmarried = birth.for_situation("unmarried_mother")
+    assert "unmarried_birth_declaration" in [m.code for m in unmarried.materials]
+    assert "marriage_certificate" not in [m.code for m in unmarried.materials]
+    assert unmarried.step("unmarried_declaration_review").department == "police"
+    assert unmarried.step("hukou_registration").depends_on == ["birth_certificate", "unmarried_declaration_review"]
+    assert "paternity_test_report" in [m.code for m in birth.for_situation("unmarried_father").materials]
+
+
+def test_birth_situation_is_derived_from_the_form_when_no_answers_are_given() -> None:
+    birth = shipped_definitions()["birth"]
+    resolved = resolve_for_case(birth, sample_birth_form(marital_status="unmarried", follow="mother"))
+    assert resolved.situation == "unmarried_mother"
+
+
+def test_answers_that_contradict_the_form_name_the_answer() -> None:
+    birth = shipped_definitions()["birth"]
+    with pytest.raises(DomainError) as error:
+        resolve_for_case(birth, sample_birth_form(), {"marital_status": "unmarried"})
+    assert set(error.value.fields) == {"answers.marital_status"}
+
+
+def test_missing_and_invalid_answers_are_named() -> None:
+    birth = shipped_definitions()["birth"]
+    with pytest.raises(DomainError) as error:
+        birth.situation_for({"marital_status": "divorced"})
+    assert set(error.value.fields) == {"answers.marital_status", "answers.hukou_follow"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "reason"),
+    [
+        (lambda raw: raw["materials"].append(_submit("other_docs", "其他材料")), "materials[8].name_zh", "vague"),
+        (
+            lambda raw: raw["materials"].append(_submit("copy", "身份证复印件", covered_by="mother_id_card")),
+            "materials[8].covered_by",
+            "covered",
+        ),
+        (
+            lambda raw: raw["materials"].append(_submit("cert", "出生医学证明", issued_by_this_thing=True)),
+            "materials[8].issued_by_this_thing",
+            "issues itself",
+        ),
+        (
+            lambda raw: raw["materials"].append(_submit("photo", "新生儿照片", legal_basis=None)),
+            "materials[8].legal_basis",
+            "legal basis",
+        ),
+        (
+            lambda raw: raw["materials"].append(_submit("idc", "父亲身份证", shareable=True)),
+            "materials[8].source",
+            "data sharing",
+        ),
+        (
+            lambda raw: raw["materials"].append(_submit("pledge", "居住证明", commitment_allowed=True)),
+            "materials[8].source",
+            "commitment",
+        ),
+        (lambda raw: raw["situations"][0].update(steps=[]), "situations[0].steps", "selects no steps"),
+        (
+            lambda raw: raw["situations"][1].update(when=dict(raw["situations"][0]["when"])),
+            "situations[1].when",
+            "same answers",
+        ),
+        (
+            lambda raw: raw["situations"][0]["when"].update(marital_status="divorced"),
+            "situations[0].when.marital_status",
+            "not an option",
+        ),
+        (lambda raw: raw.update(life_stage="adolescence"), "life_stage", "unknown life stage"),
+        (
+            lambda raw: raw["materials"][1]["sharing"].update(provider="nobody"),
+            "materials[1].sharing.provider",
+            "unknown department",
+        ),
+    ],
+)
+def test_catalogue_rules_name_file_path_and_reason(birth_raw, mutate, path, reason) -> None:
+    mutate(birth_raw)
+    with pytest.raises(CatalogueError) as error:
+        _parse(birth_raw)
+    assert (error.value.file, error.value.path) == ("birth.yaml", path)
+    assert reason in error.value.reason
+
+
+def _submit(code: str, name: str, legal_basis: str | None = "某法规", **facts: Any) -> dict[str, Any]:
+    material: dict[str, Any] = {"code": code, "name_zh": name, "source": "submit", **facts}
+    if legal_basis:
+        material["legal_basis"] = legal_basis
+    return material

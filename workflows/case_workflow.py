@@ -689,6 +689,7 @@ class CaseWorkflow:
             thing=self._definition.code,
             thing_zh=self._definition.name_zh,
             catalogue_version=self._definition.version,
+            situation=self._definition.situation,
             channel=self._case.channel,
             status=status,
             status_zh=CASE_STATUS_ZH[status],

@@ -31,7 +31,7 @@ from api.schemas import (
 )
 from api.timeline import build_timeline, read_case_history
 from models.case import Actor, CaseInput, CaseSnapshot, SupplementInput
-from models.catalogue import ThingDefinition, shipped_definitions
+from models.catalogue import ThingDefinition, resolve_for_case, shipped_definitions
 from models.errors import DomainError, ErrorCode
 from models.forms import FORMS
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
@@ -62,8 +62,9 @@ def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[s
     return clean
 
 
-def _fingerprint(thing: str, channel: str, form: dict[str, Any]) -> str:
-    canonical = json.dumps({"thing": thing, "channel": channel, "form": form}, sort_keys=True, ensure_ascii=False)
+def _fingerprint(thing: str, channel: str, form: dict[str, Any], answers: dict[str, str] | None) -> str:
+    request = {"thing": thing, "channel": channel, "form": form, "answers": answers or {}}
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -110,13 +111,14 @@ async def submit_case(
     form = _validated_form(definition, body.form)
     case = CaseInput(
         case_id=new_case_id(actor.username, idempotency_key),
-        definition=definition,
+        definition=resolve_for_case(definition, form, body.answers),
+        answers=body.answers or {},
         channel=body.channel,
         form=form,
         owner=actor.username if actor.role == "applicant" else None,
         submitted_by=actor,
         supervision_phone=settings.supervision_phone,
-        request_fingerprint=_fingerprint(body.thing, body.channel, form),
+        request_fingerprint=_fingerprint(body.thing, body.channel, form, body.answers),
     )
     handle, created = await start_case(client, settings.task_queue, case)
     snapshot = await _accepted_snapshot(handle)

@@ -42,15 +42,17 @@ def step_of(case: dict[str, Any], step: str) -> dict[str, Any]:
     return next(item for item in case["steps"] if item["step"] == step)
 
 
-def dependencies_of(step: str) -> list[str]:
-    """Every step that must be done before ``step`` opens, in catalogue order."""
+def dependencies_of(step: str, present: list[str] | None = None) -> list[str]:
+    """Every step that must be done before ``step`` opens, in catalogue order; with
+    ``present``, only the steps the case's situation actually has."""
+    kept = set(present) if present is not None else set(STEP_ORDER)
     needed: set[str] = set()
-    stack = list(BIRTH.step(step).depends_on)
+    stack = [code for code in BIRTH.step(step).depends_on if code in kept]
     while stack:
         code = stack.pop()
         if code not in needed:
             needed.add(code)
-            stack.extend(BIRTH.step(code).depends_on)
+            stack.extend(code for code in BIRTH.step(code).depends_on if code in kept)
     return [code for code in STEP_ORDER if code in needed]
 
 
@@ -136,7 +138,7 @@ class Cases:
 
     async def walk_to(self, case: dict[str, Any], step: str) -> None:
         """Complete every step ``step`` depends on, so that it is open."""
-        for code in dependencies_of(step):
+        for code in dependencies_of(step, [item["step"] for item in case["steps"]]):
             await self.complete(case, code)
 
     async def finish(self, case: dict[str, Any]) -> None:

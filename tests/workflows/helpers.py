@@ -24,7 +24,7 @@ from models.case import (
     CompleteStepInput,
     StepView,
 )
-from models.catalogue import ThingDefinition, shipped_definitions
+from models.catalogue import ThingDefinition, resolve_for_case, shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from models.tables import CaseEventRecord, CaseRecord, NotificationRecord, SupervisionNotice, TaskRecord
 from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
@@ -67,11 +67,12 @@ def new_case(
     owner: str = "applicant1",
     submitted_by: Actor | None = None,
 ) -> CaseInput:
+    form = form if form is not None else sample_birth_form()
     return CaseInput(
         case_id=new_case_id(owner, None),
-        definition=BIRTH,
+        definition=resolve_for_case(BIRTH, form),
         channel=channel,
-        form=form if form is not None else sample_birth_form(),
+        form=form,
         owner=owner,
         submitted_by=submitted_by or applicant(owner),
     )

@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from models.case import Actor, CaseInput, ClaimInput, CompleteStepInput, ReturnStepInput, SupplementInput
-from models.catalogue import shipped_definitions
+from models.catalogue import resolve_for_case, shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from tests.conftest import running_worker
 from workflows.case_workflow import CaseWorkflow
@@ -29,7 +29,7 @@ async def test_case_history_with_pause_and_escalations_replays(env, settings, en
     applicant = Actor(username="applicant1", role="applicant")
     case = CaseInput(
         case_id=new_case_id("applicant1", None),
-        definition=birth,
+        definition=resolve_for_case(birth, form),
         channel="hospital",
         form=form,
         owner="applicant1",
@@ -50,7 +50,7 @@ async def test_case_history_with_pause_and_escalations_replays(env, settings, en
         await env.sleep(timedelta(days=4))  # past due: overdue and 督办 fire
         snapshot = await handle.query(CaseWorkflow.snapshot)
         assert any(step.escalations > 0 for step in snapshot.steps)
-        for code in [s.code for s in birth.steps_for("hospital")]:
+        for code in [s.code for s in case.definition.steps_for("hospital")]:
             step = birth.step(code)
             actor = _officer(step.department_for("hospital"))
             await handle.execute_update(CaseWorkflow.claim, ClaimInput(actor=actor, step=code))
