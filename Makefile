@@ -35,6 +35,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy .
 
 pytest: $(STAMP) system-deps
+	$(PY) cli.py catalogue validate
 	$(PY) -m pytest
 
 test: lint typecheck pytest

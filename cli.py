@@ -23,7 +23,7 @@ import httpx
 
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
 from models.catalogue import shipped_definitions
-from models.samples import sample_birth_form, sample_result
+from models.samples import sample_form, sample_result
 from settings import ROOT, Settings, get_settings, installed_binary
 
 logger = logging.getLogger("onething")
@@ -87,10 +87,10 @@ def _login(client: httpx.Client, username: str) -> dict[str, str]:
 
 def play_officers(client: httpx.Client, case_id: str, form: dict[str, Any], stop_after: int | None = None) -> int:
     """Claim and complete open tasks of a case, as each department's officer would."""
-    definition = shipped_definitions()["birth"]
     done = 0
     while stop_after is None or done < stop_after:
         case = client.get(f"/cases/{case_id}", headers=_login(client, "supervisor")).json()
+        definition = shipped_definitions()[case["thing"]]
         open_steps = [step for step in case["steps"] if step["status"] in {"open", "claimed"}]
         if not open_steps:
             return done
@@ -109,15 +109,18 @@ def seed_demo(base_url: str) -> list[str]:
     with httpx.Client(base_url=base_url, timeout=60) as client:
         applicant = _login(client, "applicant1")
         clerk = _login(client, "hospital_clerk")
+        window = _login(client, "service_center_clerk")
         cases = []
-        for key, channel, headers, steps_done in (
-            ("demo-online-1", "online", applicant, 0),
-            ("demo-hospital-1", "hospital", clerk, 2),
+        for key, thing, channel, headers, steps_done in (
+            ("demo-online-1", "birth", "online", applicant, 0),
+            ("demo-hospital-1", "birth", "hospital", clerk, 2),
+            ("demo-company-1", "company_opening", "service_center", window, 1),
+            ("demo-retirement-1", "retirement", "online", applicant, 0),
         ):
-            form = sample_birth_form(delivery="mail" if channel == "online" else "pickup")
+            form = sample_form(thing, delivery="mail" if channel == "online" else "pickup")
             response = client.post(
                 "/cases",
-                json={"thing": "birth", "channel": channel, "form": form},
+                json={"thing": thing, "channel": channel, "form": form},
                 headers={**headers, "Idempotency-Key": key},
             )
             response.raise_for_status()
@@ -209,6 +212,54 @@ def run_api() -> None:
     uvicorn.run("api.main:create_app", factory=True, host=settings.api_host, port=settings.api_port, log_level="info")
 
 
+def catalogue_command(args: argparse.Namespace) -> int:
+    """validate | list | publish | retire — the catalogue's versions, from the command line."""
+    from sqlmodel import Session
+
+    from models.catalogue import CatalogueError, load_definition_file, load_departments
+    from models.catalogue_store import list_versions, publish, record_shipped_definitions, retire
+    from models.db import init_db, make_engine
+    from models.errors import DomainError
+
+    if args.action == "validate":
+        try:
+            if args.files:
+                departments = load_departments()
+                for file in args.files:
+                    definition = load_definition_file(Path(file), departments)
+                    print(f"ok  {file}: {definition.code} v{definition.version} ({definition.name_zh})")
+            else:
+                for definition in shipped_definitions().values():
+                    print(f"ok  {definition.code} v{definition.version} ({definition.name_zh})")
+        except CatalogueError as error:
+            print(f"invalid  {error}", file=sys.stderr)
+            return 1
+        return 0
+
+    engine = make_engine(get_settings().database_url)
+    init_db(engine)
+    with Session(engine) as session:
+        record_shipped_definitions(session)
+        try:
+            if args.action == "publish":
+                import yaml
+
+                raw = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+                row = publish(session, raw.get("code", ""), raw, f"cli:{os.environ.get('USER', 'admin')}")
+                print(f"published {row.thing} v{row.version}")
+            elif args.action == "retire":
+                row = retire(session, args.thing, args.version)
+                print(f"retired {row.thing} v{row.version}")
+            else:
+                for row in list_versions(session, args.thing):
+                    print(f"{row.thing:<20} v{row.version:<4} {row.status:<8} {row.origin:<10} {row.name_zh}")
+        except DomainError as error:
+            details = "; ".join(f"{path}: {reason}" for path, reason in error.fields.items())
+            print(f"{error.message}{': ' + details if details else ''}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -221,6 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("api", help="run the API server")
     demo = commands.add_parser("demo", help="submit sample cases to a running API")
     demo.add_argument("--base-url", default=None)
+    catalogue = commands.add_parser("catalogue", help="validate, list, publish or retire catalogue versions")
+    actions = catalogue.add_subparsers(dest="action", required=True)
+    validate = actions.add_parser("validate", help="check definition files (the shipped ones by default)")
+    validate.add_argument("files", nargs="*")
+    listing = actions.add_parser("list", help="published versions")
+    listing.add_argument("thing", nargs="?")
+    publishing = actions.add_parser("publish", help="publish a definition file as the next version")
+    publishing.add_argument("file")
+    retiring = actions.add_parser("retire", help="retire a version")
+    retiring.add_argument("thing")
+    retiring.add_argument("version", type=int)
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -233,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "api":
         run_api()
         return 0
+    if args.command == "catalogue":
+        return catalogue_command(args)
     settings = get_settings()
     base_url = args.base_url or f"http://{settings.api_host}:{settings.api_port}"
     for case_id in seed_demo(base_url):

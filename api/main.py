@@ -19,8 +19,9 @@ from temporalio.client import Client
 from api.accounts import ensure_demo_accounts
 from api.deps import ClientDep, EngineDep
 from api.errors import error_body, install_error_handlers
-from api.routes import auth, cases, tasks
+from api.routes import auth, cases, catalogue, tasks
 from models.catalogue import shipped_definitions
+from models.catalogue_store import record_shipped_definitions
 from models.db import init_db, make_engine
 from models.errors import ErrorCode
 from models.workcalendar import WorkingCalendar, default_calendar_file
@@ -98,6 +99,8 @@ def create_app(
         app.state.settings = settings
         app.state.engine = engine or make_engine(settings.database_url)
         init_db(app.state.engine)
+        with Session(app.state.engine) as session:
+            record_shipped_definitions(session)
         if settings.env == "dev":
             ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()))
         app.state.calendar = WorkingCalendar.load(settings.calendar_file or default_calendar_file())
@@ -117,6 +120,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(tasks.router)
+    app.include_router(catalogue.router)
 
     @app.get("/health", tags=["health"])
     async def health(client: ClientDep, engine: EngineDep) -> JSONResponse:

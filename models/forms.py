@@ -6,12 +6,15 @@ pydantic model that validates a submission before any workflow starts.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from models.identity import InvalidIdNumber, validate_id_number
+from models.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
+from models.workcalendar import SHANGHAI
 
 
 def _clean_text(value: str) -> str:
@@ -28,7 +31,46 @@ def _check_id_number(value: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
+# 统一社会信用代码 (GB 32100-2015): registration authority, entity type, 6-digit
+# division code, 9-character organisation code and a check character (MOD 31).
+# The letters I, O, S, V and Z are never used.
+CREDIT_CODE_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_CREDIT_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
+
+
+def credit_code_check_character(first_17: str) -> str:
+    """The check character of a unified social credit code from its first 17 characters."""
+    if len(first_17) != 17 or any(char not in CREDIT_CODE_CHARACTERS for char in first_17):
+        raise ValueError("the first 17 characters must come from 0-9 and A-Y without I, O, S, V, Z")
+    total = sum(
+        CREDIT_CODE_CHARACTERS.index(char) * weight for char, weight in zip(first_17, _CREDIT_CODE_WEIGHTS, strict=True)
+    )
+    return CREDIT_CODE_CHARACTERS[(31 - total % 31) % 31]
+
+
+def validate_credit_code(value: str) -> str:
+    """The normalised (upper-case) code, or ValueError saying what is wrong."""
+    code = value.strip().upper()
+    if len(code) != 18:
+        raise ValueError(f"统一社会信用代码应为18位 / expected 18 characters, got {len(code)}")
+    if not _CREDIT_CODE.fullmatch(code):
+        raise ValueError("统一社会信用代码含无效字符 / only 0-9 and A-Y without I, O, S, V, Z")
+    if credit_code_check_character(code[:17]) != code[17]:
+        raise ValueError("统一社会信用代码校验码错误 / checksum mismatch")
+    return code
+
+
 PersonName = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_clean_text)]
+OrganisationName = Annotated[str, Field(min_length=2, max_length=100), AfterValidator(_clean_text)]
+CreditCode = Annotated[str, Field(min_length=18, max_length=20), AfterValidator(validate_credit_code)]
+# Decimal yuan with two places, as in step results ("1000000.00").
+Money = Annotated[str, Field(pattern=r"^(0|[1-9]\d{0,11})\.\d{2}$")]
+BankAccountNo = Annotated[str, Field(pattern=r"^\d{12,30}$")]
+# A situation answer the form may carry; left out, the request's ``answers`` give it.
+YesNo = Literal["yes", "no"]
+MaterialCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+MaterialReference = Annotated[str, Field(min_length=1, max_length=200)]
 Address = Annotated[str, Field(min_length=2, max_length=200), AfterValidator(_clean_text)]
 IdNumber = Annotated[str, Field(min_length=15, max_length=20), AfterValidator(_check_id_number)]
 Phone = Annotated[str, Field(pattern=r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")]
@@ -97,4 +139,190 @@ class BirthForm(_Form):
         return self
 
 
-FORMS: dict[str, type[_Form]] = {"birth": BirthForm}
+# --- 企业开办一件事 -------------------------------------------------------------------
+
+
+class ContactPerson(_Form):
+    name: PersonName
+    id_number: IdNumber
+    phone: Phone
+
+
+class Company(_Form):
+    name: OrganisationName  # 企业名称 (自主申报)
+    registered_capital: Money  # 注册资本（元）
+    business_scope: Annotated[str, Field(min_length=2, max_length=1000), AfterValidator(_clean_text)]
+    address: Address  # 住所, declared under a written commitment instead of a lease or deed
+
+
+class Employees(_Form):
+    # Situation answer (hires_employees); left out, the request's answers give it.
+    hiring: YesNo | None = None
+    headcount: int | None = Field(default=None, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _headcount_rules(self) -> Employees:
+        if self.hiring == "yes" and self.headcount is None:
+            raise ValueError("headcount is required when the company hires employees")
+        if self.hiring == "no" and self.headcount is not None:
+            raise ValueError("headcount is only for a company that hires employees")
+        return self
+
+
+class Tax(_Form):
+    # Situation answer (needs_invoices); left out, the request's answers give it.
+    invoices: YesNo | None = None
+    # 办税人员: invoices are issued only to a named person (发票管理办法 第十五条).
+    agent: ContactPerson | None = None
+
+    @model_validator(mode="after")
+    def _agent_rules(self) -> Tax:
+        if self.invoices == "yes" and self.agent is None:
+            raise ValueError("agent (办税人员) is required when the company applies for invoices")
+        return self
+
+
+class BankAppointment(_Form):
+    bank_name: Annotated[str, Field(min_length=2, max_length=50), AfterValidator(_clean_text)]
+
+
+class CompanyApplicant(ContactPerson):
+    role: Literal["legal_representative", "agent"]
+
+
+class CompanyOpeningForm(_Form):
+    """企业开办"一件事"申请表: the company, its legal representative, staff, tax and bank."""
+
+    company: Company
+    legal_representative: ContactPerson
+    employees: Employees = Field(default_factory=Employees)
+    tax: Tax = Field(default_factory=Tax)
+    bank: BankAppointment
+    applicant: CompanyApplicant
+    delivery: Delivery
+    materials: dict[MaterialCode, MaterialReference] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _applicant_rules(self) -> CompanyOpeningForm:
+        if self.applicant.role == "legal_representative" and self.applicant.id_number != (
+            self.legal_representative.id_number
+        ):
+            raise ValueError("an applicant acting as legal representative must be the legal representative")
+        return self
+
+
+# --- 身后一件事 -------------------------------------------------------------------------
+
+
+class Deceased(_Form):
+    name: PersonName
+    id_number: IdNumber
+    died_at: AwareDatetime
+    place_of_death: Address
+    # Situation answers (death_type, housing_fund); left out, the request's answers give them.
+    death_type: Literal["normal", "unnatural"] | None = None
+    housing_fund_account: YesNo | None = None
+
+
+class PayoutAccount(_Form):
+    """The bank account payouts go to (account balances, grants, withdrawals)."""
+
+    holder: PersonName
+    bank_name: Annotated[str, Field(min_length=2, max_length=50), AfterValidator(_clean_text)]
+    account_no: BankAccountNo
+
+
+class Kin(ContactPerson):
+    relation: Literal["spouse", "child", "parent", "sibling", "other_relative"]
+
+
+# A clock a little fast on the applicant's device must not reject a death just recorded.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+class DeathForm(_Form):
+    """身后"一件事"联办申请表: the deceased, the family member applying, and the payout account."""
+
+    deceased: Deceased
+    applicant: Kin
+    payout_account: PayoutAccount
+    delivery: Delivery
+    materials: dict[MaterialCode, MaterialReference] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _death_rules(self) -> DeathForm:
+        if self.applicant.id_number == self.deceased.id_number:
+            raise ValueError("the applicant must be a family member, not the deceased")
+        if self.deceased.died_at > datetime.now(UTC) + CLOCK_TOLERANCE:
+            raise ValueError("deceased.died_at cannot be in the future")
+        if self.deceased.died_at.astimezone(SHANGHAI).date() < id_number_birth_date(self.deceased.id_number):
+            raise ValueError("deceased.died_at is before the birth date in the ID number")
+        return self
+
+
+# --- 退休一件事 -------------------------------------------------------------------------
+
+
+class Employer(_Form):
+    name: OrganisationName
+    credit_code: CreditCode  # 统一社会信用代码
+
+
+class SpecialWork(_Form):
+    """特殊工种: the job and the years worked in it, checked against the personnel file."""
+
+    job_title: Annotated[str, Field(min_length=2, max_length=50), AfterValidator(_clean_text)]
+    years: int = Field(ge=1, le=50)
+
+
+class Retirement(_Form):
+    # Situation answer (retirement_type); left out, the request's answers give it.
+    kind: Literal["normal", "special_work", "disability"] | None = None
+    special_work: SpecialWork | None = None
+
+    @model_validator(mode="after")
+    def _special_work_rules(self) -> Retirement:
+        if self.kind == "special_work" and self.special_work is None:
+            raise ValueError("special_work is required for early retirement from a special type of work")
+        if self.kind in {"normal", "disability"} and self.special_work is not None:
+            raise ValueError("special_work is only for early retirement from a special type of work")
+        return self
+
+
+class HousingFund(_Form):
+    # Situation answer (housing_fund); left out, the request's answers give it.
+    has_account: YesNo | None = None
+
+
+class RetirementApplicant(ContactPerson):
+    role: Literal["retiree", "employer_agent"]
+
+
+class RetirementForm(_Form):
+    """退休"一件事"联办申请表: the retiree, the employer declaring, and the pension account."""
+
+    retiree: ContactPerson
+    employer: Employer
+    retirement: Retirement = Field(default_factory=Retirement)
+    housing_fund: HousingFund = Field(default_factory=HousingFund)
+    # Pension and housing-fund withdrawals are paid into the retiree's own account.
+    bank_account: PayoutAccount
+    applicant: RetirementApplicant
+    delivery: Delivery
+    materials: dict[MaterialCode, MaterialReference] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _retiree_rules(self) -> RetirementForm:
+        if self.applicant.role == "retiree" and self.applicant.id_number != self.retiree.id_number:
+            raise ValueError("an applicant acting as the retiree must be the retiree")
+        if self.bank_account.holder != self.retiree.name:
+            raise ValueError("bank_account.holder must be the retiree: benefits are paid to the retiree's own account")
+        return self
+
+
+FORMS: dict[str, type[_Form]] = {
+    "birth": BirthForm,
+    "company_opening": CompanyOpeningForm,
+    "death": DeathForm,
+    "retirement": RetirementForm,
+}

@@ -79,3 +79,38 @@ def _form_date(value: Any) -> Any:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=SHANGHAI)
     return moment.astimezone(SHANGHAI).date()
+
+
+CITIZEN_ID_PATTERN = r"^\d{17}[\dXx]$"
+
+
+def result_json_schema(step: StepDefinition) -> dict[str, Any]:
+    """JSON Schema of a step's result, for forms and for API clients.
+
+    The schema covers shapes; the checks it cannot express (ID checksums, birth
+    dates matching the form) still run when the result is submitted.
+    """
+    properties: dict[str, Any] = {}
+    for name, spec in step.result.items():
+        field: dict[str, Any] = {"title": spec.label_zh}
+        if spec.type == "boolean":
+            field["type"] = "boolean"
+        else:
+            field["type"] = "string"
+            field["maxLength"] = spec.max_length
+            if spec.type == "money":
+                field["pattern"] = MONEY_PATTERN.pattern
+                field["description"] = "金额（元），两位小数的字符串"
+            elif spec.type == "citizen_id":
+                field["pattern"] = CITIZEN_ID_PATTERN
+                field["description"] = "公民身份号码（GB 11643）"
+            elif spec.pattern:
+                field["pattern"] = spec.pattern
+        properties[name] = field
+    return {
+        "type": "object",
+        "title": step.name_zh,
+        "properties": properties,
+        "required": [name for name, spec in step.result.items() if spec.required],
+        "additionalProperties": False,
+    }

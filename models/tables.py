@@ -134,3 +134,24 @@ class UserAccount(SQLModel, table=True):
     role: str = Field(max_length=16)
     unit: str | None = Field(default=None, max_length=64)
     display_name_zh: str = Field(default="", max_length=64)
+
+
+class CatalogueVersion(SQLModel, table=True):
+    """A published version of a "one thing" definition (§5.1.4 dynamic management).
+
+    New cases start on the newest active version; a running case keeps the
+    definition it started with, which travels in its workflow input.
+    """
+
+    __tablename__ = "catalogue_versions"
+
+    thing: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    name_zh: str = Field(max_length=128)
+    status: str = Field(default="active", max_length=16)  # active | retired
+    origin: str = Field(default="shipped", max_length=16)  # shipped | published
+    fingerprint: str = Field(max_length=64)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    published_at: datetime = _when(nullable=False)
+    published_by: str = Field(max_length=64)
+    retired_at: datetime | None = _when()

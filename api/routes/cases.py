@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowHandle
@@ -31,7 +31,8 @@ from api.schemas import (
 )
 from api.timeline import build_timeline, read_case_history
 from models.case import Actor, CaseInput, CaseSnapshot, SupplementInput
-from models.catalogue import ThingDefinition, resolve_for_case, shipped_definitions
+from models.catalogue import ThingDefinition, resolve_for_case
+from models.catalogue_store import definition_for
 from models.errors import DomainError, ErrorCode
 from models.forms import FORMS
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
@@ -41,11 +42,14 @@ from workflows.starter import new_case_id, start_case
 router = APIRouter(tags=["cases"])
 
 
-def _definition(thing: str) -> ThingDefinition:
-    definition = shipped_definitions().get(thing)
-    if definition is None:
-        raise DomainError(ErrorCode.INVALID, "未知的事项 (unknown thing)", {"thing": f"no such thing {thing!r}"})
-    return definition
+def _current_definition(engine: Engine, thing: str) -> ThingDefinition:
+    with Session(engine) as session:
+        try:
+            return definition_for(session, thing)
+        except DomainError:
+            raise DomainError(
+                ErrorCode.INVALID, "未知的事项 (unknown thing)", {"thing": f"no active thing {thing!r}"}
+            ) from None
 
 
 def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[str, Any]:
@@ -97,12 +101,13 @@ async def submit_case(
     body: SubmitCaseRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> CaseResponse:
     require_role(actor, "applicant", "clerk")
-    definition = _definition(body.thing)
+    definition = await run_in_threadpool(_current_definition, engine, body.thing)
     channels = {channel.code: channel for channel in definition.channels}
     if body.channel not in channels:
         raise DomainError(ErrorCode.INVALID, "输入有误 (invalid input)", {"channel": "not offered for this thing"})
