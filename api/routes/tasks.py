@@ -7,11 +7,13 @@ nothing to the case's history.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from sqlalchemy import ColumnElement, func, select
 from sqlmodel import col
+from temporalio.client import Client
 
 from api.actions import run_case_update, update_id
 from api.deps import ActorDep, ClientDep, SessionDep, require_role
@@ -75,23 +77,40 @@ def _parse_task_id(task_id: str) -> tuple[str, str]:
     return case_id, step
 
 
-def _staff(actor: Actor) -> None:
+async def _act(
+    task_id: str,
+    actor: Actor,
+    client: Client,
+    action: str,
+    update: Any,
+    make_input: Callable[[str], Any],
+    idempotency_key: str | None,
+) -> StepView:
+    """Send one officer action to the task's case as a workflow Update."""
     require_role(actor, "officer", "clerk")
+    case_id, step = _parse_task_id(task_id)
+    return await run_case_update(
+        client,
+        case_id,
+        update,
+        make_input(step),
+        result_type=StepView,
+        update_id=update_id(action, task_id, idempotency_key),
+    )
 
 
 @router.post("/{task_id}/claim", response_model=StepView)
 async def claim_task(
     task_id: str, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
-    _staff(actor)
-    case_id, step = _parse_task_id(task_id)
-    return await run_case_update(
+    return await _act(
+        task_id,
+        actor,
         client,
-        case_id,
+        "claim",
         CaseWorkflow.claim,
-        ClaimInput(actor=actor, step=step),
-        result_type=StepView,
-        update_id=update_id("claim", task_id, idempotency_key),
+        lambda step: ClaimInput(actor=actor, step=step),
+        idempotency_key,
     )
 
 
@@ -99,45 +118,27 @@ async def claim_task(
 async def complete_task(
     task_id: str, body: CompleteTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
-    _staff(actor)
-    case_id, step = _parse_task_id(task_id)
-    return await run_case_update(
-        client,
-        case_id,
-        CaseWorkflow.complete,
-        CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment),
-        result_type=StepView,
-        update_id=update_id("complete", task_id, idempotency_key),
-    )
+    def make_input(step: str) -> CompleteStepInput:
+        return CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment)
+
+    return await _act(task_id, actor, client, "complete", CaseWorkflow.complete, make_input, idempotency_key)
 
 
 @router.post("/{task_id}/return", response_model=StepView)
 async def return_task(
     task_id: str, body: ReturnTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
-    _staff(actor)
-    case_id, step = _parse_task_id(task_id)
-    return await run_case_update(
-        client,
-        case_id,
-        CaseWorkflow.return_for_supplement,
-        ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason),
-        result_type=StepView,
-        update_id=update_id("return", task_id, idempotency_key),
-    )
+    def make_input(step: str) -> ReturnStepInput:
+        return ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason)
+
+    return await _act(task_id, actor, client, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key)
 
 
 @router.post("/{task_id}/refuse", response_model=StepView)
 async def refuse_task(
     task_id: str, body: RefuseTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
-    _staff(actor)
-    case_id, step = _parse_task_id(task_id)
-    return await run_case_update(
-        client,
-        case_id,
-        CaseWorkflow.refuse,
-        RefuseStepInput(actor=actor, step=step, reason=body.reason),
-        result_type=StepView,
-        update_id=update_id("refuse", task_id, idempotency_key),
-    )
+    def make_input(step: str) -> RefuseStepInput:
+        return RefuseStepInput(actor=actor, step=step, reason=body.reason)
+
+    return await _act(task_id, actor, client, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)
