@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     calendar_file: Path | None = None  # holiday notices beyond the calendar package's years
     data_sharing_fixture: Path = ROOT / "activities" / "fixtures" / "data_sharing.json"
     supervision_phone: str = "12345"
+    archive_dir: Path = ROOT / "var" / "archive"  # electronic archive packages (§7.1.3)
 
     @model_validator(mode="after")
     def _no_default_secret_outside_dev(self) -> Settings:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.archive import ArchiveActivities
 from activities.calendar import CalendarActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, FixtureDataSharingGateway
 from activities.read_model import ReadModelActivities
@@ -34,6 +35,7 @@ def build_worker(
     calendar_activities = CalendarActivities(calendar)
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine)
+    archive = ArchiveActivities(settings.archive_dir)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -46,6 +48,7 @@ def build_worker(
             read_model.project_case,
             read_model.send_notification,
             read_model.escalate_overdue_step,
+            archive.archive_case,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         # Cases live for days: keep a bounded number of them cached in memory.

@@ -318,6 +318,43 @@ class EscalationInput(_Model):
     assignee: str | None = None
 
 
+class SuperviseInput(_Model):
+    """A supervisor's manual 督办 (to the department) or 催办 (to the assignee) on a step."""
+
+    actor: Actor
+    step: str
+    kind: Literal["notice", "urge"]
+    message: str = Field(min_length=1, max_length=500)
+
+
+class SupervisionNoticeInput(_Model):
+    case_id: str
+    step: str
+    department: str
+    kind: Literal["notice", "urge"]
+    sequence: int
+    message_zh: str
+    issued_by: str
+    assignee: str | None
+    due_at: datetime | None
+    at: datetime
+
+
+class ArchiveCaseInput(_Model):
+    """Everything the electronic archive (§7.1.3) keeps of a closed case."""
+
+    case: CaseInput
+    snapshot: CaseSnapshot
+    events: list[CaseEvent]
+    ratings: list[dict[str, Any]] = []
+
+
+class ArchiveResult(_Model):
+    case_id: str
+    manifest_sha256: str
+    files: int
+
+
 class ActivityName(StrEnum):
     """Activity type names, shared by the workflow (which calls them by name so it
     never imports database code) and the worker (which registers them)."""
@@ -329,6 +366,8 @@ class ActivityName(StrEnum):
     PROJECT_CASE = "project_case"
     SEND_NOTIFICATION = "send_notification"
     ESCALATE_OVERDUE_STEP = "escalate_overdue_step"
+    RECORD_SUPERVISION_NOTICE = "record_supervision_notice"
+    ARCHIVE_CASE = "archive_case"
 
 
 # Custom search attributes (Keyword): register them on the server before workers start.

@@ -38,6 +38,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
         "database_url": f"sqlite:///{tmp_path / 'read-model.db'}",
+        "archive_dir": tmp_path / "archive",
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
     }
     values.update(overrides)

@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
         AcceptanceNotice,
         ActivityName,
         Actor,
+        ArchiveCaseInput,
+        ArchiveResult,
         CaseEvent,
         CaseInput,
         CaseSnapshot,
@@ -172,7 +174,19 @@ class CaseWorkflow:
         )
         await asyncio.gather(*self._side_tasks)
         projector.cancel()
+        if workflow.patched("archive-closed-cases"):
+            await self._archive()
         return self._snapshot()
+
+    async def _archive(self) -> None:
+        """File the closed case in the electronic archive (§7.1.3)."""
+        await workflow.execute_activity(
+            ActivityName.ARCHIVE_CASE,
+            ArchiveCaseInput(case=self._case, snapshot=self._snapshot(), events=list(self._events)),
+            result_type=ArchiveResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=LOCAL_SERVICE_RETRY,
+        )
 
     async def _gather_materials(
         self,

@@ -30,6 +30,7 @@ from api.schemas import (
     TimelineResponse,
 )
 from api.timeline import build_timeline, read_case_history
+from models.archive import ArchiveCheck, check_package
 from models.case import Actor, CaseInput, CaseSnapshot, SupplementInput
 from models.catalogue import ThingDefinition, resolve_for_case
 from models.catalogue_store import definition_for
@@ -220,6 +221,17 @@ async def read_timeline(
         raise DomainError(ErrorCode.FORBIDDEN, "时间线仅对经办人员和监督人员开放 (staff only)")
     case, events = await read_case_history(client, case_id)
     return build_timeline(case, events, calendar)
+
+
+@router.get("/cases/{case_id}/archive", response_model=ArchiveCheck)
+async def read_archive(case_id: str, actor: ActorDep, engine: EngineDep, settings: SettingsDep) -> ArchiveCheck:
+    """The archive manifest of a closed case, checked for completeness (§8.1.3 档案完整)."""
+    record = await run_in_threadpool(_load_visible, engine, actor, case_id)
+    if not is_case_staff(actor, record):
+        raise DomainError(ErrorCode.FORBIDDEN, "档案仅对经办人员和监督人员开放 (staff only)")
+    if record.status not in {"completed", "refused"}:
+        raise DomainError(ErrorCode.CONFLICT, "案件尚未办结，未归档 (the case is not closed yet)")
+    return await run_in_threadpool(check_package, settings.archive_dir, case_id)
 
 
 @router.get("/notifications", response_model=list[NotificationResponse])

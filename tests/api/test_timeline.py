@@ -110,3 +110,22 @@ async def test_timeline_comes_from_the_workflow_history_not_the_read_model(api, 
 
     assert after["events"] == before["events"]
     assert {"accepted", "opened", "claimed", "completed"} <= {event["type"] for event in after["events"]}
+
+
+async def test_a_completed_case_is_archived_with_a_verifiable_manifest(api, login, cases, api_settings):
+    case = await cases.submit(channel="hospital")
+    await cases.finish(case)
+    archive = await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))
+    assert archive.status_code == 200, archive.text
+    body = archive.json()
+    assert body["complete"] is True
+    assert {part["name"] for part in body["manifest"]["parts"]} >= {"form.json", "timeline.json", "results.json"}
+    (api_settings.archive_dir / case["case_id"] / "results.json").unlink()
+    again = await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))
+    assert again.json()["complete"] is False and again.json()["missing"] == ["results.json"]
+
+
+async def test_an_open_case_has_no_archive_yet(api, login, cases):
+    case = await cases.submit()
+    response = await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))
+    assert response.status_code == 409

@@ -46,6 +46,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "ONETHING_API_PORT": str(api_port),
         "ONETHING_TASK_QUEUE": "e2e-cases",
         "DATABASE_URL": f"sqlite:///{workdir / 'read-model.db'}",
+        "ONETHING_ARCHIVE_DIR": str(workdir / "archive"),
     }
     settings = Settings(env="dev", temporal_address=env["ONETHING_TEMPORAL_ADDRESS"], api_port=api_port)
     stack = Stack()
