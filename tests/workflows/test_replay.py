@@ -6,7 +6,7 @@ history with a 补正 pause and overdue 督办 is the hardest one to replay.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -14,7 +14,8 @@ from temporalio.worker import Replayer
 from models.case import Actor, CaseInput, ClaimInput, CompleteStepInput, ReturnStepInput, SupplementInput
 from models.catalogue import resolve_for_case, shipped_definitions
 from models.samples import sample_birth_form, sample_result
-from tests.conftest import running_worker
+from models.workcalendar import SHANGHAI
+from tests.conftest import running_worker, time_skipping_env
 from workflows.case_workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
@@ -23,7 +24,14 @@ def _officer(department: str) -> Actor:
     return Actor(username=f"{department}_officer", role="officer", unit=department)
 
 
-async def test_case_history_with_pause_and_escalations_replays(env, settings, engine, task_queue) -> None:
+async def test_case_history_with_pause_and_escalations_replays(settings, engine, task_queue, tmp_path) -> None:
+    # A server of its own: this test skips days, which the shared server's other
+    # cases' timers must not interfere with.
+    async with time_skipping_env(starting_at=datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI), workdir=tmp_path) as env:
+        await _run_and_replay(env, settings, engine, task_queue)
+
+
+async def _run_and_replay(env, settings, engine, task_queue) -> None:
     birth = shipped_definitions()["birth"]
     form = sample_birth_form()
     applicant = Actor(username="applicant1", role="applicant")
