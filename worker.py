@@ -12,12 +12,14 @@ from temporalio.worker import Worker
 
 from activities.archive import ArchiveActivities
 from activities.calendar import CalendarActivities
+from activities.complaints import ComplaintActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, FixtureDataSharingGateway
 from activities.read_model import ReadModelActivities
 from models.db import init_db, make_engine
 from models.workcalendar import WorkingCalendar, default_calendar_file
 from settings import Settings, get_settings
 from workflows.case_workflow import CaseWorkflow
+from workflows.complaint_workflow import ComplaintWorkflow
 from workflows.connection import connect_temporal
 
 
@@ -34,12 +36,13 @@ def build_worker(
     gateway = gateway or FixtureDataSharingGateway(settings.data_sharing_fixture)
     calendar_activities = CalendarActivities(calendar)
     data_sharing = DataSharingActivities(gateway)
-    read_model = ReadModelActivities(engine)
+    read_model = ReadModelActivities(engine, calendar)
     archive = ArchiveActivities(settings.archive_dir)
+    complaints = ComplaintActivities(engine)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[CaseWorkflow],
+        workflows=[CaseWorkflow, ComplaintWorkflow],
         activities=[
             calendar_activities.compute_deadlines,
             calendar_activities.compute_remaining_time,
@@ -48,7 +51,10 @@ def build_worker(
             read_model.project_case,
             read_model.send_notification,
             read_model.escalate_overdue_step,
+            read_model.record_supervision_notice,
             archive.archive_case,
+            complaints.project_complaint,
+            complaints.escalate_overdue_complaint,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         # Cases live for days: keep a bounded number of them cached in memory.

@@ -15,11 +15,14 @@ from temporalio import activity
 
 from models.case import (
     ActivityName,
+    CaseEvent,
     CaseSnapshot,
     EscalationInput,
+    EventType,
     NotificationInput,
     ProjectCaseInput,
     StepStatus,
+    SupervisionNoticeInput,
 )
 from models.tables import (
     CaseEventRecord,
@@ -28,11 +31,13 @@ from models.tables import (
     SupervisionNotice,
     TaskRecord,
 )
+from models.timeliness import StepTimeliness, step_timeliness
+from models.workcalendar import SHANGHAI, WorkingCalendar
 
 logger = logging.getLogger(__name__)
 
 
-def apply_projection(session: Session, projection: ProjectCaseInput) -> None:
+def apply_projection(session: Session, projection: ProjectCaseInput, calendar: WorkingCalendar) -> None:
     """Write one case's events and, unless a newer state is stored, its state."""
     snapshot = projection.snapshot
     known = set(
@@ -75,10 +80,32 @@ def apply_projection(session: Session, projection: ProjectCaseInput) -> None:
     record.revision = snapshot.revision
     record.snapshot = snapshot.model_dump(mode="json")
     session.add(record)
-    _project_tasks(session, snapshot)
+    session.flush()
+    _project_tasks(session, snapshot, calendar)
 
 
-def _project_tasks(session: Session, snapshot: CaseSnapshot) -> None:
+def _case_events(session: Session, case_id: str) -> list[CaseEvent]:
+    rows = session.execute(
+        select(CaseEventRecord).where(col(CaseEventRecord.case_id) == case_id).order_by(col(CaseEventRecord.seq))
+    ).scalars()
+    return [
+        CaseEvent(
+            seq=row.seq,
+            at=row.at,
+            type=EventType(row.type),
+            step=row.step,
+            department=row.department,
+            actor=row.actor,
+            due_at=row.due_at,
+            detail=row.detail,
+        )
+        for row in rows
+    ]
+
+
+def _project_tasks(session: Session, snapshot: CaseSnapshot, calendar: WorkingCalendar) -> None:
+    events = _case_events(session, snapshot.case_id)
+    now = events[-1].at if events else snapshot.submitted_at
     for step in snapshot.steps:
         if step.status == StepStatus.PENDING:
             continue
@@ -100,7 +127,20 @@ def _project_tasks(session: Session, snapshot: CaseSnapshot) -> None:
         task.overdue = step.overdue
         task.escalations = step.escalations
         task.roles = ",".join(step.actors)
+        task.warning_at = step.warning_at
+        _apply_timeliness(task, step_timeliness(step.step, events, calendar, now))
         session.add(task)
+
+
+def _apply_timeliness(task: TaskRecord, timeliness: StepTimeliness) -> None:
+    """Figures for finished steps only: an open step's are measured against "now" by queries."""
+    if timeliness.completed_at is None:
+        return
+    task.working_hours_used = timeliness.working_hours_used
+    task.paused_working_hours = timeliness.paused_working_hours
+    task.on_time = timeliness.on_time
+    task.hours_bucket = round((timeliness.working_hours_used or 0.0) * 10)
+    task.completed_on = timeliness.completed_at.astimezone(SHANGHAI).date().isoformat()
 
 
 def task_id_for(case_id: str, step: str) -> str:
@@ -108,13 +148,14 @@ def task_id_for(case_id: str, step: str) -> str:
 
 
 class ReadModelActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, calendar: WorkingCalendar) -> None:
         self._engine = engine
+        self._calendar = calendar
 
     @activity.defn(name=ActivityName.PROJECT_CASE)
     def project_case(self, projection: ProjectCaseInput) -> None:
         with Session(self._engine) as session:
-            apply_projection(session, projection)
+            apply_projection(session, projection, self._calendar)
             session.commit()
 
     @activity.defn(name=ActivityName.SEND_NOTIFICATION)
@@ -138,6 +179,41 @@ class ReadModelActivities:
             )
             session.commit()
         logger.info("notification %s queued for case %s", notification.kind, notification.case_id)
+
+    @activity.defn(name=ActivityName.RECORD_SUPERVISION_NOTICE)
+    def record_supervision_notice(self, notice: SupervisionNoticeInput) -> None:
+        """A manual 督办 goes to the department's notices; a 催办 goes to the assignee."""
+        notice_id = f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
+        with Session(self._engine) as session:
+            if notice.kind == "notice":
+                if session.get(SupervisionNotice, notice_id) is None:
+                    session.add(
+                        SupervisionNotice(
+                            notice_id=notice_id,
+                            case_id=notice.case_id,
+                            step=notice.step,
+                            department=notice.department,
+                            sequence=notice.sequence,
+                            origin="manual",
+                            message_zh=notice.message_zh,
+                            due_at=notice.due_at,
+                            issued_at=notice.at,
+                            issued_by=notice.issued_by,
+                        )
+                    )
+            elif session.get(NotificationRecord, notice_id) is None:
+                session.add(
+                    NotificationRecord(
+                        notification_id=notice_id,
+                        case_id=notice.case_id,
+                        kind="urge",
+                        recipient=notice.assignee,
+                        step=notice.step,
+                        message_zh=f"催办：{notice.message_zh}",
+                        created_at=notice.at,
+                    )
+                )
+            session.commit()
 
     @activity.defn(name=ActivityName.ESCALATE_OVERDUE_STEP)
     def escalate_overdue_step(self, escalation: EscalationInput) -> None:

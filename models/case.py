@@ -64,6 +64,7 @@ class EventType(StrEnum):
     WARNING = "warning"
     OVERDUE = "overdue"
     SUPERVISION_NOTICE = "supervision_notice"
+    URGED = "urged"
     RETURNED = "returned"
     SUPPLEMENTED = "supplemented"
     COMPLETED = "completed"
@@ -80,6 +81,7 @@ EVENT_TYPE_ZH = {
     EventType.WARNING: "预警",
     EventType.OVERDUE: "超期",
     EventType.SUPERVISION_NOTICE: "督办",
+    EventType.URGED: "催办",
     EventType.RETURNED: "退回补正",
     EventType.SUPPLEMENTED: "补齐补正",
     EventType.COMPLETED: "办结",

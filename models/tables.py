@@ -76,6 +76,14 @@ class TaskRecord(SQLModel, table=True):
     escalations: int = 0
     # Roles of the unit that may act on the task, e.g. "officer" or "officer,clerk".
     roles: str = Field(default="officer", max_length=64)
+    warning_at: datetime | None = _when()
+    # Timeliness, from the case's events and the working-day calendar: working
+    # hours used (补正 pauses excluded), on time or not, and the completion day.
+    working_hours_used: float | None = None
+    paused_working_hours: float = 0.0
+    on_time: bool | None = None
+    hours_bucket: int | None = None  # working hours in tenths, for percentiles in SQL
+    completed_on: str | None = Field(default=None, index=True, max_length=10)  # YYYY-MM-DD, Asia/Shanghai
 
 
 class CaseEventRecord(SQLModel, table=True):
@@ -109,7 +117,9 @@ class SupervisionNotice(SQLModel, table=True):
     due_at: datetime | None = _when()
     issued_at: datetime = _when(index=True, nullable=False)
     acknowledged_at: datetime | None = _when()
+    acknowledged_by: str | None = Field(default=None, max_length=64)
     reply: str | None = None
+    issued_by: str = Field(default="system", max_length=64)
 
 
 class NotificationRecord(SQLModel, table=True):
@@ -155,3 +165,28 @@ class CatalogueVersion(SQLModel, table=True):
     published_at: datetime = _when(nullable=False)
     published_by: str = Field(max_length=64)
     retired_at: datetime | None = _when()
+
+
+class ComplaintRecord(SQLModel, table=True):
+    """投诉 (§8.1.2): one complaint's state, projected by its workflow."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (Index("ix_complaints_status_due", "status", "due_at"),)
+
+    complaint_id: str = Field(primary_key=True, max_length=64)
+    case_id: str | None = Field(default=None, index=True, max_length=64)
+    step: str | None = Field(default=None, max_length=64)
+    # The department handling it: the assigned one once assigned, else the one complained about.
+    department: str | None = Field(default=None, index=True, max_length=64)
+    assigned_department: str | None = Field(default=None, index=True, max_length=64)
+    status: str = Field(index=True, max_length=32)
+    complainant: str | None = Field(default=None, index=True, max_length=64)  # an account name
+    filed_by: str = Field(index=True, max_length=64)
+    filed_at: datetime = _when(index=True, nullable=False)
+    due_at: datetime | None = _when(index=True)
+    answered_at: datetime | None = _when()
+    closed_at: datetime | None = _when()
+    overdue: bool = False
+    satisfied: bool | None = None
+    revision: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -24,6 +24,7 @@ class StepTimeliness:
     working_hours_used: float | None
     on_time: bool | None  # None while open and not yet late
     overdue_working_hours: float
+    paused_working_hours: float = 0.0
 
 
 def step_timeliness(step: str, events: Iterable[CaseEvent], calendar: WorkingCalendar, now: datetime) -> StepTimeliness:
@@ -62,4 +63,5 @@ def step_timeliness(step: str, events: Iterable[CaseEvent], calendar: WorkingCal
         working_hours_used=round(max(used, 0.0) / 3600, 2),
         on_time=on_time,
         overdue_working_hours=round(late / 3600, 2),
+        paused_working_hours=round(paused_seconds / 3600, 2),
     )

@@ -56,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
         ReturnStepInput,
         StepStatus,
         StepView,
+        SuperviseInput,
+        SupervisionNoticeInput,
         SupplementInput,
     )
     from models.catalogue import StepDefinition, read_path
@@ -140,6 +142,7 @@ class CaseWorkflow:
         self._projected_revision = 0
         self._status_seen: CaseStatus | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
+        self._manual_notices = 0
 
     # --- the run ----------------------------------------------------------------
 
@@ -488,6 +491,52 @@ class CaseWorkflow:
                 "不予办理须说明理由 (a refusal needs a reason)",
                 {"reason": "give a reason of 1 to 500 characters"},
             )
+
+    @workflow.update
+    async def supervise(self, action: SuperviseInput) -> StepView:
+        """A supervisor's manual 督办 to the step's department, or 催办 to its assignee."""
+        step = self._steps[action.step]
+        self._manual_notices += 1
+        event = EventType.SUPERVISION_NOTICE if action.kind == "notice" else EventType.URGED
+        self._record(
+            event,
+            step=step,
+            actor=action.actor.username,
+            due_at=step.due_at,
+            detail={"origin": "manual", "message": action.message, "sequence": self._manual_notices},
+        )
+        await workflow.execute_activity(
+            ActivityName.RECORD_SUPERVISION_NOTICE,
+            SupervisionNoticeInput(
+                case_id=self._case.case_id,
+                step=step.code,
+                department=step.department,
+                kind=action.kind,
+                sequence=self._manual_notices,
+                message_zh=action.message,
+                issued_by=action.actor.username,
+                assignee=step.assignee,
+                due_at=step.due_at,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOCAL_SERVICE_RETRY,
+        )
+        self._changed()
+        await self._flush()
+        return self._step_view(step)
+
+    @supervise.validator
+    def _validate_supervise(self, action: SuperviseInput) -> None:
+        if action.actor.role != "supervisor":
+            raise _rejection(ErrorCode.FORBIDDEN, "仅监督人员可督办、催办 (supervisors only)")
+        step = self._steps.get(action.step)
+        if step is None:
+            raise _rejection(ErrorCode.NOT_FOUND, f"no step {action.step!r} in this case")
+        if step.status == StepStatus.PENDING or step.finished or self._closed:
+            raise self._state_conflict(step, action.actor)
+        if action.kind == "urge" and step.assignee is None:
+            raise _rejection(ErrorCode.CONFLICT, "任务尚无人签收，无法催办 (no assignee to urge yet)")
 
     @workflow.update
     async def supplement(self, action: SupplementInput) -> CaseSnapshot:

@@ -1,0 +1,42 @@
+"""Lists as CSV for the monthly report: ``Accept: text/csv`` on any supervision list.
+
+Chinese column headers, UTF-8 with a byte-order mark so spreadsheet programs
+open it correctly, RFC 4180 quoting.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import Request, Response
+
+
+def wants_csv(request: Request) -> bool:
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def csv_response(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], filename: str) -> Response:
+    """``columns`` pairs each row key with its Chinese header."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([header for _, header in columns])
+    for row in rows:
+        writer.writerow([_cell(row.get(key)) for key, _ in columns])
+    return Response(
+        "\ufeff" + buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)

@@ -1,0 +1,77 @@
+"""督办 notices for departments: an officer sees the department's notices and
+acknowledges each with a reply; until then the supervisor sees it as unanswered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, func, select
+from sqlmodel import col
+
+from api.deps import ActorDep, SessionDep, require_role
+from api.exports import csv_response, wants_csv
+from api.routes.supervision import NOTICE_COLUMNS, notice_rows
+from models.errors import DomainError, ErrorCode
+from models.tables import SupervisionNotice
+
+router = APIRouter(prefix="/notices", tags=["notices"])
+
+
+class AcknowledgeRequest(BaseModel):
+    reply: str = Field(min_length=1, max_length=1000)
+
+
+@router.get("", response_model=None)
+def department_notices(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    acknowledged: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response | dict[str, Any]:
+    """The officer's department's notices, oldest first (unacknowledged by default)."""
+    require_role(actor, "officer")
+    where: list[ColumnElement[bool]] = [
+        col(SupervisionNotice.department) == actor.unit,
+        col(SupervisionNotice.acknowledged_at).is_not(None)
+        if acknowledged
+        else col(SupervisionNotice.acknowledged_at).is_(None),
+    ]
+    total = session.execute(select(func.count()).select_from(SupervisionNotice).where(*where)).scalar_one()
+    rows = notice_rows(
+        session.execute(
+            select(SupervisionNotice)
+            .where(*where)
+            .order_by(col(SupervisionNotice.issued_at), col(SupervisionNotice.notice_id))
+            .limit(limit)
+            .offset(offset)
+        ).scalars()
+    )
+    if wants_csv(request):
+        return csv_response(rows, NOTICE_COLUMNS, "notices")
+    return {"items": rows, "total": int(total), "limit": limit, "offset": offset}
+
+
+@router.post("/{notice_id}/ack")
+def acknowledge_notice(
+    notice_id: str, body: AcknowledgeRequest, actor: ActorDep, session: SessionDep
+) -> dict[str, Any]:
+    require_role(actor, "officer")
+    notice = session.get(SupervisionNotice, notice_id)
+    if notice is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "督办通知不存在 (no such notice)")
+    if notice.department != actor.unit:
+        raise DomainError(ErrorCode.FORBIDDEN, "该督办通知不属于您的部门 (another department's notice)")
+    if notice.acknowledged_at is not None:
+        raise DomainError(ErrorCode.CONFLICT, "该督办通知已签收 (already acknowledged)")
+    notice.acknowledged_at = datetime.now(UTC)
+    notice.acknowledged_by = actor.username
+    notice.reply = body.reply
+    session.add(notice)
+    session.commit()
+    session.refresh(notice)
+    return notice.model_dump()

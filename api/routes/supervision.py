@@ -1,0 +1,373 @@
+"""Supervision (效能监督, DB33/T 2304-2021 §8): timeliness statistics, overdue and
+warning lists, manual 督办 and 催办, and a check that the statistics agree with
+the workflow history.
+
+Statistics come from the read model with indexed queries; percentiles are read
+from per-group histograms (tenths of a working hour) so no query scans a
+history or ships every row to Python.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, case, func, select
+from sqlmodel import col
+from starlette.concurrency import run_in_threadpool
+
+from api.access import visible_case
+from api.actions import run_case_update, update_id
+from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, require_role
+from api.exports import csv_response, wants_csv
+from api.timeline import read_case_history
+from models.case import Actor, StepView, SuperviseInput
+from models.errors import DomainError, ErrorCode
+from models.tables import SupervisionNotice, TaskRecord
+from models.timeliness import step_timeliness
+from models.workcalendar import SHANGHAI, WorkingCalendar
+from workflows.case_workflow import CaseWorkflow
+
+router = APIRouter(prefix="/supervision", tags=["supervision"])
+
+OPEN_STATUSES = ["open", "claimed"]
+GROUP_COLUMNS: dict[str, list[str]] = {
+    "department": ["department"],
+    "step": ["thing", "step"],
+    "thing": ["thing"],
+    "day": ["completed_on"],
+}
+GROUP_HEADERS_ZH = {"department": "部门", "thing": "事项", "step": "环节", "completed_on": "日期"}
+
+
+def _supervisor(actor: Actor) -> None:
+    require_role(actor, "supervisor", "admin")
+
+
+def _percentile(histogram: list[tuple[int, int]], fraction: float) -> float | None:
+    """Nearest-rank percentile of (tenths of an hour, count) pairs, in hours."""
+    total = sum(count for _, count in histogram)
+    if total == 0:
+        return None
+    rank = max(1, -(-int(fraction * total * 1000) // 1000))  # ceil without float drift
+    seen = 0
+    for bucket, count in sorted(histogram):
+        seen += count
+        if seen >= rank:
+            return bucket / 10
+    return histogram[-1][0] / 10
+
+
+@router.get("/timeliness", response_model=None)
+def timeliness(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    group_by: Literal["department", "step", "thing", "day"] = "department",
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: date | None = None,
+    thing: str | None = None,
+    department: str | None = None,
+    step: str | None = None,
+) -> Response | dict[str, Any]:
+    """Steps completed in the period, on time and overdue, working hours used, open steps now overdue."""
+    _supervisor(actor)
+    keys = GROUP_COLUMNS[group_by]
+    key_columns = [getattr(TaskRecord, key) for key in keys]
+    filters: list[ColumnElement[bool]] = []
+    if thing:
+        filters.append(col(TaskRecord.thing) == thing)
+    if department:
+        filters.append(col(TaskRecord.department) == department)
+    if step:
+        filters.append(col(TaskRecord.step) == step)
+    done = [*filters, col(TaskRecord.status) == "done"]
+    if from_:
+        done.append(col(TaskRecord.completed_on) >= from_.isoformat())
+    if to:
+        done.append(col(TaskRecord.completed_on) <= to.isoformat())
+
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def row_for(key: tuple[Any, ...]) -> dict[str, Any]:
+        return rows.setdefault(
+            key,
+            {**dict(zip(keys, key, strict=True)), "completed": 0, "on_time": 0, "overdue": 0, "open_overdue": 0},
+        )
+
+    counts = session.execute(
+        select(*key_columns, func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
+        .where(*done)
+        .group_by(*key_columns)
+    ).all()
+    for *key, completed, on_time in counts:
+        row = row_for(tuple(key))
+        row["completed"] = int(completed)
+        row["on_time"] = int(on_time or 0)
+        row["overdue"] = row["completed"] - row["on_time"]
+
+    histograms: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+    for *key, bucket, count in session.execute(
+        select(*key_columns, col(TaskRecord.hours_bucket), func.count())
+        .where(*done, col(TaskRecord.hours_bucket).is_not(None))
+        .group_by(*key_columns, col(TaskRecord.hours_bucket))
+    ).all():
+        histograms[tuple(key)].append((int(bucket), int(count)))
+
+    now = datetime.now(UTC)
+    open_key_columns = [col(TaskRecord.due_at)] if group_by == "day" else key_columns
+    for *key, due_at in session.execute(
+        select(*open_key_columns, col(TaskRecord.due_at)).where(
+            *filters, col(TaskRecord.status).in_(OPEN_STATUSES), col(TaskRecord.due_at) < now
+        )
+    ).all():
+        if group_by == "day":
+            day = due_at.astimezone(SHANGHAI).date()
+            if (from_ and day < from_) or (to and day > to):
+                continue
+            group = (day.isoformat(),)
+        else:
+            group = tuple(key)
+        row_for(group)["open_overdue"] += 1
+
+    result = []
+    for group in sorted(rows, key=lambda k: tuple(str(part) for part in k)):
+        row = rows[group]
+        row["on_time_rate"] = round(row["on_time"] / row["completed"], 4) if row["completed"] else None
+        row["median_working_hours"] = _percentile(histograms.get(group, []), 0.5)
+        row["p90_working_hours"] = _percentile(histograms.get(group, []), 0.9)
+        result.append(row)
+    if wants_csv(request):
+        columns = [(key, GROUP_HEADERS_ZH[key]) for key in keys] + [
+            ("completed", "办结数"),
+            ("on_time", "按时办结数"),
+            ("overdue", "超期办结数"),
+            ("on_time_rate", "按时办结率"),
+            ("median_working_hours", "用时中位数（工作小时）"),
+            ("p90_working_hours", "用时P90（工作小时）"),
+            ("open_overdue", "在办超期数"),
+        ]
+        return csv_response(result, columns, f"timeliness-{group_by}")
+    return {"group_by": group_by, "rows": result}
+
+
+OPEN_TASK_COLUMNS = [
+    ("task_id", "任务编号"),
+    ("case_id", "案件编号"),
+    ("thing", "事项"),
+    ("step", "环节"),
+    ("department", "部门"),
+    ("assignee", "经办人"),
+    ("due_at", "办理期限"),
+    ("overdue_working_hours", "超期（工作小时）"),
+]
+
+
+def _open_tasks(
+    session: Any, calendar: WorkingCalendar, condition: ColumnElement[bool], limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    now = datetime.now(UTC)
+    where = [col(TaskRecord.status).in_(OPEN_STATUSES), condition]
+    total = session.execute(select(func.count()).select_from(TaskRecord).where(*where)).scalar_one()
+    tasks = session.execute(
+        select(TaskRecord)
+        .where(*where)
+        .order_by(col(TaskRecord.due_at), col(TaskRecord.task_id))
+        .limit(limit)
+        .offset(offset)
+    ).scalars()
+    items = []
+    for task in tasks:
+        late = calendar.working_seconds_between(task.due_at, now) if task.due_at and task.due_at < now else 0.0
+        items.append(
+            {
+                "task_id": task.task_id,
+                "case_id": task.case_id,
+                "thing": task.thing,
+                "step": task.step,
+                "department": task.department,
+                "assignee": task.assignee,
+                "status": task.status,
+                "due_at": task.due_at,
+                "warning_at": task.warning_at,
+                "overdue_working_hours": round(late / 3600, 2),
+                "escalations": task.escalations,
+            }
+        )
+    return items, int(total)
+
+
+@router.get("/overdue", response_model=None)
+def overdue_steps(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    calendar: CalendarDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response | dict[str, Any]:
+    """Open steps past their due time, oldest first."""
+    _supervisor(actor)
+    items, total = _open_tasks(session, calendar, col(TaskRecord.due_at) < datetime.now(UTC), limit, offset)
+    if wants_csv(request):
+        return csv_response(items, OPEN_TASK_COLUMNS, "overdue")
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/warnings", response_model=None)
+def warning_steps(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    calendar: CalendarDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response | dict[str, Any]:
+    """Open steps in their last working day (预警), oldest due first."""
+    _supervisor(actor)
+    now = datetime.now(UTC)
+    condition = (col(TaskRecord.warning_at) <= now) & (col(TaskRecord.due_at) > now)
+    items, total = _open_tasks(session, calendar, condition, limit, offset)
+    if wants_csv(request):
+        return csv_response(items, OPEN_TASK_COLUMNS[:-1], "warnings")
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/verify")
+async def verify_case(
+    case_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
+) -> dict[str, Any]:
+    """Recompute one case's step figures from its workflow history and compare them with the read model."""
+    _supervisor(actor)
+    case, events = await read_case_history(client, case_id)
+    tasks = await run_in_threadpool(_case_tasks, engine, actor, case_id)
+    differences: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    for step in case.definition.steps_for(case.channel):
+        truth = step_timeliness(step.code, events, calendar, now)
+        stored = tasks.get(step.code)
+        if truth.opened_at is None:
+            if stored is not None:
+                differences.append({"step": step.code, "field": "task", "history": None, "read_model": "present"})
+            continue
+        if stored is None:
+            differences.append({"step": step.code, "field": "task", "history": "opened", "read_model": None})
+            continue
+        expected: dict[str, Any] = {"due_at": truth.due_at, "completed_at": truth.completed_at}
+        if truth.completed_at is not None:
+            expected |= {"working_hours_used": truth.working_hours_used, "on_time": truth.on_time}
+        for field, value in expected.items():
+            if getattr(stored, field) != value:
+                differences.append(
+                    {"step": step.code, "field": field, "history": value, "read_model": getattr(stored, field)}
+                )
+    return {"case_id": case_id, "agrees": not differences, "differences": differences}
+
+
+def _case_tasks(engine: Any, actor: Actor, case_id: str) -> dict[str, TaskRecord]:
+    from sqlmodel import Session
+
+    with Session(engine) as session:
+        visible_case(session, actor, case_id)
+        rows = session.execute(select(TaskRecord).where(col(TaskRecord.case_id) == case_id)).scalars()
+        return {row.step: row for row in rows}
+
+
+class SupervisionRequest(BaseModel):
+    case_id: str = Field(min_length=1, max_length=64)
+    step: str = Field(min_length=1, max_length=64)
+    message: str = Field(min_length=1, max_length=500)
+
+
+async def _supervise(
+    client: Any, actor: Actor, body: SupervisionRequest, kind: Literal["notice", "urge"], key: str | None
+) -> StepView:
+    _supervisor(actor)
+    if actor.role != "supervisor":
+        raise DomainError(ErrorCode.FORBIDDEN, "仅监督人员可督办、催办 (supervisors only)")
+    return await run_case_update(
+        client,
+        body.case_id,
+        CaseWorkflow.supervise,
+        SuperviseInput(actor=actor, step=body.step, kind=kind, message=body.message),
+        result_type=StepView,
+        update_id=update_id(kind, f"{body.case_id}:{body.step}", key),
+    )
+
+
+@router.post("/notices", status_code=201)
+async def issue_notice(
+    body: SupervisionRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> StepView:
+    """督办: a notice to the step's department, listed until an officer there acknowledges it."""
+    return await _supervise(client, actor, body, "notice", idempotency_key)
+
+
+@router.post("/urges", status_code=201)
+async def urge_assignee(
+    body: SupervisionRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> StepView:
+    """催办: a reminder to the officer who claimed the step."""
+    return await _supervise(client, actor, body, "urge", idempotency_key)
+
+
+NOTICE_COLUMNS = [
+    ("notice_id", "督办编号"),
+    ("case_id", "案件编号"),
+    ("step", "环节"),
+    ("department", "部门"),
+    ("origin", "来源"),
+    ("message_zh", "督办内容"),
+    ("issued_at", "督办时间"),
+    ("acknowledged_at", "签收时间"),
+    ("reply", "回复"),
+]
+
+
+def notice_rows(notices: Any) -> list[dict[str, Any]]:
+    return [notice.model_dump() for notice in notices]
+
+
+@router.get("/notices", response_model=None)
+def list_notices(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    acknowledged: bool | None = None,
+    department: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response | dict[str, Any]:
+    """Every 督办, automatic and manual; ``acknowledged=false`` lists those still unanswered."""
+    _supervisor(actor)
+    where: list[ColumnElement[bool]] = []
+    if acknowledged is not None:
+        where.append(
+            col(SupervisionNotice.acknowledged_at).is_not(None)
+            if acknowledged
+            else col(SupervisionNotice.acknowledged_at).is_(None)
+        )
+    if department:
+        where.append(col(SupervisionNotice.department) == department)
+    total = session.execute(select(func.count()).select_from(SupervisionNotice).where(*where)).scalar_one()
+    rows = notice_rows(
+        session.execute(
+            select(SupervisionNotice)
+            .where(*where)
+            .order_by(col(SupervisionNotice.issued_at), col(SupervisionNotice.notice_id))
+            .limit(limit)
+            .offset(offset)
+        ).scalars()
+    )
+    if wants_csv(request):
+        return csv_response(rows, NOTICE_COLUMNS, "notices")
+    return {"items": rows, "total": int(total), "limit": limit, "offset": offset}
