@@ -28,6 +28,7 @@ from models.tables import (
     CaseEventRecord,
     CaseRecord,
     NotificationRecord,
+    RatingRecord,
     SupervisionNotice,
     TaskRecord,
 )
@@ -78,6 +79,21 @@ def apply_projection(session: Session, projection: ProjectCaseInput, calendar: W
         )
     record.status = snapshot.status.value
     record.revision = snapshot.revision
+    record.rating_closes_at = snapshot.rating_closes_at
+    record.rating_open = snapshot.rating_open
+    for rating in snapshot.ratings:
+        if session.get(RatingRecord, (snapshot.case_id, rating.step or "")) is None:
+            session.add(
+                RatingRecord(
+                    case_id=snapshot.case_id,
+                    step=rating.step or "",
+                    thing=snapshot.thing,
+                    department=rating.department,
+                    score=rating.score,
+                    comment=rating.comment,
+                    rated_at=rating.rated_at,
+                )
+            )
     record.snapshot = snapshot.model_dump(mode="json")
     session.add(record)
     session.flush()

@@ -18,7 +18,7 @@ def demo_accounts(definitions: list[ThingDefinition]) -> list[tuple[str, Role, s
     accounts: list[tuple[str, Role, str | None, str]] = [
         ("applicant1", "applicant", None, "申请人一"),
         ("applicant2", "applicant", None, "申请人二"),
-        ("supervisor", "supervisor", None, "效能监督员"),
+        ("supervisor", "supervisor", "supervision", "效能监督员"),
         ("admin", "admin", None, "系统管理员"),
     ]
     names: dict[str, str] = {}

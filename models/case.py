@@ -72,6 +72,7 @@ class EventType(StrEnum):
     REFUSED = "refused"
     CANCELLED = "cancelled"
     CASE_COMPLETED = "case_completed"
+    RATED = "rated"
 
 
 EVENT_TYPE_ZH = {
@@ -89,6 +90,7 @@ EVENT_TYPE_ZH = {
     EventType.REFUSED: "不予办理",
     EventType.CANCELLED: "取消",
     EventType.CASE_COMPLETED: "全案办结",
+    EventType.RATED: "评价",
 }
 
 
@@ -179,6 +181,23 @@ class CaseEvent(_Model):
     detail: dict[str, Any] = {}
 
 
+class RatingView(_Model):
+    """好差评: 5 非常满意 … 1 非常不满意; ``step`` None rates the whole case."""
+
+    step: str | None = None
+    department: str | None = None
+    score: int
+    comment: str | None = None
+    rated_at: datetime
+
+
+class RateInput(_Model):
+    actor: Actor
+    score: int
+    comment: str | None = Field(default=None, max_length=500)
+    step: str | None = None
+
+
 class CaseSnapshot(_Model):
     case_id: str
     thing: str
@@ -197,6 +216,9 @@ class CaseSnapshot(_Model):
     acceptance_notice: AcceptanceNotice | None = None
     revision: int = 0
     request_fingerprint: str = ""
+    ratings: list[RatingView] = []
+    rating_open: bool = False
+    rating_closes_at: datetime | None = None
 
 
 class ProjectCaseInput(_Model):

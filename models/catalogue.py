@@ -144,7 +144,7 @@ class StepDefinition(_Strict):
     # Channels the step exists on; None means every channel of the thing.
     channels: list[str] | None = None
     # Roles that may act on the step's task, besides belonging to its unit.
-    actors: list[Literal["officer", "clerk"]] = ["officer"]
+    actors: list[Literal["officer", "clerk", "supervisor"]] = ["officer"]
     depends_on: list[str] = []
     # Working days per channel; "default" covers the channels not named.
     time_limit: dict[str, int]
@@ -550,3 +550,19 @@ def shipped_definitions() -> dict[str, ThingDefinition]:
             raise CatalogueError(file.name, "code", f"duplicate thing code {definition.code!r}")
         definitions[definition.code] = definition
     return definitions
+
+
+# 回访: the follow-up a low rating opens for the supervisors (§8.1.2), on the same
+# statutory clock as any step. It is part of no definition: every thing has it.
+FOLLOW_UP = StepDefinition(
+    code="follow_up",
+    name_zh="差评回访",
+    department="supervision",
+    actors=["supervisor"],
+    time_limit={"default": 1},
+    result={
+        "outcome_zh": ResultField(
+            type="string", label_zh="回访结果", max_length=1000, example="已电话回访申请人，问题已解决"
+        )
+    },
+)

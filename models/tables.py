@@ -50,6 +50,9 @@ class CaseRecord(SQLModel, table=True):
     submitted_at: datetime = _when(index=True, nullable=False)
     revision: int = 0
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # 好差评: the rating period's end; after it an unrated case counts as not rated.
+    rating_closes_at: datetime | None = _when()
+    rating_open: bool = False
 
 
 class TaskRecord(SQLModel, table=True):
@@ -190,3 +193,17 @@ class ComplaintRecord(SQLModel, table=True):
     satisfied: bool | None = None
     revision: int = 0
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RatingRecord(SQLModel, table=True):
+    """好差评 (§8.1.2): one rating of a case (step "") or of one of its steps."""
+
+    __tablename__ = "ratings"
+
+    case_id: str = Field(primary_key=True, max_length=64)
+    step: str = Field(default="", primary_key=True, max_length=64)
+    thing: str = Field(index=True, max_length=64)
+    department: str | None = Field(default=None, index=True, max_length=64)
+    score: int
+    comment: str | None = None
+    rated_at: datetime = _when(nullable=False)

@@ -11,6 +11,7 @@ one activity, whose inputs double as the case's timeline in history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         NextEscalationResult,
         NotificationInput,
         ProjectCaseInput,
+        RateInput,
+        RatingView,
         RefuseStepInput,
         RemainingTimeInput,
         RemainingTimeResult,
@@ -60,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
         SupervisionNoticeInput,
         SupplementInput,
     )
-    from models.catalogue import StepDefinition, read_path
+    from models.catalogue import FOLLOW_UP, StepDefinition, read_path
     from models.errors import DomainError, ErrorCode
     from models.results import validate_result
 
@@ -77,6 +80,9 @@ DATA_SHARING_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
 )
+
+RATING_DAYS = 5  # working days an applicant has to rate a delivered case
+LOW_SCORE = 2  # ratings at or below it open a 回访
 
 DELIVERY_METHOD_ZH = {"pickup": "窗口领取", "mail": "邮寄送达"}
 
@@ -143,6 +149,10 @@ class CaseWorkflow:
         self._status_seen: CaseStatus | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
         self._manual_notices = 0
+        self._follow_ups: dict[str, _Step] = {}
+        self._ratings: list[RatingView] = []
+        self._rating_open = False
+        self._rating_closes_at: datetime | None = None
 
     # --- the run ----------------------------------------------------------------
 
@@ -172,6 +182,8 @@ class CaseWorkflow:
             self._notify("case_completed", f"您的{self._definition.name_zh}已全部办结。")
         self._closed = True
         self._changed()
+        if self._refused_step is None and workflow.patched("rating-window"):
+            await self._collect_ratings()
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self._projected_revision == self._revision
         )
@@ -181,11 +193,111 @@ class CaseWorkflow:
             await self._archive()
         return self._snapshot()
 
+    async def _collect_ratings(self) -> None:
+        """好差评 (§8.1.2): the applicant may rate for 5 working days after delivery; a low
+        rating opens a 回访 for the supervisors, kept on the same statutory clock."""
+        computed = await workflow.execute_activity(
+            ActivityName.COMPUTE_DEADLINES,
+            ComputeDeadlinesInput(
+                requests=[DeadlineRequest(step="rating_window", opened_at=workflow.now(), working_days=RATING_DAYS)]
+            ),
+            result_type=ComputeDeadlinesResult,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LOCAL_SERVICE_RETRY,
+        )
+        self._rating_closes_at = computed.deadlines[0].due_at
+        self._rating_open = True
+        self._changed()
+        remaining = (self._rating_closes_at - workflow.now()).total_seconds()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: False, timeout=remaining)
+        self._rating_open = False
+        self._changed()
+        await workflow.wait_condition(lambda: all(step.finished for step in self._follow_ups.values()))
+
+    @workflow.update
+    async def rate(self, rating: RateInput) -> RatingView:
+        step = self._steps.get(rating.step) if rating.step else None
+        view = RatingView(
+            step=rating.step,
+            department=step.department if step else None,
+            score=rating.score,
+            comment=rating.comment,
+            rated_at=workflow.now(),
+        )
+        self._ratings.append(view)
+        self._record(
+            EventType.RATED,
+            step=step,
+            actor=rating.actor.username,
+            detail={"score": rating.score, "comment": rating.comment or ""},
+        )
+        if rating.score <= LOW_SCORE:
+            await self._open_follow_up(view)
+        self._changed()
+        await self._flush()
+        return view
+
+    @rate.validator
+    def _validate_rate(self, rating: RateInput) -> None:
+        if rating.actor.role != "applicant" or rating.actor.username != self._case.owner:
+            raise _rejection(ErrorCode.FORBIDDEN, "仅申请人本人可评价 (only the applicant rates the case)")
+        if not self._rating_open:
+            raise _rejection(ErrorCode.CONFLICT, "当前不在评价期内 (rating is open for 5 working days after delivery)")
+        if rating.step is not None and (
+            rating.step not in self._steps or self._steps[rating.step].status != StepStatus.DONE
+        ):
+            raise _rejection(
+                ErrorCode.INVALID, "评价的环节有误 (no such completed step)", {"step": "not a step of this case"}
+            )
+        if any(existing.step == rating.step for existing in self._ratings):
+            raise _rejection(ErrorCode.CONFLICT, "已评价过 (already rated)")
+        if not 1 <= rating.score <= 5:
+            raise _rejection(ErrorCode.INVALID, "评分为1至5 (score 1 to 5)", {"score": "must be 1 to 5"})
+
+    async def _open_follow_up(self, rating: RatingView) -> None:
+        code = f"follow_up_{len(self._follow_ups) + 1}"
+        now = workflow.now()
+        computed = await workflow.execute_activity(
+            ActivityName.COMPUTE_DEADLINES,
+            ComputeDeadlinesInput(
+                requests=[DeadlineRequest(step=code, opened_at=now, working_days=FOLLOW_UP.time_limit_for(""))]
+            ),
+            result_type=ComputeDeadlinesResult,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=LOCAL_SERVICE_RETRY,
+        )
+        deadline = computed.deadlines[0]
+        step = _Step(
+            definition=FOLLOW_UP.model_copy(update={"code": code}),
+            department=FOLLOW_UP.department or "supervision",
+            time_limit=FOLLOW_UP.time_limit_for(""),
+            status=StepStatus.OPEN,
+            opened_at=now,
+            due_at=deadline.due_at,
+            warning_at=deadline.warning_at,
+            provisional=deadline.provisional,
+        )
+        self._follow_ups[code] = step
+        self._record(
+            EventType.OPENED,
+            step=step,
+            due_at=deadline.due_at,
+            detail={"rating_score": rating.score, "rated_step": rating.step},
+        )
+        self._side_tasks.append(asyncio.create_task(self._keep_clock(step)))
+
     async def _archive(self) -> None:
         """File the closed case in the electronic archive (§7.1.3)."""
         await workflow.execute_activity(
             ActivityName.ARCHIVE_CASE,
-            ArchiveCaseInput(case=self._case, snapshot=self._snapshot(), events=list(self._events)),
+            ArchiveCaseInput(
+                case=self._case,
+                snapshot=self._snapshot(),
+                events=list(self._events),
+                ratings=[rating.model_dump(mode="json") for rating in self._ratings],
+            ),
             result_type=ArchiveResult,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=LOCAL_SERVICE_RETRY,
@@ -292,10 +404,16 @@ class CaseWorkflow:
 
     # --- the statutory clock of one step -------------------------------------------
 
+    def _clock_stopped(self, step: _Step) -> bool:
+        # Closing the case stops its steps' clocks; a 回访 runs on after it.
+        return self._closed and step.code not in self._follow_ups
+
     async def _keep_clock(self, step: _Step) -> None:
-        while not step.finished and not self._closed:
+        while not step.finished and not self._clock_stopped(step):
             if step.status == StepStatus.AWAITING_SUPPLEMENT:
-                await workflow.wait_condition(lambda: step.status != StepStatus.AWAITING_SUPPLEMENT or self._closed)
+                await workflow.wait_condition(
+                    lambda: step.status != StepStatus.AWAITING_SUPPLEMENT or self._clock_stopped(step)
+                )
                 continue
             target, is_warning = self._next_clock_event(step)
             delay = (target - workflow.now()).total_seconds()
@@ -317,7 +435,7 @@ class CaseWorkflow:
         generation = step.clock_generation
         return lambda: (
             step.finished
-            or self._closed
+            or self._clock_stopped(step)
             or step.status == StepStatus.AWAITING_SUPPLEMENT
             or step.clock_generation != generation
         )
@@ -380,7 +498,8 @@ class CaseWorkflow:
 
     @workflow.update
     async def claim(self, action: ClaimInput) -> StepView:
-        step = self._steps[action.step]
+        step = self._find_step(action.step)
+        assert step is not None  # the validator found it
         if step.assignee != action.actor.username:
             step.status = StepStatus.CLAIMED
             step.assignee = action.actor.username
@@ -399,7 +518,8 @@ class CaseWorkflow:
 
     @workflow.update
     async def complete(self, action: CompleteStepInput) -> StepView:
-        step = self._steps[action.step]
+        step = self._find_step(action.step)
+        assert step is not None  # the validator found it
         step.result = validate_result(step.definition, action.result, self._case.form)
         step.status = StepStatus.DONE
         step.completed_at = workflow.now()
@@ -601,13 +721,16 @@ class CaseWorkflow:
                 owed.extend(item for item in step.missing if item not in owed)
         return owed
 
+    def _find_step(self, code: str) -> _Step | None:
+        return self._steps.get(code) or self._follow_ups.get(code)
+
     def _actionable_step(self, actor: Actor, code: str) -> _Step:
-        step = self._steps.get(code)
+        step = self._find_step(code)
         if step is None:
             raise _rejection(ErrorCode.NOT_FOUND, f"no task for step {code!r} in this case")
         if actor.role not in step.definition.actors or actor.unit != step.department:
             raise _rejection(ErrorCode.FORBIDDEN, "该任务不属于您的部门 (the task belongs to another department)")
-        if self._closed or self._refused_step is not None:
+        if code not in self._follow_ups and (self._closed or self._refused_step is not None):
             raise _rejection(ErrorCode.CONFLICT, "案件已结束 (the case is closed)")
         if step.status in {StepStatus.PENDING} | FINISHED_STEP_STATUSES:
             raise self._state_conflict(step, actor)
@@ -633,6 +756,8 @@ class CaseWorkflow:
         return _rejection(ErrorCode.CONFLICT, message)
 
     def _after_completion(self, step: _Step) -> None:
+        if step.code in self._follow_ups:
+            return
         notification = step.definition.notify_on_complete
         if notification is not None:
             self._notify(notification.kind, notification.message_zh, step=step.code)
@@ -761,10 +886,13 @@ class CaseWorkflow:
             submitted_by=self._case.submitted_by.username,
             accepting_unit=self._definition.channel(self._case.channel).accepting_unit,
             missing_materials=self._owed_materials(),
-            steps=[self._step_view(step) for step in self._steps.values()],
+            steps=[self._step_view(step) for step in [*self._steps.values(), *self._follow_ups.values()]],
             acceptance_notice=self._notice,
             revision=self._revision,
             request_fingerprint=self._case.request_fingerprint,
+            ratings=list(self._ratings),
+            rating_open=self._rating_open,
+            rating_closes_at=self._rating_closes_at,
         )
 
     def _build_notice(

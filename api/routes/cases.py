@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +31,7 @@ from api.schemas import (
 )
 from api.timeline import build_timeline, read_case_history
 from models.archive import ArchiveCheck, check_package
-from models.case import Actor, CaseInput, CaseSnapshot, SupplementInput
+from models.case import Actor, CaseInput, CaseSnapshot, RateInput, RatingView, SupplementInput
 from models.catalogue import ThingDefinition, resolve_for_case
 from models.catalogue_store import definition_for
 from models.errors import DomainError, ErrorCode
@@ -212,6 +212,36 @@ async def supply_materials(
     return _case_response(snapshot)
 
 
+class RatingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(ge=1, le=5, description="5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意")
+    comment: str | None = Field(default=None, max_length=500)
+    step: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/cases/{case_id}/rating", status_code=201, response_model=RatingView)
+async def rate_case(
+    case_id: str,
+    body: RatingRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> RatingView:
+    """好差评 by the applicant, for the case or one of its steps, once it is delivered."""
+    require_role(actor, "applicant")
+    await run_in_threadpool(_load_visible, engine, actor, case_id)
+    return await run_case_update(
+        client,
+        case_id,
+        CaseWorkflow.rate,
+        RateInput(actor=actor, score=body.score, comment=body.comment, step=body.step),
+        result_type=RatingView,
+        update_id=update_id("rate", f"{case_id}:{body.step or ''}", idempotency_key),
+    )
+
+
 @router.get("/cases/{case_id}/timeline", response_model=TimelineResponse)
 async def read_timeline(
     case_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
@@ -231,6 +261,8 @@ async def read_archive(case_id: str, actor: ActorDep, engine: EngineDep, setting
         raise DomainError(ErrorCode.FORBIDDEN, "档案仅对经办人员和监督人员开放 (staff only)")
     if record.status not in {"completed", "refused"}:
         raise DomainError(ErrorCode.CONFLICT, "案件尚未办结，未归档 (the case is not closed yet)")
+    if record.rating_open:
+        raise DomainError(ErrorCode.CONFLICT, "评价期结束后归档 (archived when the rating period ends)")
     return await run_in_threadpool(check_package, settings.archive_dir, case_id)
 
 

@@ -26,7 +26,7 @@ from api.exports import csv_response, wants_csv
 from api.timeline import read_case_history
 from models.case import Actor, StepView, SuperviseInput
 from models.errors import DomainError, ErrorCode
-from models.tables import SupervisionNotice, TaskRecord
+from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
 from models.timeliness import step_timeliness
 from models.workcalendar import SHANGHAI, WorkingCalendar
 from workflows.case_workflow import CaseWorkflow
@@ -371,3 +371,59 @@ def list_notices(
     if wants_csv(request):
         return csv_response(rows, NOTICE_COLUMNS, "notices")
     return {"items": rows, "total": int(total), "limit": limit, "offset": offset}
+
+
+SCORE_LABELS_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+
+@router.get("/ratings", response_model=None)
+def ratings(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    group_by: Literal["department", "thing"] = "thing",
+) -> Response | dict[str, Any]:
+    """好差评 by thing (case ratings) or department (step ratings); cases whose rating period
+    ended without a rating count as not rated, never as satisfied."""
+    _supervisor(actor)
+    key = col(RatingRecord.thing) if group_by == "thing" else col(RatingRecord.department)
+    scope = col(RatingRecord.step) == "" if group_by == "thing" else col(RatingRecord.step) != ""
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row_for(group: str) -> dict[str, Any]:
+        return rows.setdefault(
+            group,
+            {group_by: group, "rated": 0, "average_score": None, "low": 0, "not_rated": 0}
+            | {f"score_{score}": 0 for score in range(1, 6)},
+        )
+
+    for group, score, count in session.execute(
+        select(key, col(RatingRecord.score), func.count()).where(scope).group_by(key, col(RatingRecord.score))
+    ).all():
+        row = row_for(str(group))
+        row[f"score_{score}"] = int(count)
+        row["rated"] += int(count)
+        row["low"] += int(count) if score <= 2 else 0
+    if group_by == "thing":
+        now = datetime.now(UTC)
+        rated = select(col(RatingRecord.case_id)).where(col(RatingRecord.step) == "")
+        for group, count in session.execute(
+            select(col(CaseRecord.thing), func.count())
+            .where(
+                col(CaseRecord.status) == "completed",
+                col(CaseRecord.rating_closes_at) <= now,
+                col(CaseRecord.case_id).not_in(rated),
+            )
+            .group_by(col(CaseRecord.thing))
+        ).all():
+            row_for(str(group))["not_rated"] = int(count)
+    for row in rows.values():
+        total = sum(row[f"score_{score}"] * score for score in range(1, 6))
+        row["average_score"] = round(total / row["rated"], 2) if row["rated"] else None
+    result = [rows[group] for group in sorted(rows)]
+    if wants_csv(request):
+        columns = [(group_by, GROUP_HEADERS_ZH[group_by]), ("rated", "评价数"), ("average_score", "平均分")]
+        columns += [(f"score_{s}", SCORE_LABELS_ZH[s]) for s in range(5, 0, -1)]
+        columns += [("low", "差评数"), ("not_rated", "未评价数")]
+        return csv_response(result, columns, f"ratings-{group_by}")
+    return {"group_by": group_by, "rows": result}

@@ -87,7 +87,8 @@ async def _act(
     idempotency_key: str | None,
 ) -> StepView:
     """Send one officer action to the task's case as a workflow Update."""
-    require_role(actor, "officer", "clerk")
+    # Supervisors act only on 回访 tasks; the workflow's validator holds each role to its steps.
+    require_role(actor, "officer", "clerk", "supervisor")
     case_id, step = _parse_task_id(task_id)
     return await run_case_update(
         client,

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from activities.read_model import apply_projection
 from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
-from models.tables import TaskRecord
+from models.tables import CaseRecord, TaskRecord
 from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 from tests.api.helpers import assert_error
 
@@ -278,3 +278,65 @@ async def test_verify_agrees_with_history_and_catches_a_tampered_read_model(api,
     assert [(d["step"], d["field"], d["history"], d["read_model"]) for d in verdict["differences"]] == [
         ("birth_certificate", "on_time", True, False)
     ]
+
+
+async def test_applicant_rates_a_delivered_case_and_supervisors_see_the_aggregates(api, login, cases, engine):
+    case = await cases.submit(channel="hospital")
+    applicant = await login("applicant1")
+    body = {"score": 5, "comment": "很方便"}
+    assert_error(await api.post(f"/cases/{case['case_id']}/rating", json=body, headers=applicant), 409, "conflict")
+    await cases.finish(case)
+    rated = await api.post(f"/cases/{case['case_id']}/rating", json=body, headers=applicant)
+    assert rated.status_code == 201, rated.text
+    step_rating = {"score": 1, "step": "hukou_registration"}
+    assert (await api.post(f"/cases/{case['case_id']}/rating", json=step_rating, headers=applicant)).status_code == 201
+    assert_error(
+        await api.post(f"/cases/{case['case_id']}/rating", json={"score": 6}, headers=applicant),
+        422,
+        "validation_error",
+        ["score"],
+    )
+    assert_error(
+        await api.post(f"/cases/{case['case_id']}/rating", json=body, headers=await login("applicant2")),
+        404,
+        "not_found",
+    )
+
+    # An earlier delivered case whose rating period ended without a rating.
+    with Session(engine) as session:
+        session.add(
+            CaseRecord(
+                case_id="ot-unrated",
+                thing="birth",
+                catalogue_version=1,
+                channel="online",
+                status="completed",
+                submitted_by="applicant2",
+                submitted_at=datetime(2026, 10, 12, tzinfo=UTC),
+                rating_closes_at=datetime(2026, 10, 20, tzinfo=UTC),
+            )
+        )
+        session.commit()
+
+    supervisor = await login("supervisor")
+    by_thing = (await api.get("/supervision/ratings?group_by=thing", headers=supervisor)).json()["rows"]
+    assert by_thing == [
+        {
+            "thing": "birth",
+            "rated": 1,
+            "average_score": 5.0,
+            "low": 0,
+            "not_rated": 1,
+            "score_1": 0,
+            "score_2": 0,
+            "score_3": 0,
+            "score_4": 0,
+            "score_5": 1,
+        }
+    ]
+    by_department = (await api.get("/supervision/ratings?group_by=department", headers=supervisor)).json()["rows"]
+    assert [(r["department"], r["rated"], r["low"]) for r in by_department] == [("police", 1, 1)]
+    inbox = (await api.get("/tasks?department=supervision", headers=supervisor)).json()["items"]
+    assert [task["step"] for task in inbox] == ["follow_up_1"]
+    table = await api.get("/supervision/ratings", headers={**supervisor, "Accept": "text/csv"})
+    assert table.text.lstrip("\ufeff").startswith("事项,评价数,平均分,非常满意")

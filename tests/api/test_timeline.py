@@ -112,9 +112,13 @@ async def test_timeline_comes_from_the_workflow_history_not_the_read_model(api, 
     assert {"accepted", "opened", "claimed", "completed"} <= {event["type"] for event in after["events"]}
 
 
-async def test_a_completed_case_is_archived_with_a_verifiable_manifest(api, login, cases, api_settings):
+async def test_a_refused_case_is_archived_at_once_with_a_verifiable_manifest(api, login, cases, api_settings):
     case = await cases.submit(channel="hospital")
-    await cases.finish(case)
+    await cases.claim(case, "birth_certificate")
+    refused = await cases.act(
+        "refuse", case["case_id"], "birth_certificate", as_user="hospital_officer", body={"reason": "材料不符"}
+    )
+    assert refused.status_code == 200, refused.text
     archive = await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))
     assert archive.status_code == 200, archive.text
     body = archive.json()
@@ -129,3 +133,10 @@ async def test_an_open_case_has_no_archive_yet(api, login, cases):
     case = await cases.submit()
     response = await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))
     assert response.status_code == 409
+
+
+async def test_a_delivered_case_is_archived_when_its_rating_period_ends(api, login, cases):
+    case = await cases.submit(channel="hospital")
+    await cases.finish(case)
+    response = await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))
+    assert response.status_code == 409 and "rating" in response.json()["error"]["message"]

@@ -118,8 +118,23 @@ async def wait_accepted(handle: CaseHandle) -> CaseSnapshot:
 
 
 async def finished(handle: CaseHandle) -> CaseSnapshot:
-    """The workflow's result (bounded wait)."""
-    return await asyncio.wait_for(handle.result(), WAIT_LIMIT)
+    """The case once it is completed or refused (bounded wait).
+
+    A delivered case's workflow stays open for its 5-working-day rating period, so
+    this reads the case's state rather than waiting for the workflow's result,
+    which would make the shared time-skipping server jump days ahead."""
+
+    deadline = time.monotonic() + WAIT_LIMIT
+    while True:
+        snapshot: CaseSnapshot = await handle.query(CaseWorkflow.snapshot)
+        if snapshot.status == "refused":  # a refused case is not rated: its workflow ends at once
+            result: CaseSnapshot = await asyncio.wait_for(handle.result(), WAIT_LIMIT)
+            return result
+        if snapshot.status == "completed":
+            return snapshot
+        if time.monotonic() > deadline:
+            raise AssertionError(f"case still {snapshot.status} after {WAIT_LIMIT} s")
+        await asyncio.sleep(0.05)
 
 
 async def claim(handle: CaseHandle, step: str, actor: Actor, **options: Any) -> StepView:

@@ -1,0 +1,111 @@
+"""Activities that write the complaints' read model: the projection and the 督办.
+
+Each write is idempotent (a revision-gated upsert; notice keys derived from the
+complaint and the escalation's sequence), so a retried activity never duplicates
+a row.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio import activity
+
+from models.complaint import (
+    ANSWER_CLOCK,
+    SUPERVISION_ORIGIN,
+    ComplaintActivityName,
+    ComplaintEscalationInput,
+    ProjectComplaintInput,
+)
+from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
+from models.workcalendar import SHANGHAI
+
+logger = logging.getLogger(__name__)
+
+
+def apply_complaint_projection(session: Session, projection: ProjectComplaintInput) -> None:
+    """Write the complaint's state unless a newer one is stored."""
+    snapshot = projection.snapshot
+    record = session.get(ComplaintRecord, snapshot.complaint_id)
+    if record is not None and record.revision >= snapshot.revision:
+        return
+    if record is None:
+        record = ComplaintRecord(
+            complaint_id=snapshot.complaint_id,
+            case_id=snapshot.case_id,
+            step=snapshot.step,
+            status=snapshot.status.value,
+            complainant=snapshot.complainant,
+            filed_by=snapshot.filed_by,
+            filed_at=snapshot.filed_at,
+        )
+    record.department = snapshot.department
+    record.assigned_department = snapshot.assigned_department
+    record.status = snapshot.status.value
+    record.due_at = snapshot.due_at
+    record.answered_at = snapshot.answered_at
+    record.closed_at = snapshot.closed_at
+    record.overdue = snapshot.overdue
+    record.satisfied = snapshot.satisfied
+    record.revision = snapshot.revision
+    record.snapshot = snapshot.model_dump(mode="json")
+    session.add(record)
+
+
+def supervision_notice_id(complaint_id: str, sequence: int) -> str:
+    return f"{complaint_id}:{ANSWER_CLOCK}:{SUPERVISION_ORIGIN}:{sequence}"
+
+
+class ComplaintActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name=ComplaintActivityName.PROJECT_COMPLAINT)
+    def project_complaint(self, projection: ProjectComplaintInput) -> None:
+        with Session(self._engine) as session:
+            apply_complaint_projection(session, projection)
+            session.commit()
+
+    @activity.defn(name=ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT)
+    def escalate_overdue_complaint(self, escalation: ComplaintEscalationInput) -> None:
+        """督办 to the department that owes the answer, and word to the supervisors.
+
+        A complaint nobody has been named for or assigned to yet has no department
+        to send a notice to: the supervisors, who have to assign it, hear of it.
+        """
+        notice_id = supervision_notice_id(escalation.complaint_id, escalation.sequence)
+        due = escalation.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+        with Session(self._engine) as session:
+            if session.get(NotificationRecord, f"{notice_id}:supervisor") is not None:
+                return
+            if escalation.department is not None:
+                session.add(
+                    SupervisionNotice(
+                        notice_id=notice_id,
+                        case_id=escalation.complaint_id,
+                        step=ANSWER_CLOCK,
+                        department=escalation.department,
+                        sequence=escalation.sequence,
+                        origin=SUPERVISION_ORIGIN,
+                        message_zh=f"督办通知：投诉{escalation.complaint_id}已超过答复期限（{due}），请立即答复。",
+                        due_at=escalation.due_at,
+                        issued_at=escalation.at,
+                    )
+                )
+            waiting = "未答复" if escalation.department is not None else "未分派"
+            session.add(
+                NotificationRecord(
+                    notification_id=f"{notice_id}:supervisor",
+                    case_id=escalation.complaint_id,
+                    kind="complaint_overdue",
+                    recipient="supervisor",
+                    step=ANSWER_CLOCK,
+                    message_zh=f"投诉{escalation.complaint_id}超期{waiting}（第{escalation.sequence}次督办）。",
+                    created_at=escalation.at,
+                )
+            )
+            session.commit()
+        logger.warning("complaint overdue: %s escalation %d", escalation.complaint_id, escalation.sequence)

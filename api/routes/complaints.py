@@ -1,0 +1,527 @@
+"""Complaints (投诉, DB33/T 2304-2021 §8.1.2): filing, lists, assignment, answer, closing, timeline.
+
+An applicant complains about one of their own cases (optionally one step or
+department of it) or about a department; a clerk may file for a walk-in
+applicant. Each complaint runs as a ComplaintWorkflow (ID ``cp-<hex>``, no
+personal data) on the cases' task queue; its actions are workflow Updates whose
+validators decide role, department, state and input, and whose Update ids derive
+from the request's Idempotency-Key. Lists and reads come from the read model
+(ComplaintRecord), the timeline from the workflow's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import ColumnElement, Engine, false, func, or_, select, true
+from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
+from temporalio.api.enums.v1 import EventType as HistoryEventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.access import visible_case
+from api.actions import WORKER_WAIT, run_case_update, update_id
+from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
+from models.case import Actor
+from models.catalogue import load_departments
+from models.complaint import (
+    ANSWER_WORKING_DAYS,
+    COMPLAINT_EVENT_TYPE_ZH,
+    COMPLAINT_STATUS_ZH,
+    CONTENT_MAX_CHARS,
+    CONTENT_MIN_CHARS,
+    NOTE_MAX_CHARS,
+    AnswerComplaintInput,
+    AssignComplaintInput,
+    CloseComplaintInput,
+    ComplaintActivityName,
+    ComplaintEvent,
+    ComplaintInput,
+    ComplaintSnapshot,
+    ComplaintStatus,
+    ProjectComplaintInput,
+)
+from models.errors import DomainError, ErrorCode
+from models.tables import ComplaintRecord
+from models.workcalendar import SHANGHAI
+from workflows.complaint_workflow import ComplaintWorkflow
+
+router = APIRouter(prefix="/complaints", tags=["complaints"])
+
+ComplaintHandle = WorkflowHandle[ComplaintWorkflow, ComplaintSnapshot]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+COMPLAINT_ID = re.compile(r"cp-[0-9a-f]{20}")
+# A CSV export holds every matching complaint, up to this many.
+EXPORT_LIMIT = 10_000
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileComplaintRequest(_Body):
+    case_id: str | None = Field(default=None, min_length=1, max_length=64)
+    department: str | None = Field(default=None, min_length=1, max_length=64)
+    step: str | None = Field(default=None, min_length=1, max_length=64)
+    content: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=CONTENT_MIN_CHARS, max_length=CONTENT_MAX_CHARS)
+    ]
+
+
+class AssignComplaintRequest(_Body):
+    department: str = Field(max_length=64)
+    note: str | None = Field(default=None, max_length=NOTE_MAX_CHARS)
+
+
+class AnswerComplaintRequest(_Body):
+    answer: str  # the workflow's validator decides (1 to 2000 characters, not blank)
+
+
+class CloseComplaintRequest(_Body):
+    satisfied: bool
+    note: str | None = Field(default=None, max_length=NOTE_MAX_CHARS)
+
+
+class ComplaintResponse(BaseModel):
+    complaint_id: str
+    status: str
+    status_zh: str
+    case_id: str | None
+    step: str | None
+    named_department: str | None
+    department: str | None
+    department_zh: str | None
+    assigned_department: str | None
+    complainant: str | None
+    filed_by: str
+    content: str
+    filed_at: datetime
+    due_at: datetime | None
+    provisional: bool
+    assigned_at: datetime | None
+    assign_note: str | None
+    answer: str | None
+    answered_at: datetime | None
+    answered_by: str | None
+    closed_at: datetime | None
+    satisfied: bool | None
+    close_note: str | None
+    overdue: bool
+    escalations: int
+
+
+class ComplaintList(BaseModel):
+    items: list[ComplaintResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class ComplaintTimelineEvent(BaseModel):
+    seq: int
+    at: datetime
+    type: str
+    type_zh: str
+    actor: str | None
+    department: str | None
+    due_at: datetime | None
+    detail: dict[str, Any]
+
+
+class ComplaintTimeline(BaseModel):
+    complaint_id: str
+    case_id: str | None
+    events: list[ComplaintTimelineEvent]
+
+
+def _response(snapshot: ComplaintSnapshot) -> ComplaintResponse:
+    return ComplaintResponse.model_validate(snapshot.model_dump())
+
+
+# --- starting a complaint ---------------------------------------------------------------
+
+
+def new_complaint_id(username: str, idempotency_key: str | None) -> str:
+    """``cp-`` and 20 hex digits: random, or a hash of (account, key) so a retried request finds its complaint."""
+    if idempotency_key is None:
+        return f"cp-{uuid.uuid4().hex[:20]}"
+    digest = hashlib.sha256(f"complaint\x00{username}\x00{idempotency_key}".encode()).hexdigest()
+    return f"cp-{digest[:20]}"
+
+
+async def start_complaint(client: Client, task_queue: str, complaint: ComplaintInput) -> tuple[ComplaintHandle, bool]:
+    """Start the complaint's workflow unless it exists; returns the handle and whether it was created."""
+    try:
+        handle = await client.start_workflow(
+            ComplaintWorkflow.run,
+            complaint,
+            id=complaint.complaint_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        return handle, True
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(ComplaintWorkflow.run, complaint.complaint_id), False
+
+
+async def _accepted_snapshot(handle: ComplaintHandle) -> ComplaintSnapshot:
+    """The complaint once accepted: from the running workflow, or by query once it has closed."""
+    try:
+        snapshot: ComplaintSnapshot = await asyncio.wait_for(
+            handle.execute_update(ComplaintWorkflow.wait_accepted), WORKER_WAIT.total_seconds()
+        )
+        return snapshot
+    except TimeoutError as exc:
+        raise DomainError(
+            ErrorCode.UNAVAILABLE,
+            f"投诉{handle.id}已接收，正在排队受理，请稍后查询 (accepted for processing; try again shortly)",
+        ) from exc
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        closed: ComplaintSnapshot = await handle.query(ComplaintWorkflow.snapshot)
+        return closed
+
+
+def _fingerprint(body: FileComplaintRequest) -> str:
+    canonical = json.dumps(body.model_dump(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, complaint_id: str) -> ComplaintInput:
+    """Check what the complaint is about and who follows it (404 for a case the actor may not see)."""
+    departments = load_departments()
+    complainant = actor.username if actor.role == "applicant" else None
+    department = body.department
+    fields: dict[str, str] = {}
+    if department is not None and department not in departments:
+        fields["department"] = f"no department {department!r}"
+    if body.case_id is None:
+        if body.step is not None:
+            fields["step"] = "name the case the step belongs to"
+        if department is None:
+            fields["department"] = "name the department or the case complained about"
+    else:
+        with Session(engine) as session:
+            case = visible_case(session, actor, body.case_id)
+        complainant = case.owner
+        step_departments = {step["step"]: step["department"] for step in case.snapshot.get("steps", [])}
+        if body.step is not None:
+            if body.step not in step_departments:
+                fields["step"] = f"no step {body.step!r} in this case"
+            elif department is not None and department != step_departments[body.step]:
+                fields["department"] = "not the department of this step"
+            else:
+                department = step_departments[body.step]
+        elif department is not None and department not in {*step_departments.values(), case.accepting_unit}:
+            fields.setdefault("department", "not a department of this case")
+    if fields:
+        raise DomainError(ErrorCode.INVALID, "投诉信息有误 (invalid complaint)", fields)
+    return ComplaintInput(
+        complaint_id=complaint_id,
+        content=body.content,
+        filed_by=actor,
+        complainant=complainant,
+        case_id=body.case_id,
+        step=body.step,
+        department=department,
+        department_names={code: item.name_zh for code, item in departments.items()},
+        assignable=[code for code, item in departments.items() if item.tasks],
+        answer_working_days=ANSWER_WORKING_DAYS,
+        request_fingerprint=_fingerprint(body),
+    )
+
+
+@router.post("", status_code=201, response_model=ComplaintResponse)
+async def file_complaint(
+    body: FileComplaintRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintResponse:
+    """受理 a complaint; the answer is due within five working days."""
+    require_role(actor, "applicant", "clerk")
+    complaint_id = new_complaint_id(actor.username, idempotency_key)
+    complaint = await run_in_threadpool(_complaint_input, engine, actor, body, complaint_id)
+    handle, created = await start_complaint(client, settings.task_queue, complaint)
+    snapshot = await _accepted_snapshot(handle)
+    if not created:
+        if snapshot.request_fingerprint != complaint.request_fingerprint:
+            raise DomainError(
+                ErrorCode.INVALID,
+                "幂等键已用于另一份投诉 (Idempotency-Key reused with a different request)",
+                {"Idempotency-Key": "already used for a different request"},
+            )
+        response.status_code = 200
+    return _response(snapshot)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def visible_complaints_filter(actor: Actor) -> ColumnElement[bool]:
+    """Supervisors and admins see every complaint, officers those assigned to their
+    department, applicants their own, clerks those they filed."""
+    if actor.role in {"supervisor", "admin"}:
+        return true()
+    if actor.role == "officer" and actor.unit:
+        return col(ComplaintRecord.assigned_department) == actor.unit
+    if actor.role == "applicant":
+        return col(ComplaintRecord.complainant) == actor.username
+    if actor.role == "clerk":
+        return col(ComplaintRecord.filed_by) == actor.username
+    return false()
+
+
+def _can_see(actor: Actor, record: ComplaintRecord) -> bool:
+    if actor.role in {"supervisor", "admin"}:
+        return True
+    if actor.role == "officer":
+        return actor.unit is not None and record.assigned_department == actor.unit
+    if actor.role == "applicant":
+        return record.complainant == actor.username
+    return actor.role == "clerk" and record.filed_by == actor.username
+
+
+def _known_id(complaint_id: str) -> None:
+    if not COMPLAINT_ID.fullmatch(complaint_id):
+        raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在 (no such complaint)")
+
+
+def visible_complaint(session: Session, actor: Actor, complaint_id: str) -> ComplaintRecord:
+    """The complaint if the actor may see it; otherwise 404, so strangers learn nothing."""
+    _known_id(complaint_id)
+    record = session.get(ComplaintRecord, complaint_id)
+    if record is None or not _can_see(actor, record):
+        raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在或无权查看 (no such complaint)")
+    return record
+
+
+@router.get(
+    "",
+    response_model=ComplaintList,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `Accept: text/csv`"}},
+)
+def list_complaints(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    status: ComplaintStatus | None = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ComplaintList | Response:
+    """Visible complaints, oldest due first; ``Accept: text/csv`` exports every match as CSV."""
+    if actor.role == "officer" and department not in (None, actor.unit):
+        raise DomainError(ErrorCode.FORBIDDEN, "只能查看本部门的投诉 (own department only)")
+    conditions = [visible_complaints_filter(actor)]
+    if status is not None:
+        conditions.append(col(ComplaintRecord.status) == status.value)
+    if department:
+        conditions.append(
+            or_(col(ComplaintRecord.department) == department, col(ComplaintRecord.assigned_department) == department)
+        )
+    query = (
+        select(ComplaintRecord)
+        .where(*conditions)
+        .order_by(col(ComplaintRecord.due_at).asc(), col(ComplaintRecord.complaint_id))
+    )
+    if "text/csv" in request.headers.get("accept", ""):
+        return complaints_csv(list(session.execute(query.limit(EXPORT_LIMIT)).scalars()))
+    total = session.execute(select(func.count()).select_from(ComplaintRecord).where(*conditions)).scalar_one()
+    rows = session.execute(query.limit(limit).offset(offset)).scalars()
+    items = [_response(ComplaintSnapshot.model_validate(row.snapshot)) for row in rows]
+    return ComplaintList(items=items, total=total, limit=limit, offset=offset)
+
+
+CSV_HEADERS = [
+    "投诉编号",
+    "状态",
+    "部门",
+    "受理时间",
+    "答复期限",
+    "答复时间",
+    "是否超期",
+    "办结时间",
+    "是否满意",
+    "关联案件",
+    "环节",
+    "部门编码",
+]
+
+
+def _local(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("是" if value else "否")
+
+
+def complaints_csv(rows: list[ComplaintRecord]) -> Response:
+    """RFC 4180 CSV with Chinese headers, times in Asia/Shanghai, UTF-8 with a byte
+    order mark so spreadsheet programs read the text as UTF-8."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_HEADERS)
+    for row in rows:
+        snapshot = ComplaintSnapshot.model_validate(row.snapshot)
+        writer.writerow(
+            [
+                row.complaint_id,
+                COMPLAINT_STATUS_ZH[ComplaintStatus(row.status)],
+                snapshot.department_zh or "",
+                _local(row.filed_at),
+                _local(row.due_at),
+                _local(row.answered_at),
+                _yes_no(row.overdue),
+                _local(row.closed_at),
+                _yes_no(row.satisfied),
+                row.case_id or "",
+                row.step or "",
+                row.department or "",
+            ]
+        )
+    return Response(
+        "\ufeff" + buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="complaints.csv"'},
+    )
+
+
+@router.get("/{complaint_id}", response_model=ComplaintResponse)
+def read_complaint(complaint_id: str, actor: ActorDep, session: SessionDep) -> ComplaintResponse:
+    record = visible_complaint(session, actor, complaint_id)
+    return _response(ComplaintSnapshot.model_validate(record.snapshot))
+
+
+def _load_visible(engine: Engine, actor: Actor, complaint_id: str) -> ComplaintRecord:
+    with Session(engine) as session:
+        return visible_complaint(session, actor, complaint_id)
+
+
+async def read_complaint_history(client: Client, complaint_id: str) -> tuple[ComplaintInput, list[ComplaintEvent]]:
+    """The complaint's input and business events, decoded from its workflow history."""
+    handle = client.get_workflow_handle(complaint_id)
+    complaint: ComplaintInput | None = None
+    events: dict[int, ComplaintEvent] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            (complaint,) = await client.data_converter.decode(payloads, [ComplaintInput])
+        elif event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == ComplaintActivityName.PROJECT_COMPLAINT:
+                (projection,) = await client.data_converter.decode(attributes.input.payloads, [ProjectComplaintInput])
+                for item in projection.events:
+                    events[item.seq] = item
+    if complaint is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在 (no such complaint)")
+    return complaint, [events[seq] for seq in sorted(events)]
+
+
+@router.get("/{complaint_id}/timeline", response_model=ComplaintTimeline)
+async def read_complaint_timeline(
+    complaint_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep
+) -> ComplaintTimeline:
+    """Every business event of the complaint, read from its workflow history."""
+    await run_in_threadpool(_load_visible, engine, actor, complaint_id)
+    complaint, events = await read_complaint_history(client, complaint_id)
+    return ComplaintTimeline(
+        complaint_id=complaint.complaint_id,
+        case_id=complaint.case_id,
+        events=[
+            ComplaintTimelineEvent(
+                type_zh=COMPLAINT_EVENT_TYPE_ZH[event.type],
+                **event.model_dump(exclude={"type"}),
+                type=event.type.value,
+            )
+            for event in events
+        ],
+    )
+
+
+# --- actions (workflow Updates) -------------------------------------------------------------
+
+
+async def _act(
+    client: Client, complaint_id: str, action: str, update: Any, argument: Any, idempotency_key: str | None
+) -> ComplaintResponse:
+    _known_id(complaint_id)
+    try:
+        snapshot = await run_case_update(
+            client,
+            complaint_id,
+            update,
+            argument,
+            result_type=ComplaintSnapshot,
+            update_id=update_id(action, complaint_id, idempotency_key),
+        )
+    except DomainError as error:
+        if error.code == ErrorCode.NOT_FOUND:
+            raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在 (no such complaint)") from error
+        if error.code == ErrorCode.CONFLICT:
+            raise DomainError(ErrorCode.CONFLICT, "投诉已办结 (the complaint is closed)") from error
+        raise
+    return _response(snapshot)
+
+
+@router.post("/{complaint_id}/assign", response_model=ComplaintResponse)
+async def assign_complaint(
+    complaint_id: str,
+    body: AssignComplaintRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintResponse:
+    """分派: a supervisor hands the complaint to a department."""
+    require_role(actor, "supervisor")
+    argument = AssignComplaintInput(actor=actor, department=body.department, note=body.note)
+    return await _act(client, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
+
+
+@router.post("/{complaint_id}/answer", response_model=ComplaintResponse)
+async def answer_complaint(
+    complaint_id: str,
+    body: AnswerComplaintRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintResponse:
+    """答复: an officer of the assigned department answers."""
+    require_role(actor, "officer")
+    argument = AnswerComplaintInput(actor=actor, answer=body.answer)
+    return await _act(client, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
+
+
+@router.post("/{complaint_id}/close", response_model=ComplaintResponse)
+async def close_complaint(
+    complaint_id: str,
+    body: CloseComplaintRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ComplaintResponse:
+    """办结: a supervisor closes the answered complaint, recording whether the complainant was satisfied."""
+    require_role(actor, "supervisor")
+    argument = CloseComplaintInput(actor=actor, satisfied=body.satisfied, note=body.note)
+    return await _act(client, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)

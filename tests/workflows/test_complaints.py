@@ -1,0 +1,412 @@
+"""The complaint workflow (投诉, §8.1.2): accepted → assigned → answered → closed, the
+answer due five working days after acceptance, the clock's warning, overdue and
+daily 督办, and the validators that refuse wrong roles, departments, states and input."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
+from temporalio.api.enums.v1 import EventType as HistoryEventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from api.routes.complaints import new_complaint_id, read_complaint_history, start_complaint
+from models.case import Actor, ComputeDeadlinesResult
+from models.catalogue import load_departments
+from models.complaint import (
+    AnswerComplaintInput,
+    AssignComplaintInput,
+    CloseComplaintInput,
+    ComplaintEventType,
+    ComplaintInput,
+    ComplaintSnapshot,
+)
+from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
+from models.workcalendar import SHANGHAI
+from settings import installed_binary
+from tests.conftest import register_search_attributes, running_worker, time_skipping_env
+from tests.workflows.helpers import (
+    CALENDAR,
+    WAIT_LIMIT,
+    applicant,
+    officer,
+    rejected_fields,
+    rejection,
+    shanghai,
+    sleep_until,
+)
+from tests.workflows.helpers import rejected_without_history as rejected_without_case_history
+from workflows.complaint_workflow import ComplaintWorkflow
+
+ComplaintHandle = WorkflowHandle[ComplaintWorkflow, ComplaintSnapshot]
+
+DEPARTMENTS = load_departments()
+SUPERVISOR = Actor(username="supervisor", role="supervisor")
+CLOCK_EVENTS = (ComplaintEventType.WARNING, ComplaintEventType.OVERDUE, ComplaintEventType.SUPERVISION_NOTICE)
+
+
+def complaint_input(department: str | None = "hospital", complainant: str = "applicant1") -> ComplaintInput:
+    return ComplaintInput(
+        complaint_id=new_complaint_id(complainant, None),
+        content="出生医学证明办理拖延，窗口无人答复。",
+        filed_by=applicant(complainant),
+        complainant=complainant,
+        department=department,
+        department_names={code: item.name_zh for code, item in DEPARTMENTS.items()},
+        assignable=[code for code, item in DEPARTMENTS.items() if item.tasks],
+    )
+
+
+@asynccontextmanager
+async def started_complaint(
+    client: Client, task_queue: str, complaint: ComplaintInput
+) -> AsyncIterator[ComplaintHandle]:
+    """Start the complaint; terminate it on the way out if it is still running, so its
+    timers never hold the shared test server's clock."""
+    handle, created = await start_complaint(client, task_queue, complaint)
+    assert created
+    try:
+        yield handle
+    finally:
+        description = await handle.describe()
+        if description.status is not None and description.status.name == "RUNNING":
+            await handle.terminate(reason="test finished")
+
+
+async def wait_accepted(handle: ComplaintHandle) -> ComplaintSnapshot:
+    return await asyncio.wait_for(handle.execute_update(ComplaintWorkflow.wait_accepted), WAIT_LIMIT)
+
+
+async def update(handle: ComplaintHandle, method: Any, argument: Any) -> ComplaintSnapshot:
+    """Send an Update and wait (bounded) for the complaint it returns."""
+    result: ComplaintSnapshot = await asyncio.wait_for(handle.execute_update(method, argument), WAIT_LIMIT)
+    return result
+
+
+async def rejected_without_history(handle: ComplaintHandle, call: Awaitable[Any]) -> ApplicationError:
+    """The shared helper (typed for case handles): the Update is rejected and writes no history."""
+    any_handle: Any = handle
+    return await rejected_without_case_history(any_handle, call)
+
+
+def record_of(engine: Engine, complaint_id: str) -> ComplaintRecord:
+    with Session(engine) as session:
+        record = session.get(ComplaintRecord, complaint_id)
+    assert record is not None, f"complaint {complaint_id} is not in the read model"
+    return record
+
+
+async def settled(handle: ComplaintHandle, engine: Engine, timeout: float = 10.0) -> ComplaintSnapshot:
+    """The snapshot once the read model holds its revision."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        snapshot = await handle.query(ComplaintWorkflow.snapshot)
+        with Session(engine) as session:
+            record = session.get(ComplaintRecord, snapshot.complaint_id)
+            if record is not None and record.revision >= snapshot.revision:
+                return snapshot
+        assert loop.time() < deadline, f"read model stuck below revision {snapshot.revision}"
+        await asyncio.sleep(0.05)
+
+
+async def completed(client: Client, handle: ComplaintHandle, timeout: float = WAIT_LIMIT) -> ComplaintSnapshot:
+    """The workflow's result, read from its history once it has completed: awaiting
+    handle.result() would let the shared time-skipping server jump its clock ahead."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        last = (await handle.fetch_history()).events[-1]
+        if last.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            payloads = last.workflow_execution_completed_event_attributes.result.payloads
+            (snapshot,) = await client.data_converter.decode(payloads, [ComplaintSnapshot])
+            assert isinstance(snapshot, ComplaintSnapshot)
+            return snapshot
+        assert loop.time() < deadline, "the complaint workflow did not complete"
+        await asyncio.sleep(0.05)
+
+
+def notices(engine: Engine, complaint_id: str) -> list[SupervisionNotice]:
+    with Session(engine) as session:
+        rows = session.execute(select(SupervisionNotice).where(col(SupervisionNotice.case_id) == complaint_id))
+        return sorted(rows.scalars(), key=lambda notice: notice.sequence)
+
+
+async def event_types(client: Client, complaint_id: str) -> list[str]:
+    _, events = await read_complaint_history(client, complaint_id)
+    return [event.type.value for event in events]
+
+
+async def clock_events(client: Client, complaint_id: str) -> list[tuple[str, datetime]]:
+    """The clock's events from history, to the minute (timers fire a few milliseconds late)."""
+    _, events = await read_complaint_history(client, complaint_id)
+    return [
+        (event.type.value, event.at.astimezone(SHANGHAI).replace(second=0, microsecond=0))
+        for event in events
+        if event.type in CLOCK_EVENTS
+    ]
+
+
+async def test_complaint_is_assigned_answered_and_closed_with_the_answer_due_five_working_days_after_acceptance(
+    env, settings, engine, task_queue
+):
+    complaint = complaint_input(department="hospital")
+    async with (
+        running_worker(env.client, settings, engine, task_queue),
+        started_complaint(env.client, task_queue, complaint) as handle,
+    ):
+        accepted = await wait_accepted(handle)
+        expected = CALENDAR.add_working_days(accepted.filed_at, 5)
+        assert (accepted.status, accepted.status_zh) == ("accepted", "已受理")
+        assert accepted.due_at == expected.due_at
+        assert accepted.warning_at == expected.warning_at
+        record = record_of(engine, complaint.complaint_id)
+        assert (record.status, record.department, record.complainant) == ("accepted", "hospital", "applicant1")
+        assert record.due_at == expected.due_at
+        assert record.assigned_department is None
+
+        # The deadline is the calendar activity's result, recorded in history.
+        history = await handle.fetch_history()
+        scheduled = {
+            event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+            for event in history.events
+            if event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        [computed] = [
+            event.activity_task_completed_event_attributes
+            for event in history.events
+            if event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and scheduled[event.activity_task_completed_event_attributes.scheduled_event_id] == "compute_deadlines"
+        ]
+        (result,) = await env.client.data_converter.decode(computed.result.payloads, [ComputeDeadlinesResult])
+        assert result.deadlines[0].due_at == accepted.due_at
+
+        # The supervisor routes it to the police; the hospital stays the department complained about.
+        assigned = await update(
+            handle,
+            ComplaintWorkflow.assign,
+            AssignComplaintInput(actor=SUPERVISOR, department="police", note="请公安部门核查"),
+        )
+        assert (assigned.status, assigned.status_zh) == ("assigned", "已分派")
+        assert (assigned.named_department, assigned.assigned_department, assigned.department) == (
+            "hospital",
+            "police",
+            "police",
+        )
+        assert assigned.department_zh == DEPARTMENTS["police"].name_zh
+        assert assigned.assign_note == "请公安部门核查"
+        record = record_of(engine, complaint.complaint_id)
+        assert (record.status, record.assigned_department) == ("assigned", "police")
+
+        answered = await update(
+            handle,
+            ComplaintWorkflow.answer,
+            AnswerComplaintInput(actor=officer("police"), answer="  已核查，户籍窗口已整改。  "),
+        )
+        assert (answered.status, answered.status_zh) == ("answered", "已答复")
+        assert answered.answer == "已核查，户籍窗口已整改。"
+        assert answered.answered_by == "police_officer1"
+        assert answered.answered_at is not None and answered.answered_at <= expected.due_at
+        assert record_of(engine, complaint.complaint_id).answered_at == answered.answered_at
+
+        await update(
+            handle, ComplaintWorkflow.close, CloseComplaintInput(actor=SUPERVISOR, satisfied=True, note="电话回访满意")
+        )
+        final = await completed(env.client, handle)
+        assert (final.status, final.status_zh) == ("closed", "已办结")
+        assert (final.satisfied, final.close_note, final.overdue) == (True, "电话回访满意", False)
+        record = record_of(engine, complaint.complaint_id)
+        assert (record.status, record.satisfied, record.overdue) == ("closed", True, False)
+        assert record.closed_at == final.closed_at and record.revision == final.revision
+
+        assert await event_types(env.client, complaint.complaint_id) == ["accepted", "assigned", "answered", "closed"]
+        _, events = await read_complaint_history(env.client, complaint.complaint_id)
+        assert [event.actor for event in events] == ["applicant1", "supervisor", "police_officer1", "supervisor"]
+        assert events[-1].detail == {"satisfied": True, "note": "电话回访满意"}
+        assert notices(engine, complaint.complaint_id) == []
+
+    # The finished history replays against the current workflow code.
+    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=pydantic_data_converter)
+    replay = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
+    assert replay.replay_failure is None
+
+
+async def test_unanswered_complaint_is_warned_goes_overdue_and_is_supervised_each_working_day_but_not_at_weekends(
+    settings, engine, task_queue, tmp_path
+):
+    # Thursday afternoon: five working days are Fri 20, Mon 23 … Thu 26; due at 24:00 of Thursday.
+    async with time_skipping_env(starting_at=shanghai(2026, 11, 19, 15), workdir=tmp_path) as env:
+        complaint = complaint_input(department="hospital")
+        async with (
+            running_worker(env.client, settings, engine, task_queue),
+            started_complaint(env.client, task_queue, complaint) as handle,
+        ):
+            accepted = await wait_accepted(handle)
+            assert accepted.due_at == shanghai(2026, 11, 27)
+            assert accepted.warning_at == shanghai(2026, 11, 26)
+            assert accepted.due_at == CALENDAR.add_working_days(accepted.filed_at, 5).due_at
+            assert not accepted.provisional
+            await update(handle, ComplaintWorkflow.assign, AssignComplaintInput(actor=SUPERVISOR, department="police"))
+
+            await sleep_until(env, shanghai(2026, 11, 25, 23, 59))
+            await settled(handle, engine)
+            assert await clock_events(env.client, complaint.complaint_id) == []
+
+            # 00:00 of the last day: a warning, nothing more.
+            await sleep_until(env, shanghai(2026, 11, 26, 0, 1))
+            await settled(handle, engine)
+            assert await clock_events(env.client, complaint.complaint_id) == [("warning", shanghai(2026, 11, 26))]
+            assert notices(engine, complaint.complaint_id) == []
+            assert not record_of(engine, complaint.complaint_id).overdue
+
+            # 24:00 of Thursday: overdue, and the first 督办 to the assigned department.
+            await sleep_until(env, shanghai(2026, 11, 27, 0, 1))
+            snapshot = await settled(handle, engine)
+            assert await clock_events(env.client, complaint.complaint_id) == [
+                ("warning", shanghai(2026, 11, 26)),
+                ("overdue", shanghai(2026, 11, 27)),
+                ("supervision_notice", shanghai(2026, 11, 27)),
+            ]
+            [notice] = notices(engine, complaint.complaint_id)
+            assert (notice.origin, notice.department, notice.sequence, notice.step) == (
+                "complaint",
+                "police",
+                1,
+                "answer",
+            )
+            assert notice.issued_at == notice.due_at == shanghai(2026, 11, 27)
+            assert "投诉" in notice.message_zh
+            assert snapshot.overdue and snapshot.status == "assigned"
+            assert record_of(engine, complaint.complaint_id).overdue
+            with Session(engine) as session:
+                to_supervisor = session.execute(
+                    select(NotificationRecord).where(col(NotificationRecord.case_id) == complaint.complaint_id)
+                ).scalars()
+                assert [(n.kind, n.recipient) for n in to_supervisor] == [("complaint_overdue", "supervisor")]
+
+            # The end of Friday brings the second; Saturday and Sunday are rest days.
+            await sleep_until(env, shanghai(2026, 11, 30, 23, 59))
+            await settled(handle, engine)
+            assert [n.issued_at for n in notices(engine, complaint.complaint_id)] == [
+                shanghai(2026, 11, 27),
+                shanghai(2026, 11, 28),
+            ]
+
+            # The end of Monday brings the third.
+            await sleep_until(env, shanghai(2026, 12, 1, 0, 1))
+            await settled(handle, engine)
+            assert [n.issued_at for n in notices(engine, complaint.complaint_id)] == [
+                shanghai(2026, 11, 27),
+                shanghai(2026, 11, 28),
+                shanghai(2026, 12, 1),
+            ]
+            assert [n.sequence for n in notices(engine, complaint.complaint_id)] == [1, 2, 3]
+
+            # A late answer stops the 督办; the complaint stays marked overdue.
+            answered = await update(
+                handle, ComplaintWorkflow.answer, AnswerComplaintInput(actor=officer("police"), answer="已整改。")
+            )
+            assert answered.overdue and answered.escalations == 3
+            await sleep_until(env, shanghai(2026, 12, 3, 0, 1))
+            await settled(handle, engine)
+            assert len(notices(engine, complaint.complaint_id)) == 3
+            record = record_of(engine, complaint.complaint_id)
+            assert (record.status, record.overdue) == ("answered", True)
+            types = await event_types(env.client, complaint.complaint_id)
+            assert types.count("supervision_notice") == 3 and types[-1] == "answered"
+
+
+async def test_validators_refuse_wrong_roles_departments_states_and_input(env, settings, engine, task_queue):
+    complaint = complaint_input(department=None)
+    async with (
+        running_worker(env.client, settings, engine, task_queue),
+        started_complaint(env.client, task_queue, complaint) as handle,
+    ):
+        await wait_accepted(handle)
+        police = officer("police")
+
+        def answer(actor: Actor, text: str = "已处理。") -> Any:
+            return handle.execute_update(ComplaintWorkflow.answer, AnswerComplaintInput(actor=actor, answer=text))
+
+        def close(actor: Actor = SUPERVISOR) -> Any:
+            return handle.execute_update(ComplaintWorkflow.close, CloseComplaintInput(actor=actor, satisfied=False))
+
+        def assign(actor: Actor = SUPERVISOR, department: str = "police", note: str | None = None) -> Any:
+            return handle.execute_update(
+                ComplaintWorkflow.assign, AssignComplaintInput(actor=actor, department=department, note=note)
+            )
+
+        # Before assignment nobody can answer, and nothing can be closed.
+        assert (await rejection(answer(police))).type == "conflict"
+        assert (await rejection(close())).type == "conflict"
+        # Only supervisors assign, only to a department that can answer.
+        assert (await rejection(assign(actor=applicant()))).type == "forbidden"
+        assert (await rejection(assign(actor=police))).type == "forbidden"
+        unknown = await rejection(assign(department="nowhere"))
+        assert unknown.type == "validation_error" and "department" in rejected_fields(unknown)
+        no_inbox = await rejection(assign(department="big_data"))  # takes part, but has no officers
+        assert no_inbox.type == "validation_error" and "department" in rejected_fields(no_inbox)
+        long_note = await rejection(assign(note="x" * 501))
+        assert long_note.type == "validation_error" and "note" in rejected_fields(long_note)
+
+        await update(handle, ComplaintWorkflow.assign, AssignComplaintInput(actor=SUPERVISOR, department="police"))
+
+        # An officer of another department, or anyone but an officer, cannot answer.
+        assert (await rejection(answer(officer("hospital")))).type == "forbidden"
+        assert (await rejection(answer(SUPERVISOR))).type == "forbidden"
+        assert (await rejection(answer(applicant()))).type == "forbidden"
+        for text in ("", "   ", "x" * 2001):
+            empty = await rejection(answer(police, text))
+            assert empty.type == "validation_error" and "answer" in rejected_fields(empty), text
+        assert (await rejection(close())).type == "conflict"  # not answered yet
+
+        await update(handle, ComplaintWorkflow.answer, AnswerComplaintInput(actor=police, answer="已处理。"))
+
+        assert (await rejection(answer(police))).type == "conflict"  # answered once
+        assert (await rejection(assign())).type == "conflict"  # too late to reroute
+        assert (await rejection(close(actor=police))).type == "forbidden"
+        snapshot = await settled(handle, engine)
+        assert (snapshot.status, snapshot.answer) == ("answered", "已处理。")
+        assert await event_types(env.client, complaint.complaint_id) == ["accepted", "assigned", "answered"]
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real (in-memory) Temporal dev server: the time-skipping server records a
+    workflow task for every Update, rejected or not; this one records none for a rejection."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"), data_converter=pydantic_data_converter
+    ) as environment:
+        await register_search_attributes(environment.client)
+        yield environment
+
+
+async def test_rejected_actions_write_nothing_to_history_and_accepted_ones_do(dev_env, settings, engine, task_queue):
+    complaint = complaint_input()
+    async with (
+        running_worker(dev_env.client, settings, engine, task_queue),
+        started_complaint(dev_env.client, task_queue, complaint) as handle,
+    ):
+        await wait_accepted(handle)
+        police = AnswerComplaintInput(actor=officer("police"), answer="已处理。")
+        assert (
+            await rejected_without_history(handle, handle.execute_update(ComplaintWorkflow.answer, police))
+        ).type == ("conflict")
+        unknown = AssignComplaintInput(actor=SUPERVISOR, department="nowhere")
+        assert (
+            await rejected_without_history(handle, handle.execute_update(ComplaintWorkflow.assign, unknown))
+        ).type == ("validation_error")
+        before = len((await handle.fetch_history()).events)
+        await update(handle, ComplaintWorkflow.assign, AssignComplaintInput(actor=SUPERVISOR, department="police"))
+        assert len((await handle.fetch_history()).events) > before
+        assert await event_types(dev_env.client, complaint.complaint_id) == ["accepted", "assigned"]
