@@ -19,7 +19,7 @@ from temporalio.client import Client
 from api.accounts import ensure_demo_accounts
 from api.deps import ClientDep, EngineDep
 from api.errors import error_body, install_error_handlers
-from api.routes import auth, cases, catalogue, complaints, notices, supervision, tasks
+from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks
 from models.catalogue import shipped_definitions
 from models.catalogue_store import record_shipped_definitions
 from models.db import init_db, make_engine
@@ -123,6 +123,7 @@ def create_app(
     app.include_router(catalogue.router)
     app.include_router(complaints.router)
     app.include_router(supervision.router)
+    app.include_router(report.router)
     app.include_router(notices.router)
 
     @app.get("/health", tags=["health"])

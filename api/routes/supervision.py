@@ -91,6 +91,7 @@ def timeliness(
         done.append(col(TaskRecord.completed_on) <= to.isoformat())
 
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    on_time_flag = case((col(TaskRecord.on_time).is_(True), 1), else_=0)
 
     def row_for(key: tuple[Any, ...]) -> dict[str, Any]:
         return rows.setdefault(
@@ -98,24 +99,20 @@ def timeliness(
             {**dict(zip(keys, key, strict=True)), "completed": 0, "on_time": 0, "overdue": 0, "open_overdue": 0},
         )
 
-    counts = session.execute(
-        select(*key_columns, func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
-        .where(*done)
-        .group_by(*key_columns)
-    ).all()
-    for *key, completed, on_time in counts:
-        row = row_for(tuple(key))
-        row["completed"] = int(completed)
-        row["on_time"] = int(on_time or 0)
-        row["overdue"] = row["completed"] - row["on_time"]
-
+    # One pass over the period's finished steps: per group and tenth of an hour,
+    # how many and how many on time; counts and percentiles both come from it.
     histograms: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
-    for *key, bucket, count in session.execute(
-        select(*key_columns, col(TaskRecord.hours_bucket), func.count())
-        .where(*done, col(TaskRecord.hours_bucket).is_not(None))
+    for *key, bucket, count, on_time in session.execute(
+        select(*key_columns, col(TaskRecord.hours_bucket), func.count(), func.sum(on_time_flag))
+        .where(*done)
         .group_by(*key_columns, col(TaskRecord.hours_bucket))
     ).all():
-        histograms[tuple(key)].append((int(bucket), int(count)))
+        row = row_for(tuple(key))
+        row["completed"] += int(count)
+        row["on_time"] += int(on_time or 0)
+        row["overdue"] = row["completed"] - row["on_time"]
+        if bucket is not None:
+            histograms[tuple(key)].append((int(bucket), int(count)))
 
     now = datetime.now(UTC)
     open_key_columns = [col(TaskRecord.due_at)] if group_by == "day" else key_columns

@@ -206,7 +206,9 @@ async def test_warning_list_has_steps_in_their_last_working_day(api, login, engi
     assert [(i["case_id"], i["assignee"]) for i in body["items"]] == [("ot-e", "hospital_officer")]
 
 
-@pytest.mark.parametrize("path", ["timeliness", "overdue", "warnings", "notices", "verify?case_id=x"])
+@pytest.mark.parametrize(
+    "path", ["timeliness", "overdue", "warnings", "notices", "verify?case_id=x", "ratings", "report"]
+)
 async def test_only_supervisors_and_admins_reach_supervision(api, login, path):
     for user in ("applicant1", "hospital_officer", "hospital_clerk"):
         assert_error(await api.get(f"/supervision/{path}", headers=await login(user)), 403, "forbidden")
@@ -340,3 +342,40 @@ async def test_applicant_rates_a_delivered_case_and_supervisors_see_the_aggregat
     assert [task["step"] for task in inbox] == ["follow_up_1"]
     table = await api.get("/supervision/ratings", headers={**supervisor, "Accept": "text/csv"})
     assert table.text.lstrip("\ufeff").startswith("事项,评价数,平均分,非常满意")
+
+
+async def test_check_items_report_per_sub_item_in_json_and_printable_html(api, login, cases, api_settings):
+    case = await cases.submit(channel="hospital")
+    await cases.claim(case, "birth_certificate")
+    refused = await cases.act(
+        "refuse", case["case_id"], "birth_certificate", as_user="hospital_officer", body={"reason": "材料不符"}
+    )
+    assert refused.status_code == 200
+    supervisor = await login("supervisor")
+    # The shared test server's clock may have been moved ahead by earlier tests: ask for a wide period.
+    period = "from=2026-01-01&to=2030-12-31"
+    report = (await api.get(f"/supervision/report?{period}", headers=supervisor)).json()
+    birth = next(item for item in report["sub_items"] if item["thing"] == "birth")
+    items = {item["code"]: item for item in birth["items"]}
+    assert set(items) == {
+        "guide_complete",
+        "flowchart_present",
+        "data_sharing_coverage",
+        "joint_handling",
+        "time_limits_met",
+        "complaints_on_time",
+        "follow_ups_on_time",
+        "archives_complete",
+    }
+    assert items["guide_complete"]["passed"] is True and items["flowchart_present"]["passed"] is True
+    assert items["archives_complete"]["value"] == 1.0  # the refused case was archived at once
+    (api_settings.archive_dir / case["case_id"] / "timeline.json").unlink()
+    report = (await api.get(f"/supervision/report?{period}", headers=supervisor)).json()
+    birth = next(item for item in report["sub_items"] if item["thing"] == "birth")
+    archives = next(item for item in birth["items"] if item["code"] == "archives_complete")
+    assert archives["passed"] is False and archives["value"] == 0.0
+
+    page = await api.get(f"/supervision/report?{period}", headers={**supervisor, "Accept": "text/html"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert "一件事检查事项报告" in page.text and "档案完整、规范" in page.text and "不符合" in page.text
+    assert_error(await api.get("/supervision/report", headers=await login("hospital_officer")), 403, "forbidden")

@@ -1,0 +1,196 @@
+"""Check-items report (DB33/T 2304-2021 §8.1.3): per sub-item, the measurable items a
+supervisor checks — service guide complete, flow chart present, data-sharing
+coverage, joint handling executed, time limits met, complaints and 回访 handled on
+time, archives complete. JSON, or a printable Chinese HTML page."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import case, func, select
+from sqlmodel import Session, col
+
+from api.deps import ActorDep, SessionDep, SettingsDep, require_role
+from models.archive import check_package
+from models.catalogue import ThingDefinition
+from models.catalogue_store import current_definitions
+from models.flowchart import svg_flowchart
+from models.guide import service_guide
+from models.tables import CaseRecord, ComplaintRecord, TaskRecord
+from models.workcalendar import SHANGHAI
+
+router = APIRouter(prefix="/supervision", tags=["supervision"])
+
+# Archives are checked file by file; a period's newest closed cases up to this many.
+ARCHIVE_CHECK_LIMIT = 2000
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _item(code: str, label_zh: str, passed: bool | None, value: Any, detail_zh: str) -> dict[str, Any]:
+    return {"code": code, "label_zh": label_zh, "passed": passed, "value": value, "detail_zh": detail_zh}
+
+
+def _guide_items(definition: ThingDefinition) -> list[dict[str, Any]]:
+    guide = service_guide(definition)
+    sections = {
+        "适用情形": bool(definition.situations) or not definition.questions,
+        "申请材料": bool(guide.materials),
+        "办理流程": bool(guide.steps),
+        "办理时限": all(step.time_limit for step in definition.steps),
+        "常见问题": bool(definition.faq),
+        "常见错误": bool(definition.common_mistakes_zh),
+    }
+    missing = [name for name, present in sections.items() if not present]
+    chart_ok = "<svg" in svg_flowchart(definition) and bool(definition.steps)
+    shareable = [m for m in definition.materials if m.source != "form"]
+    shared = [m for m in shareable if m.source in {"data_sharing", "commitment"}]
+    return [
+        _item(
+            "guide_complete",
+            "办事指南要素齐全",
+            not missing,
+            len(sections) - len(missing),
+            "缺少：" + "、".join(missing) if missing else "要素齐全",
+        ),
+        _item("flowchart_present", "办理流程图", chart_ok, chart_ok, "已生成" if chart_ok else "未生成"),
+        _item(
+            "data_sharing_coverage",
+            "材料数据共享（含告知承诺）覆盖率",
+            None,
+            _ratio(len(shared), len(shareable)),
+            f"{len(shared)}/{len(shareable)} 份材料免于提交",
+        ),
+    ]
+
+
+def _case_items(
+    session: Session, settings_archive: Path, thing: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    in_period = [
+        col(CaseRecord.thing) == thing,
+        col(CaseRecord.submitted_at) >= start,
+        col(CaseRecord.submitted_at) < end,
+    ]
+    submitted = session.execute(select(func.count()).select_from(CaseRecord).where(*in_period)).scalar_one()
+    closed_ids = list(
+        session.execute(
+            select(col(CaseRecord.case_id))
+            .where(*in_period, col(CaseRecord.status).in_(["completed", "refused"]))
+            .order_by(col(CaseRecord.submitted_at).desc())
+        ).scalars()
+    )
+    # Joint handling: every step of a closed case went through the workflow as a task.
+    incomplete_joint = session.execute(
+        select(func.count(func.distinct(TaskRecord.case_id))).where(
+            col(TaskRecord.case_id).in_(closed_ids[:ARCHIVE_CHECK_LIMIT]),
+            col(TaskRecord.status).not_in(["done", "refused", "cancelled"]),
+            col(TaskRecord.step).not_like("follow_up%"),
+        )
+    ).scalar_one()
+    steps = session.execute(
+        select(func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
+        .select_from(TaskRecord)
+        .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
+        .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.step).not_like("follow_up%"))
+    ).one()
+    follow_ups = session.execute(
+        select(func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
+        .select_from(TaskRecord)
+        .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
+        .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.step).like("follow_up%"))
+    ).one()
+    complaints = session.execute(
+        select(ComplaintRecord)
+        .join(CaseRecord, col(CaseRecord.case_id) == col(ComplaintRecord.case_id))
+        .where(*in_period, col(ComplaintRecord.answered_at).is_not(None))
+    ).scalars()
+    answered = list(complaints)
+    answered_on_time = sum(1 for c in answered if c.due_at is None or (c.answered_at and c.answered_at <= c.due_at))
+    checked = closed_ids[:ARCHIVE_CHECK_LIMIT]
+    archives_ok = sum(1 for case_id in checked if check_package(settings_archive, case_id).complete)
+    steps_done, steps_on_time = int(steps[0]), int(steps[1] or 0)
+    return [
+        _item(
+            "joint_handling",
+            "联办执行情况",
+            incomplete_joint == 0 if closed_ids else None,
+            _ratio(len(checked) - int(incomplete_joint), len(checked)),
+            f"期内受理{submitted}件，办结{len(closed_ids)}件",
+        ),
+        _item(
+            "time_limits_met",
+            "办理时限落实",
+            steps_done == steps_on_time if steps_done else None,
+            _ratio(steps_on_time, steps_done),
+            f"按时办结{steps_on_time}/{steps_done}个环节",
+        ),
+        _item(
+            "complaints_on_time",
+            "投诉按时答复",
+            answered_on_time == len(answered) if answered else None,
+            _ratio(answered_on_time, len(answered)),
+            f"按时答复{answered_on_time}/{len(answered)}件",
+        ),
+        _item(
+            "follow_ups_on_time",
+            "差评回访按时办结",
+            int(follow_ups[1] or 0) == int(follow_ups[0]) if follow_ups[0] else None,
+            _ratio(int(follow_ups[1] or 0), int(follow_ups[0])),
+            f"按时回访{int(follow_ups[1] or 0)}/{int(follow_ups[0])}件",
+        ),
+        _item(
+            "archives_complete",
+            "档案完整、规范",
+            archives_ok == len(checked) if checked else None,
+            _ratio(archives_ok, len(checked)),
+            f"抽查{len(checked)}件，完整{archives_ok}件",
+        ),
+    ]
+
+
+@router.get("/report", response_model=None)
+def check_items_report(
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: date | None = None,
+    format: Literal["json", "html"] | None = None,
+) -> Response | dict[str, Any]:
+    require_role(actor, "supervisor", "admin")
+    today = datetime.now(UTC).astimezone(SHANGHAI).date()
+    first = from_ or today.replace(day=1)
+    last = to or today
+    start = datetime.combine(first, time.min, tzinfo=SHANGHAI)
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=SHANGHAI)
+    sub_items = []
+    for definition in current_definitions(session).values():
+        items = _guide_items(definition) + _case_items(session, settings.archive_dir, definition.code, start, end)
+        sub_items.append(
+            {"thing": definition.code, "name_zh": definition.name_zh, "version": definition.version, "items": items}
+        )
+    report = {
+        "title_zh": "一件事检查事项报告",
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(),
+        "sub_items": sub_items,
+    }
+    accept = request.headers.get("accept", "")
+    if format == "html" or (format is None and "text/html" in accept):
+        return HTMLResponse(_templates.get_template("report.html").render(report=report))
+    return report
