@@ -1,4 +1,4 @@
-"""The OneThing worker: runs case workflows and their activities on the case task queue."""
+"""The OneThing worker: runs case and complaint workflows and their activities on the case task queue."""
 
 from __future__ import annotations
 

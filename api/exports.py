@@ -9,9 +9,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request, Response
+
+from models.workcalendar import SHANGHAI
 
 
 def wants_csv(request: Request) -> bool:
@@ -37,6 +40,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "是" if value else "否"
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
+    if isinstance(value, datetime):
+        # Readers of the monthly report work in Beijing time.
+        return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
     return str(value)

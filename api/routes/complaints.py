@@ -12,9 +12,7 @@ from the request's Idempotency-Key. Lists and reads come from the read model
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import json
 import re
 import uuid
@@ -35,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.access import visible_case
 from api.actions import WORKER_WAIT, run_case_update, update_id
 from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
+from api.exports import csv_response
 from models.case import Actor
 from models.catalogue import load_departments
 from models.complaint import (
@@ -56,7 +55,6 @@ from models.complaint import (
 )
 from models.errors import DomainError, ErrorCode
 from models.tables import ComplaintRecord
-from models.workcalendar import SHANGHAI
 from workflows.complaint_workflow import ComplaintWorkflow
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
@@ -353,59 +351,32 @@ def list_complaints(
     return ComplaintList(items=items, total=total, limit=limit, offset=offset)
 
 
-CSV_HEADERS = [
-    "投诉编号",
-    "状态",
-    "部门",
-    "受理时间",
-    "答复期限",
-    "答复时间",
-    "是否超期",
-    "办结时间",
-    "是否满意",
-    "关联案件",
-    "环节",
-    "部门编码",
+CSV_COLUMNS = [
+    ("complaint_id", "投诉编号"),
+    ("status_zh", "状态"),
+    ("department_zh", "部门"),
+    ("filed_at", "受理时间"),
+    ("due_at", "答复期限"),
+    ("answered_at", "答复时间"),
+    ("overdue", "是否超期"),
+    ("closed_at", "办结时间"),
+    ("satisfied", "是否满意"),
+    ("case_id", "关联案件"),
+    ("step", "环节"),
+    ("department", "部门编码"),
 ]
 
 
-def _local(moment: datetime | None) -> str:
-    return "" if moment is None else moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-
-
-def _yes_no(value: bool | None) -> str:
-    return "" if value is None else ("是" if value else "否")
-
-
 def complaints_csv(rows: list[ComplaintRecord]) -> Response:
-    """RFC 4180 CSV with Chinese headers, times in Asia/Shanghai, UTF-8 with a byte
-    order mark so spreadsheet programs read the text as UTF-8."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_HEADERS)
-    for row in rows:
+    def as_row(row: ComplaintRecord) -> dict[str, Any]:
         snapshot = ComplaintSnapshot.model_validate(row.snapshot)
-        writer.writerow(
-            [
-                row.complaint_id,
-                COMPLAINT_STATUS_ZH[ComplaintStatus(row.status)],
-                snapshot.department_zh or "",
-                _local(row.filed_at),
-                _local(row.due_at),
-                _local(row.answered_at),
-                _yes_no(row.overdue),
-                _local(row.closed_at),
-                _yes_no(row.satisfied),
-                row.case_id or "",
-                row.step or "",
-                row.department or "",
-            ]
-        )
-    return Response(
-        "\ufeff" + buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="complaints.csv"'},
-    )
+        return {
+            **row.model_dump(),
+            "status_zh": COMPLAINT_STATUS_ZH[ComplaintStatus(row.status)],
+            "department_zh": snapshot.department_zh,
+        }
+
+    return csv_response([as_row(row) for row in rows], CSV_COLUMNS, "complaints")
 
 
 @router.get("/{complaint_id}", response_model=ComplaintResponse)
