@@ -379,3 +379,23 @@ async def test_check_items_report_per_sub_item_in_json_and_printable_html(api, l
     assert page.headers["content-type"].startswith("text/html")
     assert "一件事检查事项报告" in page.text and "档案完整、规范" in page.text and "不符合" in page.text
     assert_error(await api.get("/supervision/report", headers=await login("hospital_officer")), 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    ("path", "first_headers"),
+    [
+        ("/supervision/overdue", ["任务编号", "案件编号", "事项", "环节", "部门", "经办人", "办理期限"]),
+        ("/supervision/warnings", ["任务编号", "案件编号", "事项", "环节", "部门", "经办人", "办理期限"]),
+        ("/supervision/notices", ["督办编号", "案件编号", "环节", "部门", "来源", "督办内容", "督办时间"]),
+        ("/supervision/timeliness?group_by=step", ["事项", "环节", "办结数", "按时办结数", "超期办结数"]),
+    ],
+)
+async def test_every_supervision_list_exports_csv_with_chinese_headers(api, login, known_cases, path, first_headers):
+    response = await api.get(path, headers={**await login("supervisor"), "Accept": "text/csv"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv") and response.content.startswith(b"\xef\xbb\xbf")
+    header, *rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert header[: len(first_headers)] == first_headers
+    if path == "/supervision/overdue":
+        assert [row[1] for row in rows] == ["ot-d"]
+        assert rows[0][6] == "2026-11-25 00:00"  # Beijing time
