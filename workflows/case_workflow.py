@@ -21,6 +21,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.projection import Projection
+
 with workflow.unsafe.imports_passed_through():
     from models.case import (
         CASE_STATUS_ZH,
@@ -143,9 +145,7 @@ class CaseWorkflow:
         self._intake_missing: list[str] = []
         self._notice: AcceptanceNotice | None = None
         self._events: list[CaseEvent] = []
-        self._unprojected: list[CaseEvent] = []
-        self._revision = 0
-        self._projected_revision = 0
+        self._projection: Projection[CaseEvent] = Projection()
         self._status_seen: CaseStatus | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
         self._manual_notices = 0
@@ -159,7 +159,7 @@ class CaseWorkflow:
     @workflow.run
     async def run(self, case: CaseInput) -> CaseSnapshot:
         self._submitted_at = workflow.now()
-        projector = asyncio.create_task(self._project_changes())
+        projector = asyncio.create_task(self._projection.run(lambda: self._accepted, self._write_projection))
         received, shared, to_supply = await self._gather_materials()
         self._intake_missing = [material.code for material in to_supply]
         self._record(EventType.ACCEPTED, actor=case.submitted_by.username)
@@ -184,9 +184,7 @@ class CaseWorkflow:
         self._changed()
         if self._refused_step is None and workflow.patched("rating-window"):
             await self._collect_ratings()
-        await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and self._projected_revision == self._revision
-        )
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._projection.settled)
         await asyncio.gather(*self._side_tasks)
         projector.cancel()
         if workflow.patched("archive-closed-cases"):
@@ -809,33 +807,25 @@ class CaseWorkflow:
             detail=detail or {},
         )
         self._events.append(event)
-        self._unprojected.append(event)
+        self._projection.record(event)
 
     def _changed(self) -> None:
-        self._revision += 1
+        self._projection.changed()
         status = self._status()
         if status != self._status_seen:
             self._status_seen = status
             workflow.upsert_search_attributes([CASE_STATUS_KEY.value_set(status.value)])
 
     async def _flush(self) -> None:
-        revision = self._revision
-        await workflow.wait_condition(lambda: self._projected_revision >= revision)
+        await self._projection.flush()
 
-    async def _project_changes(self) -> None:
-        """The one writer of the read model: each write carries the newest state and
-        the events since the last write, so writes never overtake one another."""
-        while True:
-            await workflow.wait_condition(lambda: self._revision > self._projected_revision and self._accepted)
-            revision = self._revision
-            events, self._unprojected = self._unprojected, []
-            await workflow.execute_activity(
-                ActivityName.PROJECT_CASE,
-                ProjectCaseInput(snapshot=self._snapshot(), events=events),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=LOCAL_SERVICE_RETRY,
-            )
-            self._projected_revision = revision
+    async def _write_projection(self, events: list[CaseEvent]) -> None:
+        await workflow.execute_activity(
+            ActivityName.PROJECT_CASE,
+            ProjectCaseInput(snapshot=self._snapshot(), events=events),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOCAL_SERVICE_RETRY,
+        )
 
     def _status(self) -> CaseStatus:
         if self._refused_step is not None:
@@ -888,7 +878,7 @@ class CaseWorkflow:
             missing_materials=self._owed_materials(),
             steps=[self._step_view(step) for step in [*self._steps.values(), *self._follow_ups.values()]],
             acceptance_notice=self._notice,
-            revision=self._revision,
+            revision=self._projection.revision,
             request_fingerprint=self._case.request_fingerprint,
             ratings=list(self._ratings),
             rating_open=self._rating_open,

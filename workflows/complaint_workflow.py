@@ -20,6 +20,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.projection import Projection
+
 with workflow.unsafe.imports_passed_through():
     from models.case import (
         ActivityName,
@@ -86,16 +88,14 @@ class ComplaintWorkflow:
         self._satisfied: bool | None = None
         self._close_note: str | None = None
         self._events: list[ComplaintEvent] = []
-        self._unprojected: list[ComplaintEvent] = []
-        self._revision = 0
-        self._projected_revision = 0
+        self._projection: Projection[ComplaintEvent] = Projection()
 
     # --- the run ----------------------------------------------------------------
 
     @workflow.run
     async def run(self, complaint: ComplaintInput) -> ComplaintSnapshot:
         now = self._filed_at = workflow.now()
-        projector = asyncio.create_task(self._project_changes())
+        projector = asyncio.create_task(self._projection.run(lambda: self._accepted, self._write_projection))
         computed = await workflow.execute_activity(
             ActivityName.COMPUTE_DEADLINES,
             ComputeDeadlinesInput(
@@ -122,9 +122,7 @@ class ComplaintWorkflow:
 
         await workflow.wait_condition(lambda: self._status == ComplaintStatus.CLOSED)
         await clock
-        await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and self._projected_revision == self._revision
-        )
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._projection.settled)
         projector.cancel()
         return self._snapshot()
 
@@ -336,29 +334,21 @@ class ComplaintWorkflow:
             detail=detail or {},
         )
         self._events.append(event)
-        self._unprojected.append(event)
+        self._projection.record(event)
 
     def _changed(self) -> None:
-        self._revision += 1
+        self._projection.changed()
 
     async def _flush(self) -> None:
-        revision = self._revision
-        await workflow.wait_condition(lambda: self._projected_revision >= revision)
+        await self._projection.flush()
 
-    async def _project_changes(self) -> None:
-        """The one writer of the read model: each write carries the newest state and
-        the events since the last write, so writes never overtake one another."""
-        while True:
-            await workflow.wait_condition(lambda: self._revision > self._projected_revision and self._accepted)
-            revision = self._revision
-            events, self._unprojected = self._unprojected, []
-            await workflow.execute_activity(
-                ComplaintActivityName.PROJECT_COMPLAINT,
-                ProjectComplaintInput(snapshot=self._snapshot(), events=events),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=LOCAL_SERVICE_RETRY,
-            )
-            self._projected_revision = revision
+    async def _write_projection(self, events: list[ComplaintEvent]) -> None:
+        await workflow.execute_activity(
+            ComplaintActivityName.PROJECT_COMPLAINT,
+            ProjectComplaintInput(snapshot=self._snapshot(), events=events),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOCAL_SERVICE_RETRY,
+        )
 
     def _snapshot(self) -> ComplaintSnapshot:
         department = self._department()
@@ -389,6 +379,6 @@ class ComplaintWorkflow:
             close_note=self._close_note,
             overdue=self._overdue,
             escalations=self._escalations,
-            revision=self._revision,
+            revision=self._projection.revision,
             request_fingerprint=self._input.request_fingerprint,
         )

@@ -1,0 +1,46 @@
+"""Workflow-side bookkeeping for projecting a workflow's state into the read model.
+
+One coroutine per workflow writes: each write carries the newest state and the
+events recorded since the previous write, so writes never overtake one another;
+``flush`` lets an Update answer only once its change is readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from temporalio import workflow
+
+Event = TypeVar("Event")
+
+
+class Projection(Generic[Event]):
+    def __init__(self) -> None:
+        self.revision = 0
+        self.projected = 0
+        self._pending: list[Event] = []
+
+    def record(self, event: Event) -> None:
+        self._pending.append(event)
+
+    def changed(self) -> None:
+        self.revision += 1
+
+    @property
+    def settled(self) -> bool:
+        return self.projected == self.revision
+
+    async def flush(self) -> None:
+        """Wait until the read model holds every change made so far."""
+        revision = self.revision
+        await workflow.wait_condition(lambda: self.projected >= revision)
+
+    async def run(self, ready: Callable[[], bool], write: Callable[[list[Event]], Awaitable[None]]) -> None:
+        """The one writer: forever, once ``ready()``, write the newest state with the new events."""
+        while True:
+            await workflow.wait_condition(lambda: self.revision > self.projected and ready())
+            revision = self.revision
+            events, self._pending = self._pending, []
+            await write(events)
+            self.projected = revision
