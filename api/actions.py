@@ -9,6 +9,8 @@ request is applied once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -48,3 +50,19 @@ async def run_case_update(
         except RPCError:
             raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)") from exc
         raise DomainError(ErrorCode.CONFLICT, "案件已结束 (the case is closed)") from exc
+
+
+def request_fingerprint(request: Any) -> str:
+    """A hash of a submission's content, kept with what it created."""
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def refuse_reused_key(stored_fingerprint: str, fingerprint: str) -> None:
+    """A retried request must be the same request: a key reused for another one is 422."""
+    if stored_fingerprint != fingerprint:
+        raise DomainError(
+            ErrorCode.INVALID,
+            "幂等键已用于另一份申请 (Idempotency-Key reused with a different request)",
+            {"Idempotency-Key": "already used for a different request"},
+        )

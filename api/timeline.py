@@ -8,6 +8,7 @@ decoded here from the history itself, not from the read model.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
@@ -18,24 +19,50 @@ from models.errors import DomainError, ErrorCode
 from models.timeliness import step_timeliness
 from models.workcalendar import WorkingCalendar
 
+Input = TypeVar("Input")
 
-async def read_case_history(client: Client, case_id: str) -> tuple[CaseInput, list[CaseEvent]]:
-    handle = client.get_workflow_handle(case_id)
-    case: CaseInput | None = None
-    events: dict[int, CaseEvent] = {}
+
+class _Sequenced(Protocol):
+    seq: int
+
+
+Event = TypeVar("Event", bound=_Sequenced)
+
+
+class _Projected(Protocol[Event]):
+    events: list[Event]
+
+
+async def read_projected_history(
+    client: Client,
+    workflow_id: str,
+    input_type: type[Input],
+    projection_activity: str,
+    projection_type: type[_Projected[Event]],
+) -> tuple[Input | None, list[Event]]:
+    """A workflow's input and the business events it recorded in the inputs of its
+    projection activity, in order, decoded from its history."""
+    handle = client.get_workflow_handle(workflow_id)
+    started: Input | None = None
+    events: dict[int, Event] = {}
     async for event in handle.fetch_history_events():
         if event.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             payloads = event.workflow_execution_started_event_attributes.input.payloads
-            (case,) = await client.data_converter.decode(payloads, [CaseInput])
+            (started,) = await client.data_converter.decode(payloads, [input_type])
         elif event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name == ActivityName.PROJECT_CASE:
-                (projection,) = await client.data_converter.decode(attributes.input.payloads, [ProjectCaseInput])
-                for case_event in projection.events:
-                    events[case_event.seq] = case_event
+            if attributes.activity_type.name == projection_activity:
+                (projection,) = await client.data_converter.decode(attributes.input.payloads, [projection_type])
+                for recorded in projection.events:
+                    events[recorded.seq] = recorded
+    return started, [events[seq] for seq in sorted(events)]
+
+
+async def read_case_history(client: Client, case_id: str) -> tuple[CaseInput, list[CaseEvent]]:
+    case, events = await read_projected_history(client, case_id, CaseInput, ActivityName.PROJECT_CASE, ProjectCaseInput)
     if case is None:
         raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)")
-    return case, [events[seq] for seq in sorted(events)]
+    return case, events
 
 
 def build_timeline(

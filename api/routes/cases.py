@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -17,7 +15,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import is_case_staff, visible_case, visible_cases_filter
-from api.actions import WORKER_WAIT, run_case_update, update_id
+from api.actions import WORKER_WAIT, refuse_reused_key, request_fingerprint, run_case_update, update_id
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
 from api.errors import invalid_input
 from api.schemas import (
@@ -65,12 +63,6 @@ def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[s
             ErrorCode.INVALID, "输入有误 (invalid input)", {"form.newborn.born_at": "cannot be in the future"}
         )
     return clean
-
-
-def _fingerprint(thing: str, channel: str, form: dict[str, Any], answers: dict[str, str] | None) -> str:
-    request = {"thing": thing, "channel": channel, "form": form, "answers": answers or {}}
-    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _case_response(snapshot: CaseSnapshot) -> CaseResponse:
@@ -124,17 +116,14 @@ async def submit_case(
         owner=actor.username if actor.role == "applicant" else None,
         submitted_by=actor,
         supervision_phone=settings.supervision_phone,
-        request_fingerprint=_fingerprint(body.thing, body.channel, form, body.answers),
+        request_fingerprint=request_fingerprint(
+            {"thing": body.thing, "channel": body.channel, "form": form, "answers": body.answers or {}}
+        ),
     )
     handle, created = await start_case(client, settings.task_queue, case)
     snapshot = await _accepted_snapshot(handle)
     if not created:
-        if snapshot.request_fingerprint != case.request_fingerprint:
-            raise DomainError(
-                ErrorCode.INVALID,
-                "幂等键已用于另一份申请 (Idempotency-Key reused with a different request)",
-                {"Idempotency-Key": "already used for a different request"},
-            )
+        refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
         response.status_code = 200
     return _case_response(snapshot)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import uuid
 from datetime import datetime
@@ -24,16 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import ColumnElement, Engine, false, func, or_, select, true
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
-from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import visible_case
-from api.actions import WORKER_WAIT, run_case_update, update_id
+from api.actions import WORKER_WAIT, refuse_reused_key, request_fingerprint, run_case_update, update_id
 from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
 from api.exports import csv_response
+from api.timeline import read_projected_history
 from models.case import Actor
 from models.catalogue import load_departments
 from models.complaint import (
@@ -197,11 +196,6 @@ async def _accepted_snapshot(handle: ComplaintHandle) -> ComplaintSnapshot:
         return closed
 
 
-def _fingerprint(body: FileComplaintRequest) -> str:
-    canonical = json.dumps(body.model_dump(), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, complaint_id: str) -> ComplaintInput:
     """Check what the complaint is about and who follows it (404 for a case the actor may not see)."""
     departments = load_departments()
@@ -242,7 +236,7 @@ def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, c
         department_names={code: item.name_zh for code, item in departments.items()},
         assignable=[code for code, item in departments.items() if item.tasks],
         answer_working_days=ANSWER_WORKING_DAYS,
-        request_fingerprint=_fingerprint(body),
+        request_fingerprint=request_fingerprint(body.model_dump()),
     )
 
 
@@ -263,12 +257,7 @@ async def file_complaint(
     handle, created = await start_complaint(client, settings.task_queue, complaint)
     snapshot = await _accepted_snapshot(handle)
     if not created:
-        if snapshot.request_fingerprint != complaint.request_fingerprint:
-            raise DomainError(
-                ErrorCode.INVALID,
-                "幂等键已用于另一份投诉 (Idempotency-Key reused with a different request)",
-                {"Idempotency-Key": "already used for a different request"},
-            )
+        refuse_reused_key(snapshot.request_fingerprint, complaint.request_fingerprint)
         response.status_code = 200
     return _response(snapshot)
 
@@ -392,22 +381,12 @@ def _load_visible(engine: Engine, actor: Actor, complaint_id: str) -> ComplaintR
 
 async def read_complaint_history(client: Client, complaint_id: str) -> tuple[ComplaintInput, list[ComplaintEvent]]:
     """The complaint's input and business events, decoded from its workflow history."""
-    handle = client.get_workflow_handle(complaint_id)
-    complaint: ComplaintInput | None = None
-    events: dict[int, ComplaintEvent] = {}
-    async for event in handle.fetch_history_events():
-        if event.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            (complaint,) = await client.data_converter.decode(payloads, [ComplaintInput])
-        elif event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name == ComplaintActivityName.PROJECT_COMPLAINT:
-                (projection,) = await client.data_converter.decode(attributes.input.payloads, [ProjectComplaintInput])
-                for item in projection.events:
-                    events[item.seq] = item
+    complaint, events = await read_projected_history(
+        client, complaint_id, ComplaintInput, ComplaintActivityName.PROJECT_COMPLAINT, ProjectComplaintInput
+    )
     if complaint is None:
         raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在 (no such complaint)")
-    return complaint, [events[seq] for seq in sorted(events)]
+    return complaint, events
 
 
 @router.get("/{complaint_id}/timeline", response_model=ComplaintTimeline)
