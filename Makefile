@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest system-deps clean
+.PHONY: bench run test lint typecheck pytest pytest-postgres pg-start pg-stop system-deps clean
 
 # Reinstall whenever pyproject.toml (the pinned dependencies) changes.
 $(STAMP): pyproject.toml
@@ -34,11 +34,36 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy .
 
+# The whole suite runs on SQLite; then the tests that go through the read model run
+# again on PostgreSQL: the API suite, the migrations and the synthetic read model.
+# Unit, workflow-only and end-to-end tests run on SQLite only.
+POSTGRES_TESTS := tests/api tests/test_migrations.py tests/test_seed_read_model.py
+
 pytest: $(STAMP) system-deps
 	$(PY) cli.py catalogue validate
 	$(PY) -m pytest
+	@$(MAKE) --no-print-directory pytest-postgres
+
+# A throwaway PostgreSQL server (.ci/postgres.sh; installs Debian's postgresql if
+# missing), stopped when the tests end, whether they pass or not.
+pytest-postgres: $(STAMP)
+	@url=$$(bash .ci/postgres.sh start) || exit 1; \
+	trap 'bash .ci/postgres.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	echo "ONETHING_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(POSTGRES_TESTS)"; \
+	ONETHING_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(POSTGRES_TESTS)
+
+# PostgreSQL for a developer: `export ONETHING_TEST_POSTGRES_URL=$(make -s pg-start)`.
+pg-start:
+	@bash .ci/postgres.sh start
+
+pg-stop:
+	@bash .ci/postgres.sh stop
 
 test: lint typecheck pytest
+
+# The benchmark (not part of `make test`; CI runs its 20-second smoke in pytest).
+bench: $(STAMP)
+	$(PY) -m bench.harness
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ import httpx
 
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
 from models.catalogue import shipped_definitions
+from models.redaction import install_log_redaction
 from models.samples import sample_form, sample_result
 from settings import ROOT, Settings, get_settings, installed_binary
 
@@ -47,6 +48,9 @@ def dev_server_command(settings: Settings, db_file: Path, ui_port: int) -> list[
         settings.temporal_namespace,
         "--log-level",
         "warn",
+        # Payloads are encrypted (workflows/codec.py); the UI asks the API's codec server to show them.
+        "--ui-codec-endpoint",
+        f"http://{settings.api_host}:{settings.api_port}/codec",
     ]
     for name in CUSTOM_SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{name}=Keyword"]
@@ -79,10 +83,18 @@ def wait_for_api(base_url: str, timeout: float) -> None:
     raise RuntimeError(f"API at {base_url} not healthy within {timeout:.0f} s")
 
 
+_TOKENS: dict[tuple[str, str], dict[str, str]] = {}
+
+
 def _login(client: httpx.Client, username: str) -> dict[str, str]:
-    response = client.post("/auth/token", data={"username": username, "password": "demo"})
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    """A demo account's auth header, logged in once per API (as a person stays logged in;
+    logging in per request would also trip the login rate limit)."""
+    key = (str(client.base_url), username)
+    if key not in _TOKENS:
+        response = client.post("/auth/token", data={"username": username, "password": "demo"})
+        response.raise_for_status()
+        _TOKENS[key] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return _TOKENS[key]
 
 
 def play_officers(client: httpx.Client, case_id: str, form: dict[str, Any], stop_after: int | None = None) -> int:
@@ -260,8 +272,77 @@ def catalogue_command(args: argparse.Namespace) -> int:
     return 0
 
 
+class ProgressBar:
+    """A one-line progress bar on stderr for long commands; without a terminal, a line per tenth."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self.label = label
+        self.width = width
+        self._terminal = sys.stderr.isatty()
+        self._last_step = ""
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if total:
+            filled = min(self.width, self.width * done // total)
+            line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
+            step = f"{10 * done // total}"
+        else:
+            line, step = f"{self.label} {done}", f"{done // 100}"
+        if self._terminal:
+            sys.stderr.write(f"\r{line}")
+            sys.stderr.flush()
+        elif step != self._last_step:
+            print(line, file=sys.stderr, flush=True)
+            self._last_step = step
+
+    def close(self) -> None:
+        if self._terminal:
+            sys.stderr.write("\n")
+
+
+def rebuild_command(args: argparse.Namespace) -> int:
+    """Rebuild the read model from Temporal's histories (activities/rebuild.py says what comes back)."""
+    import asyncio
+
+    from activities.rebuild import RebuildReport, holds_cases, rebuild_read_model
+    from models.db import init_db, make_engine
+    from models.workcalendar import make_calendar
+    from workflows.connection import connect_temporal
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    if holds_cases(engine) and not args.force:
+        print(
+            "读模型中已有案件，未重建 (the read model already holds cases; rebuild is for a lost database). "
+            "--force fills in what is missing and duplicates or deletes nothing.",
+            file=sys.stderr,
+        )
+        return 1
+    calendar = make_calendar(settings.calendar_file, settings.working_day_seconds)
+    progress = ProgressBar("重建读模型 rebuilding")
+
+    async def rebuild() -> RebuildReport | None:
+        try:
+            client = await connect_temporal(settings)
+        except RuntimeError as error:
+            print(f"无法连接 Temporal (cannot reach {settings.temporal_address}): {error}", file=sys.stderr)
+            return None
+        return await rebuild_read_model(client, engine, calendar, progress=progress)
+
+    try:
+        report = asyncio.run(rebuild())
+    finally:
+        progress.close()
+    if report is None:
+        return 1
+    print(report.summary())
+    return 1 if report.failures else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_redaction()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="onething", description="OneThing 一件事 — local stack and tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     retiring = actions.add_parser("retire", help="retire a version")
     retiring.add_argument("thing")
     retiring.add_argument("version", type=int)
+    rebuild = commands.add_parser("rebuild", help="rebuild the read model from Temporal's workflow histories")
+    rebuild.add_argument(
+        "--force", action="store_true", help="run on a database that holds cases: fill in what is missing"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -297,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "catalogue":
         return catalogue_command(args)
+    if args.command == "rebuild":
+        return rebuild_command(args)
     settings = get_settings()
     base_url = args.base_url or f"http://{settings.api_host}:{settings.api_port}"
     for case_id in seed_demo(base_url):

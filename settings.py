@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
 DEV_SECRET = "onething-dev-secret-change-me-0000000000"
+# Built-in payload encryption key (base64 of 32 bytes) for dev and test only.
+DEV_PAYLOAD_KEY_ID = "dev"
+DEV_PAYLOAD_KEY = "b25ldGhpbmctZGV2LXBheWxvYWQta2V5LTAwMDAwMDA="
+PAYLOAD_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -19,6 +23,12 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "prod"
     secret_key: str = DEV_SECRET
     token_ttl_minutes: int = Field(default=480, ge=1)
+    # Login rate limits (api/login_limits.py), counted in the read-model database so they
+    # hold across API processes: failed logins per account, and attempts per client address.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_account_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_max_attempts_per_address: int = Field(default=20, ge=1)
+    login_address_window_seconds: int = Field(default=60, ge=1)
 
     database_url: str = Field(
         default=f"sqlite:///{ROOT / 'var' / 'onething.db'}",
@@ -34,15 +44,75 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     calendar_file: Path | None = None  # holiday notices beyond the calendar package's years
+    # Tests, demos and benchmarks on a real server: each working day lasts this many
+    # seconds, so SLA timers fall due during the run. Refused in production.
+    working_day_seconds: float | None = Field(default=None, gt=0)
     data_sharing_fixture: Path = ROOT / "activities" / "fixtures" / "data_sharing.json"
+    # The data-sharing platform's base URL (activities/data_sharing.py HttpDataSharingGateway);
+    # unset, the fixture file above answers. A request slower than the timeout counts as
+    # a failure, so the activity retries it (well inside its 30 s start-to-close timeout).
+    data_sharing_url: str | None = None
+    data_sharing_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
+    # Fault injection for the fault-injection tests (api/faults.py): the API process
+    # exits at this point of POST /cases. Refused in production.
+    fault_crash_at: Literal["before_case_start", "after_case_start"] | None = None
     supervision_phone: str = "12345"
     archive_dir: Path = ROOT / "var" / "archive"  # electronic archive packages (§7.1.3)
+
+    # Temporal payload encryption: key id -> base64 of a 32-byte AES key, from env as
+    # JSON (ONETHING_PAYLOAD_KEYS='{"2026-11":"..."}'). New payloads use payload_key_id;
+    # older ids stay listed so what they sealed still decrypts.
+    payload_keys: dict[str, str] = Field(default_factory=lambda: {DEV_PAYLOAD_KEY_ID: DEV_PAYLOAD_KEY})
+    payload_key_id: str = DEV_PAYLOAD_KEY_ID
+    # Origins allowed to call the codec server (/codec) from a browser: the Temporal UI.
+    codec_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"])
 
     @model_validator(mode="after")
     def _no_default_secret_outside_dev(self) -> Settings:
         if self.env != "dev" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
             raise ValueError("ONETHING_SECRET_KEY must be set to a secret of at least 32 characters outside dev")
         return self
+
+    @model_validator(mode="after")
+    def _no_accelerated_clock_in_production(self) -> Settings:
+        if self.env == "prod" and self.working_day_seconds is not None:
+            raise ValueError(
+                "ONETHING_WORKING_DAY_SECONDS is for tests and demos; production runs the statutory calendar"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_fault_injection_in_production(self) -> Settings:
+        if self.env == "prod" and self.fault_crash_at is not None:
+            raise ValueError("ONETHING_FAULT_CRASH_AT is for fault-injection tests; never set it in production")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_payload_keys(self) -> Settings:
+        keys = self.payload_key_bytes()
+        if self.payload_key_id not in keys:
+            raise ValueError(f"ONETHING_PAYLOAD_KEY_ID {self.payload_key_id!r} is not in ONETHING_PAYLOAD_KEYS")
+        dev_key = self._decode_payload_key(DEV_PAYLOAD_KEY_ID, DEV_PAYLOAD_KEY)
+        if self.env not in ("dev", "test") and dev_key in keys.values():
+            raise ValueError("ONETHING_PAYLOAD_KEYS must not contain the built-in dev key outside dev and test")
+        return self
+
+    def payload_key_bytes(self) -> dict[str, bytes]:
+        """The payload keys as raw AES-256 keys; a key that is not base64 of 32 bytes is named."""
+        return {key_id: self._decode_payload_key(key_id, encoded) for key_id, encoded in self.payload_keys.items()}
+
+    @staticmethod
+    def _decode_payload_key(key_id: str, encoded: str) -> bytes:
+        import base64
+        import binascii
+
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"ONETHING_PAYLOAD_KEYS[{key_id!r}] is not valid base64") from exc
+        if len(key) != PAYLOAD_KEY_BYTES:
+            raise ValueError(f"ONETHING_PAYLOAD_KEYS[{key_id!r}] must be {PAYLOAD_KEY_BYTES} bytes, got {len(key)}")
+        return key
 
 
 @cache

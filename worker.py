@@ -13,10 +13,11 @@ from temporalio.worker import Worker
 from activities.archive import ArchiveActivities
 from activities.calendar import CalendarActivities
 from activities.complaints import ComplaintActivities
-from activities.data_sharing import DataSharingActivities, DataSharingGateway, FixtureDataSharingGateway
+from activities.data_sharing import DataSharingActivities, DataSharingGateway, gateway_from_settings
 from activities.read_model import ReadModelActivities
 from models.db import init_db, make_engine
-from models.workcalendar import WorkingCalendar, default_calendar_file
+from models.redaction import install_log_redaction
+from models.workcalendar import WorkingCalendar, make_calendar
 from settings import Settings, get_settings
 from workflows.case_workflow import CaseWorkflow
 from workflows.complaint_workflow import ComplaintWorkflow
@@ -32,8 +33,8 @@ def build_worker(
     gateway: DataSharingGateway | None = None,
     task_queue: str | None = None,
 ) -> Worker:
-    calendar = calendar or WorkingCalendar.load(settings.calendar_file or default_calendar_file())
-    gateway = gateway or FixtureDataSharingGateway(settings.data_sharing_fixture)
+    calendar = calendar or make_calendar(settings.calendar_file, settings.working_day_seconds)
+    gateway = gateway or gateway_from_settings(settings)
     calendar_activities = CalendarActivities(calendar)
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
@@ -73,6 +74,7 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_redaction()
     asyncio.run(run_worker(get_settings()))
 
 

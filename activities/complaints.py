@@ -59,7 +59,49 @@ def supervision_notice_id(complaint_id: str, sequence: int) -> str:
     return f"{complaint_id}:{ANSWER_CLOCK}:{SUPERVISION_ORIGIN}:{sequence}"
 
 
+def apply_complaint_escalation(session: Session, escalation: ComplaintEscalationInput) -> bool:
+    """督办 to the department that owes the answer, and word to the supervisors; True if written.
+
+    A complaint nobody has been named for or assigned to yet has no department
+    to send a notice to: the supervisors, who have to assign it, hear of it.
+    """
+    notice_id = supervision_notice_id(escalation.complaint_id, escalation.sequence)
+    if session.get(NotificationRecord, f"{notice_id}:supervisor") is not None:
+        return False
+    due = escalation.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    if escalation.department is not None:
+        session.add(
+            SupervisionNotice(
+                notice_id=notice_id,
+                case_id=escalation.complaint_id,
+                step=ANSWER_CLOCK,
+                department=escalation.department,
+                sequence=escalation.sequence,
+                origin=SUPERVISION_ORIGIN,
+                message_zh=f"督办通知：投诉{escalation.complaint_id}已超过答复期限（{due}），请立即答复。",
+                due_at=escalation.due_at,
+                issued_at=escalation.at,
+            )
+        )
+    waiting = "未答复" if escalation.department is not None else "未分派"
+    session.add(
+        NotificationRecord(
+            notification_id=f"{notice_id}:supervisor",
+            case_id=escalation.complaint_id,
+            kind="complaint_overdue",
+            recipient="supervisor",
+            step=ANSWER_CLOCK,
+            message_zh=f"投诉{escalation.complaint_id}超期{waiting}（第{escalation.sequence}次督办）。",
+            created_at=escalation.at,
+        )
+    )
+    return True
+
+
 class ComplaintActivities:
+    """The activities the worker registers; each writes through one ``apply_*`` function
+    above, which activities/rebuild.py also calls to rebuild the read model."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
@@ -71,41 +113,8 @@ class ComplaintActivities:
 
     @activity.defn(name=ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT)
     def escalate_overdue_complaint(self, escalation: ComplaintEscalationInput) -> None:
-        """督办 to the department that owes the answer, and word to the supervisors.
-
-        A complaint nobody has been named for or assigned to yet has no department
-        to send a notice to: the supervisors, who have to assign it, hear of it.
-        """
-        notice_id = supervision_notice_id(escalation.complaint_id, escalation.sequence)
-        due = escalation.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
         with Session(self._engine) as session:
-            if session.get(NotificationRecord, f"{notice_id}:supervisor") is not None:
-                return
-            if escalation.department is not None:
-                session.add(
-                    SupervisionNotice(
-                        notice_id=notice_id,
-                        case_id=escalation.complaint_id,
-                        step=ANSWER_CLOCK,
-                        department=escalation.department,
-                        sequence=escalation.sequence,
-                        origin=SUPERVISION_ORIGIN,
-                        message_zh=f"督办通知：投诉{escalation.complaint_id}已超过答复期限（{due}），请立即答复。",
-                        due_at=escalation.due_at,
-                        issued_at=escalation.at,
-                    )
-                )
-            waiting = "未答复" if escalation.department is not None else "未分派"
-            session.add(
-                NotificationRecord(
-                    notification_id=f"{notice_id}:supervisor",
-                    case_id=escalation.complaint_id,
-                    kind="complaint_overdue",
-                    recipient="supervisor",
-                    step=ANSWER_CLOCK,
-                    message_zh=f"投诉{escalation.complaint_id}超期{waiting}（第{escalation.sequence}次督办）。",
-                    created_at=escalation.at,
-                )
-            )
+            written = apply_complaint_escalation(session, escalation)
             session.commit()
-        logger.warning("complaint overdue: %s escalation %d", escalation.complaint_id, escalation.sequence)
+        if written:
+            logger.warning("complaint overdue: %s escalation %d", escalation.complaint_id, escalation.sequence)

@@ -1,16 +1,22 @@
 """Data sharing (数据共享, DB33/T 2304-2021 §5.4): documents fetched from the platform
 instead of being uploaded by the applicant.
 
-``DataSharingGateway`` is the seam: production plugs in the provincial platform's
-client; dev and tests use ``FixtureDataSharingGateway`` backed by a JSON file.
+``DataSharingGateway`` is the seam: ``HttpDataSharingGateway`` asks the platform over
+HTTP when ``ONETHING_DATA_SHARING_URL`` is set; otherwise (dev and tests)
+``FixtureDataSharingGateway`` answers from a JSON file. A platform that errs or is
+slower than its timeout raises ``DataSharingUnavailable``; the workflow retries the
+activity with backoff for a bounded time, then asks the applicant for the materials
+(补正) instead of waiting (workflows/case_workflow.py ``DATA_SHARING_RETRY``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Protocol
 
+import httpx
 from temporalio import activity
 
 from models.case import (
@@ -19,6 +25,9 @@ from models.case import (
     FetchSharedMaterialsResult,
     SharedMaterial,
 )
+from settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class DataSharingUnavailable(Exception):
@@ -37,6 +46,51 @@ class FixtureDataSharingGateway:
 
     def lookup(self, document: str, id_number: str) -> str | None:
         return self._records.get(id_number, {}).get(document)
+
+
+class HttpDataSharingGateway:
+    """The platform's lookup service over HTTP.
+
+    ``POST {base_url}/lookup`` with ``{"document", "id_number"}`` in the body (never in
+    the URL, which access logs keep) answers 200 ``{"reference": "..."}`` when the
+    platform holds the document and 404 when it does not. Anything else, a connection
+    failure or no answer within ``timeout_seconds`` means the platform is unavailable.
+    """
+
+    def __init__(self, base_url: str, timeout_seconds: float, transport: httpx.BaseTransport | None = None) -> None:
+        # One client (a connection pool, safe across threads) for the worker's activity threads.
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout_seconds), transport=transport
+        )
+
+    def lookup(self, document: str, id_number: str) -> str | None:
+        try:
+            response = self._client.post("/lookup", json={"document": document, "id_number": id_number})
+        except httpx.HTTPError as exc:
+            # The exception names the URL only; the ID number stays out of the logs.
+            raise DataSharingUnavailable(f"data-sharing platform unreachable: {type(exc).__name__}") from None
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return None
+        if response.status_code != httpx.codes.OK:
+            raise DataSharingUnavailable(f"data-sharing platform answered HTTP {response.status_code} for {document}")
+        try:
+            reference = response.json()["reference"]
+        except (ValueError, KeyError, TypeError):
+            raise DataSharingUnavailable(f"data-sharing platform answered an unreadable body for {document}") from None
+        if reference is not None and not isinstance(reference, str):
+            raise DataSharingUnavailable(f"data-sharing platform answered a non-text reference for {document}")
+        return reference or None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def gateway_from_settings(settings: Settings) -> DataSharingGateway:
+    """The platform's HTTP service when ``ONETHING_DATA_SHARING_URL`` is set, else the fixture."""
+    if settings.data_sharing_url:
+        logger.info("data sharing through %s", settings.data_sharing_url)
+        return HttpDataSharingGateway(settings.data_sharing_url, settings.data_sharing_timeout_seconds)
+    return FixtureDataSharingGateway(settings.data_sharing_fixture)
 
 
 class DataSharingActivities:

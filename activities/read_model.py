@@ -163,105 +163,140 @@ def task_id_for(case_id: str, step: str) -> str:
     return f"{case_id}:{step}"
 
 
+def notification_key(workflow_run_id: str | None, activity_id: str, *, local: bool = False) -> str:
+    """One row per scheduled activity: a retry, or a rebuild, finds its own row and stops.
+    Local and regular activities number their ids separately, hence the prefix."""
+    return f"{workflow_run_id}:{'local-' if local else ''}{activity_id}"
+
+
+def apply_notification(
+    session: Session, notification: NotificationInput, notification_id: str, fallback_at: datetime
+) -> bool:
+    """Queue a notification unless its row exists; True if it was written.
+
+    ``fallback_at`` dates inputs recorded before notifications carried workflow time.
+    """
+    if session.get(NotificationRecord, notification_id) is not None:
+        return False
+    session.add(
+        NotificationRecord(
+            notification_id=notification_id,
+            case_id=notification.case_id,
+            kind=notification.kind,
+            recipient=notification.recipient,
+            step=notification.step,
+            message_zh=notification.message_zh,
+            created_at=notification.at or fallback_at,
+        )
+    )
+    return True
+
+
+def apply_supervision_notice(session: Session, notice: SupervisionNoticeInput) -> None:
+    """A manual 督办 goes to the department's notices; a 催办 goes to the assignee."""
+    notice_id = f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
+    if notice.kind == "notice":
+        if session.get(SupervisionNotice, notice_id) is None:
+            session.add(
+                SupervisionNotice(
+                    notice_id=notice_id,
+                    case_id=notice.case_id,
+                    step=notice.step,
+                    department=notice.department,
+                    sequence=notice.sequence,
+                    origin="manual",
+                    message_zh=notice.message_zh,
+                    due_at=notice.due_at,
+                    issued_at=notice.at,
+                    issued_by=notice.issued_by,
+                )
+            )
+    elif session.get(NotificationRecord, notice_id) is None:
+        session.add(
+            NotificationRecord(
+                notification_id=notice_id,
+                case_id=notice.case_id,
+                kind="urge",
+                recipient=notice.assignee,
+                step=notice.step,
+                message_zh=f"催办：{notice.message_zh}",
+                created_at=notice.at,
+            )
+        )
+
+
+def apply_escalation(session: Session, escalation: EscalationInput) -> bool:
+    """The automatic 督办 of an overdue step and word to the supervisor; True if written."""
+    notice_id = f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
+    if session.get(SupervisionNotice, notice_id) is not None:
+        return False
+    session.add(
+        SupervisionNotice(
+            notice_id=notice_id,
+            case_id=escalation.case_id,
+            step=escalation.step,
+            department=escalation.department,
+            sequence=escalation.sequence,
+            origin="automatic",
+            message_zh=f"督办通知：案件{escalation.case_id}的环节{escalation.step}已超过办理时限，请立即办理。",
+            due_at=escalation.due_at,
+            issued_at=escalation.at,
+        )
+    )
+    session.add(
+        NotificationRecord(
+            notification_id=f"{notice_id}:supervisor",
+            case_id=escalation.case_id,
+            kind="overdue_escalation",
+            recipient="supervisor",
+            step=escalation.step,
+            message_zh=f"案件{escalation.case_id}环节{escalation.step}超期（第{escalation.sequence}次督办）。",
+            created_at=escalation.at,
+        )
+    )
+    return True
+
+
 class ReadModelActivities:
+    """The activities the worker registers; each writes through one ``apply_*`` function
+    above, which activities/rebuild.py also calls to rebuild the read model."""
+
     def __init__(self, engine: Engine, calendar: WorkingCalendar) -> None:
         self._engine = engine
         self._calendar = calendar
 
     @activity.defn(name=ActivityName.PROJECT_CASE)
-    def project_case(self, projection: ProjectCaseInput) -> None:
+    def project_case(self, projection: ProjectCaseInput) -> ProjectCaseInput:
         with Session(self._engine) as session:
             apply_projection(session, projection, self._calendar)
             session.commit()
+        # Returned so that, run as a local activity, the write is recorded in history
+        # (a local activity's marker holds its result, not its input): `rebuild` reads it.
+        return projection
 
     @activity.defn(name=ActivityName.SEND_NOTIFICATION)
-    def send_notification(self, notification: NotificationInput) -> None:
+    def send_notification(self, notification: NotificationInput) -> NotificationInput:
         info = activity.info()
-        # One row per scheduled activity: a retry finds its own row and stops.
-        notification_id = f"{info.workflow_run_id}:{info.activity_id}"
+        notification_id = notification_key(info.workflow_run_id, info.activity_id, local=info.is_local)
         with Session(self._engine) as session:
-            if session.get(NotificationRecord, notification_id) is not None:
-                return
-            session.add(
-                NotificationRecord(
-                    notification_id=notification_id,
-                    case_id=notification.case_id,
-                    kind=notification.kind,
-                    recipient=notification.recipient,
-                    step=notification.step,
-                    message_zh=notification.message_zh,
-                    created_at=notification.at or datetime.now(UTC),
-                )
-            )
+            written = apply_notification(session, notification, notification_id, datetime.now(UTC))
             session.commit()
-        logger.info("notification %s queued for case %s", notification.kind, notification.case_id)
+        if written:
+            logger.info("notification %s queued for case %s", notification.kind, notification.case_id)
+        return notification  # recorded in history when run locally, as project_case's is
 
     @activity.defn(name=ActivityName.RECORD_SUPERVISION_NOTICE)
     def record_supervision_notice(self, notice: SupervisionNoticeInput) -> None:
-        """A manual 督办 goes to the department's notices; a 催办 goes to the assignee."""
-        notice_id = f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
         with Session(self._engine) as session:
-            if notice.kind == "notice":
-                if session.get(SupervisionNotice, notice_id) is None:
-                    session.add(
-                        SupervisionNotice(
-                            notice_id=notice_id,
-                            case_id=notice.case_id,
-                            step=notice.step,
-                            department=notice.department,
-                            sequence=notice.sequence,
-                            origin="manual",
-                            message_zh=notice.message_zh,
-                            due_at=notice.due_at,
-                            issued_at=notice.at,
-                            issued_by=notice.issued_by,
-                        )
-                    )
-            elif session.get(NotificationRecord, notice_id) is None:
-                session.add(
-                    NotificationRecord(
-                        notification_id=notice_id,
-                        case_id=notice.case_id,
-                        kind="urge",
-                        recipient=notice.assignee,
-                        step=notice.step,
-                        message_zh=f"催办：{notice.message_zh}",
-                        created_at=notice.at,
-                    )
-                )
+            apply_supervision_notice(session, notice)
             session.commit()
 
     @activity.defn(name=ActivityName.ESCALATE_OVERDUE_STEP)
     def escalate_overdue_step(self, escalation: EscalationInput) -> None:
-        notice_id = f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
         with Session(self._engine) as session:
-            if session.get(SupervisionNotice, notice_id) is not None:
-                return
-            session.add(
-                SupervisionNotice(
-                    notice_id=notice_id,
-                    case_id=escalation.case_id,
-                    step=escalation.step,
-                    department=escalation.department,
-                    sequence=escalation.sequence,
-                    origin="automatic",
-                    message_zh=f"督办通知：案件{escalation.case_id}的环节{escalation.step}已超过办理时限，请立即办理。",
-                    due_at=escalation.due_at,
-                    issued_at=escalation.at,
-                )
-            )
-            session.add(
-                NotificationRecord(
-                    notification_id=f"{notice_id}:supervisor",
-                    case_id=escalation.case_id,
-                    kind="overdue_escalation",
-                    recipient="supervisor",
-                    step=escalation.step,
-                    message_zh=f"案件{escalation.case_id}环节{escalation.step}超期（第{escalation.sequence}次督办）。",
-                    created_at=escalation.at,
-                )
-            )
+            written = apply_escalation(session, escalation)
             session.commit()
-        logger.warning(
-            "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
-        )
+        if written:
+            logger.warning(
+                "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
+            )

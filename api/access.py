@@ -11,9 +11,10 @@ from models.tables import CaseRecord, TaskRecord
 
 
 def case_departments(record: CaseRecord) -> set[str]:
-    # Departments whose step has opened: the ones with a row in the tasks table,
-    # so that reading a case agrees with visible_cases_filter (lists, inboxes).
-    return {step["department"] for step in record.snapshot.get("steps", []) if step.get("status") != "pending"}
+    # Departments whose step has opened (has an opening time): a step a refusal
+    # cancelled before it opened gives its department no sight of the case. The
+    # same rule as visible_cases_filter (lists, inboxes).
+    return {step["department"] for step in record.snapshot.get("steps", []) if step.get("opened_at")}
 
 
 def can_see_case(actor: Actor, record: CaseRecord) -> bool:
@@ -46,7 +47,9 @@ def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
         return col(CaseRecord.owner) == actor.username
     has_task = exists(
         select(col(TaskRecord.task_id)).where(
-            col(TaskRecord.case_id) == col(CaseRecord.case_id), col(TaskRecord.department) == actor.unit
+            col(TaskRecord.case_id) == col(CaseRecord.case_id),
+            col(TaskRecord.department) == actor.unit,
+            col(TaskRecord.opened_at).is_not(None),
         )
     )
     if actor.role == "clerk":

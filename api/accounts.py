@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -54,9 +56,18 @@ def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition]) -> 
         session.commit()
 
 
+# Made once at import, so that even the first unknown username costs one verification, no more.
+_UNKNOWN_ACCOUNT_HASH = hash_password(secrets.token_urlsafe(16))
+
+
 def authenticate(session: Session, username: str, password: str) -> Actor | None:
     account = session.get(UserAccount, username)
-    if account is None or not verify_password(account.password_hash, password):
+    if account is None:
+        # Check the password against a throwaway hash anyway, so that an unknown
+        # username takes as long as a wrong password and timing reveals nothing.
+        verify_password(_UNKNOWN_ACCOUNT_HASH, password)
+        return None
+    if not verify_password(account.password_hash, password):
         return None
     role: Role = account.role  # type: ignore[assignment]
     return Actor(username=account.username, role=role, unit=account.unit)

@@ -14,7 +14,7 @@ import json
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.errors import DomainError, ErrorCode
@@ -40,7 +40,8 @@ async def run_case_update(
             WORKER_WAIT.total_seconds(),
         )
         return result
-    except TimeoutError as exc:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        # wait_for's cancellation comes back from the SDK as its own error type.
         raise DomainError(ErrorCode.UNAVAILABLE, "流程服务繁忙，请稍后重试 (workflow service busy)") from exc
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:

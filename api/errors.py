@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.errors import DomainError, ErrorCode
+from models.errors import DomainError, ErrorCode, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +32,39 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.INVALID: 422,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.RATE_LIMITED: 429,
 }
 
 CODE_BY_HTTP_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="an ErrorCode value, or http_<status> for other HTTP errors")
+    message: str = Field(description="中文 (english)")
+    fields: dict[str, str] | None = Field(default=None, description="input path → reason, when input was refused")
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape: ``{"error": {"code", "message", "fields"?}}``."""
+
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "未登录或令牌无效 (not logged in, or the token is invalid or expired)",
+    403: "当前角色无权操作 (not allowed for your role)",
+    404: "不存在或无权查看 (no such resource, or not yours to see)",
+    409: "与当前状态冲突 (conflicts with the current state)",
+    413: "请求体过大 (request body too large)",
+    422: "输入有误，fields 指明字段和原因 (invalid input; fields names each field and why)",
+    429: "尝试过于频繁，请按 Retry-After 稍后再试 (too many attempts; retry after Retry-After seconds)",
+    503: "流程服务暂不可用 (workflow service unavailable)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` declaring these error statuses, each in the one error shape."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
 
 
 def error_body(code: ErrorCode, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
@@ -46,6 +76,8 @@ def error_body(code: ErrorCode, message: str, fields: dict[str, str] | None = No
 
 def error_response(error: DomainError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if error.code == ErrorCode.UNAUTHORIZED else None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
     return JSONResponse(
         error_body(error.code, error.message, error.fields), status_code=STATUS_BY_CODE[error.code], headers=headers
     )
@@ -54,6 +86,11 @@ def error_response(error: DomainError) -> JSONResponse:
 def fields_from_pydantic(errors: Sequence[Any], prefix: str = "") -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in errors:
+        if error["type"] == "json_invalid":
+            # FastAPI puts the character offset in the location; the field is the body itself.
+            reason = error.get("ctx", {}).get("error", "")
+            fields.setdefault("body", f"不是有效的 JSON (invalid JSON at character {error['loc'][-1]}: {reason})")
+            continue
         location = [str(part) for part in error["loc"] if part != "body"]
         path = ".".join([prefix, *location] if prefix else location) or prefix or "body"
         fields.setdefault(path, error["msg"])
@@ -74,6 +111,15 @@ def from_update_failure(error: WorkflowUpdateFailedError) -> DomainError:
     raise error
 
 
+def _unparsable(error: StarletteHTTPException) -> str:
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"不是有效的 UTF-8 (not valid UTF-8 at byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "嵌套过深 (nested too deeply)"
+    return f"无法解析 (cannot be parsed: {error.detail})"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
@@ -91,11 +137,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's answer to a body it could not parse at all: invalid input, named by its cause.
+            message = "无法解析请求体 (the body cannot be parsed)"
+            return error_response(DomainError(ErrorCode.INVALID, message, {"body": _unparsable(error)}))
         code = CODE_BY_HTTP_STATUS.get(error.status_code)
         if code is None:
+            # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
             return JSONResponse(
                 {"error": {"code": f"http_{error.status_code}", "message": str(error.detail)}},
                 status_code=error.status_code,
+                headers=error.headers,
             )
         return error_response(DomainError(code, str(error.detail)))
 

@@ -1,4 +1,4 @@
-"""The OneThing REST API: the FastAPI app, its lifespan and its request-size guard."""
+"""The OneThing REST API: the FastAPI app, its lifespan and its request-body guards (size, media type, depth)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.accounts import ensure_demo_accounts
 from api.deps import ClientDep, EngineDep
 from api.errors import error_body, install_error_handlers
+from api.routes import audit as audit_routes
 from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks
+from api.routes import codec as codec_routes
+from api.schemas import HealthResponse
 from models.catalogue import shipped_definitions
 from models.catalogue_store import record_shipped_definitions
 from models.db import init_db, make_engine
-from models.errors import ErrorCode
-from models.workcalendar import WorkingCalendar, default_calendar_file
+from models.errors import DomainError, ErrorCode
+from models.redaction import install_log_redaction
+from models.workcalendar import make_calendar
 from settings import Settings, get_settings
 from workflows.connection import connect_temporal
 
@@ -88,6 +93,61 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+# Forms are 3 levels deep and catalogue definitions 5: a body nested far deeper is
+# refused before pydantic, the payload converter or json.dumps recurse through it.
+MAX_JSON_DEPTH = 32
+FORM_MEDIA_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+async def check_request_body(request: Request) -> None:
+    """Refuses, as 422 naming the problem, a body in another media type than the route
+    reads (JSON, or a form for login) and JSON nested deeper than MAX_JSON_DEPTH.
+
+    An app-wide dependency: FastAPI has read the body (a malformed one is already
+    refused) and runs this before validating it against the route's model.
+    """
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None:
+        return
+    expected = getattr(body_field.field_info, "media_type", "application/json")
+    sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if expected in FORM_MEDIA_TYPES:
+        # Starlette consumed the stream only for a form; any other body is still unread.
+        if sent not in FORM_MEDIA_TYPES and await request.body():
+            raise _unsupported_media_type(expected, sent)
+        return
+    if not await request.body():
+        return
+    if not (sent == "application/json" or (sent.startswith("application/") and sent.endswith("+json"))):
+        raise _unsupported_media_type(expected, sent)
+    if _json_depth(await request.json()) > MAX_JSON_DEPTH:
+        raise DomainError(
+            ErrorCode.INVALID,
+            "输入有误 (invalid input)",
+            {"body": f"嵌套超过 {MAX_JSON_DEPTH} 层 (nested deeper than {MAX_JSON_DEPTH} levels)"},
+        )
+
+
+def _unsupported_media_type(expected: str, sent: str) -> DomainError:
+    return DomainError(
+        ErrorCode.INVALID,
+        "请求体类型不支持 (unsupported Content-Type)",
+        {"Content-Type": f"须为 {expected} (expected {expected}, got {sent or 'none'})"},
+    )
+
+
+def _json_depth(value: Any) -> int:
+    """How deeply parsed JSON nests objects and arrays; iterative, so any depth is safe."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def create_app(
     settings: Settings | None = None, *, temporal_client: Client | None = None, engine: Engine | None = None
 ) -> FastAPI:
@@ -96,6 +156,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Logging is configured by now (uvicorn's included): mask personal data in every record.
+        install_log_redaction()
         app.state.settings = settings
         app.state.engine = engine or make_engine(settings.database_url)
         init_db(app.state.engine)
@@ -103,7 +165,7 @@ def create_app(
             record_shipped_definitions(session)
         if settings.env == "dev":
             ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()))
-        app.state.calendar = WorkingCalendar.load(settings.calendar_file or default_calendar_file())
+        app.state.calendar = make_calendar(settings.calendar_file, settings.working_day_seconds)
         app.state.temporal_client = temporal_client or await connect_temporal(settings)
         yield
         if engine is None:
@@ -114,9 +176,18 @@ def create_app(
         description="一件事集成服务：受理、部门协同办理、时限监督 (one application, many departments, time limits)",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(check_request_body)],
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # The Temporal UI calls the codec server from its own origin, with the staff cookie.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_cors_origins,
+        allow_credentials=True,
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(tasks.router)
@@ -125,8 +196,15 @@ def create_app(
     app.include_router(supervision.router)
     app.include_router(report.router)
     app.include_router(notices.router)
+    app.include_router(codec_routes.router)
+    app.include_router(audit_routes.router)
 
-    @app.get("/health", tags=["health"])
+    @app.get(
+        "/health",
+        tags=["health"],
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "数据库或流程服务不可用 (degraded)"}},
+    )
     async def health(client: ClientDep, engine: EngineDep) -> JSONResponse:
         checks: dict[str, Any] = {}
         try:

@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from models.case import AcceptanceNotice, CaseEvent, StepView
+
+# A page offset beyond this is invalid input: anything larger would overflow a
+# database integer (a 500) instead of simply returning an empty page.
+MAX_OFFSET = 2**31 - 1
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+_BARE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def not_a_timestamp(value: Any) -> Any:
+    # pydantic would read a bare number as a Unix timestamp (?to=0 as 1970-01-01);
+    # whoever typed it meant something else, so it is refused like any other typo.
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value.strip()):
+        raise ValueError("须为 ISO 8601 日期或时间，如 2026-11-01 (expected an ISO 8601 date or time, not a number)")
+    return value
+
+
+# Dates and times in query strings: ISO 8601 only.
+IsoDate = Annotated[date, BeforeValidator(not_a_timestamp)]
+IsoDateTime = Annotated[datetime, BeforeValidator(not_a_timestamp)]
+
+
+def also_as(*media_types: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a 200 that also comes as these media types (by Accept or ``?format=``)."""
+    return {200: {"content": {media_type: {"schema": {"type": "string"}} for media_type in media_types}}}
 
 
 class _Body(BaseModel):
@@ -137,6 +165,14 @@ class TimelineResponse(BaseModel):
     catalogue_version: int
     events: list[TimelineEvent]
     steps: list[TimelineStep]
+
+
+class HealthResponse(BaseModel):
+    """200 when the read-model database and Temporal both answer, else 503 naming what is down."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    temporal: Literal["ok", "unavailable"]
 
 
 class NotificationResponse(BaseModel):

@@ -1,14 +1,46 @@
-"""Read-model database: engine creation and schema set-up (SQLite by default, PostgreSQL by URL)."""
+"""Read-model database: engine creation and schema migrations (SQLite by default, PostgreSQL by URL).
+
+The schema belongs to the Alembic revisions in ``models/migrations/``; ``init_db``
+brings a database to the newest one. The API and the worker both call it on start,
+possibly at the same moment, so the upgrade runs under a lock that holds across
+processes: a PostgreSQL advisory lock, or a file lock beside a SQLite database.
+"""
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
-from sqlmodel import SQLModel, create_engine
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, event, inspect, text
+from sqlmodel import create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from models.migrations import MIGRATIONS_DIR
+
+# The revision that describes the tables as they were before migrations existed.
+BASELINE_REVISION = "0001"
+# Created by SQLModel.metadata.create_all before migrations existed; such a database
+# is stamped at the baseline instead of being created again.
+BASELINE_TABLES = frozenset(
+    {
+        "cases",
+        "tasks",
+        "case_events",
+        "supervision_notices",
+        "notifications",
+        "user_accounts",
+        "catalogue_versions",
+        "complaints",
+        "ratings",
+    }
+)
+# pg_advisory_xact_lock key that every process migrating the read model shares.
+MIGRATION_LOCK_KEY = 0x0E7E_71A6_2026
 
 
 def make_engine(url: str) -> Engine:
@@ -32,5 +64,59 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built in code: no alembic.ini to find or ship."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Revisions are numbered (0001_baseline.py, 0002_...); see models/migrations/__main__.py.
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.attributes["connection"] = connection
+    return config
+
+
 def init_db(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the read model to the newest revision; safe to call from several processes at once."""
+    with migration_lock(engine) as connection:
+        upgrade(connection)
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the read model's migration lock until it ends.
+
+    A second process waits here, then finds the database at the newest revision.
+    PostgreSQL: a transaction-level advisory lock. SQLite: a lock file beside the database.
+    """
+    with _sqlite_file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield connection
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Migrate on ``connection``; a database made before migrations existed is stamped at the baseline first."""
+    config = alembic_config(connection)
+    existing = set(inspect(connection).get_table_names())
+    if "alembic_version" not in existing and existing & BASELINE_TABLES:
+        missing = BASELINE_TABLES - existing
+        if missing:
+            raise RuntimeError(
+                "读模型数据库早于迁移且缺少表，无法标记基线 (the database predates migrations and lacks tables "
+                f"{sorted(missing)}; recreate it)"
+            )
+        command.stamp(config, BASELINE_REVISION)
+    command.upgrade(config, revision)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

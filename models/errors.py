@@ -15,6 +15,7 @@ class ErrorCode(StrEnum):
     INVALID = "validation_error"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNAVAILABLE = "service_unavailable"
+    RATE_LIMITED = "rate_limited"
 
 
 class DomainError(Exception):
@@ -25,3 +26,11 @@ class DomainError(Exception):
         self.code = code
         self.message = message
         self.fields = fields or {}
+
+
+class RateLimited(DomainError):
+    """Too many attempts: the next one may succeed after ``retry_after_seconds`` (HTTP Retry-After)."""
+
+    def __init__(self, message: str, retry_after_seconds: int, fields: dict[str, str] | None = None) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED, message, fields)
+        self.retry_after_seconds = retry_after_seconds

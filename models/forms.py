@@ -21,6 +21,10 @@ def _clean_text(value: str) -> str:
     value = unicodedata.normalize("NFC", value).strip()
     if any(unicodedata.category(char) in {"Cc", "Cs"} for char in value):
         raise ValueError("contains control characters")
+    # Zero-width spaces, joiners, byte-order marks and bidi overrides: invisible, they make
+    # two equal-looking texts differ (and a bidi override can make one read as another).
+    if any(unicodedata.category(char) == "Cf" for char in value):
+        raise ValueError("含不可见的格式字符 (contains invisible format characters such as zero-width spaces)")
     return value
 
 
@@ -61,7 +65,107 @@ def validate_credit_code(value: str) -> str:
     return code
 
 
-PersonName = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_clean_text)]
+# --- 姓名 -----------------------------------------------------------------------------
+
+# Han ideographs by code point rather than by unicodedata, which on Python 3.11
+# (Unicode 14) would call the newest extensions (H, I) unassigned.
+HAN_IDEOGRAPH_RANGES = (
+    (0x3400, 0x4DBF),  # Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xF900, 0xFAFF),  # Compatibility Ideographs
+    (0x20000, 0x2A6DF),  # Extension B
+    (0x2A700, 0x2EE5F),  # Extensions C, D, E, F, I
+    (0x2F800, 0x2FA1F),  # Compatibility Ideographs Supplement
+    (0x30000, 0x323AF),  # Extensions G, H
+)
+NAME_SEPARATOR = "·"  # U+00B7, the separator in transliterated names (阿依古丽·买买提)
+# Dots people type for it from other keyboards and fonts, stored as the one separator.
+_MIDDLE_DOT_LOOKALIKES = str.maketrans(dict.fromkeys("・･•‧∙⋅", NAME_SEPARATOR))
+# Parts of names in Latin letters ("Jean-Pierre O'Neil"); the Tibetan tsheg between syllables.
+_OTHER_SEPARATORS = frozenset(" -'\u0f0b")
+# Ideographic variation selectors choose a glyph of the Han character before them.
+_IDEOGRAPHIC_VARIATION_SELECTORS = ((0xFE00, 0xFE0D), (0xE0100, 0xE01EF))
+_PRESENTATION_SELECTORS = "\ufe0e\ufe0f"  # text or emoji style for the character before
+_REFUSED_BY_CATEGORY = {
+    "C": "控制、格式、私用或未分配的字符 (a control, invisible format, private-use or unassigned character)",
+    "M": "不在字母上的组合符号 (a combining mark not on a letter of an alphabetic script)",
+    "N": "数字 (a digit or number)",
+    "P": "标点 (punctuation)",
+    "S": "符号或表情 (a symbol or emoji)",
+    "Z": "空白 (white space other than a single space)",
+}
+
+
+def _in_ranges(char: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= ord(char) <= high for low, high in ranges)
+
+
+def _name_character_kind(char: str) -> str:
+    """``han``, ``letter``, ``mark``, ``variation`` or ``separator``; else the Unicode
+    category class (C, M, N, P, S, Z) the character is refused for."""
+    if _in_ranges(char, HAN_IDEOGRAPH_RANGES):
+        return "han"
+    if _in_ranges(char, _IDEOGRAPHIC_VARIATION_SELECTORS):
+        return "variation"
+    if char == NAME_SEPARATOR or char in _OTHER_SEPARATORS:
+        return "separator"
+    if char in _PRESENTATION_SELECTORS:
+        return "S"
+    category = unicodedata.category(char)[0]
+    return {"L": "letter", "M": "mark"}.get(category, category)
+
+
+_STRAY_VARIATION_SELECTOR = "不在汉字后的异体字选择符 (a variation selector not after a Han character)"
+_MISPLACED_SEPARATOR = "分隔符不能在开头或连用 (a separator cannot start a name or follow another)"
+
+
+def _refusal(kind: str, previous: str) -> str | None:
+    """Why a character of this kind cannot follow one of the ``previous`` kind; None if it can."""
+    if kind == "mark":
+        return None if previous in {"letter", "mark"} else _REFUSED_BY_CATEGORY["M"]
+    if kind == "variation":
+        return None if previous == "han" else _STRAY_VARIATION_SELECTOR
+    if kind == "separator":
+        return _MISPLACED_SEPARATOR if previous == "separator" else None
+    return _REFUSED_BY_CATEGORY.get(kind)
+
+
+def validate_person_name(value: str) -> str:
+    """A person's name as registered: NFC-normalised, or ValueError naming the wrong character and why.
+
+    Allowed, so that every registered name can be filed:
+    - Han ideographs of every CJK block and extension (A to I, and the compatibility
+      ideographs): GB 18030-2022 covers the rare characters in real names (𠮷, 䶮, 𪚥).
+    - Letters of any other script, for names kept in an ethnic-minority script or
+      written in Latin letters, with the combining marks those scripts put on a letter
+      (Tibetan vowel signs, Arabic harakat, accents); a decomposed "é" becomes "é".
+    - "·" between the parts of a transliterated ethnic-minority or foreign name
+      (阿依古丽·买买提); look-alike dots (・ • ‧) are stored as "·". A single space,
+      hyphen or apostrophe also separates parts of a name in Latin letters, and the
+      tsheg (་) the syllables of a Tibetan one.
+    - An ideographic variation selector after a Han character (a registered glyph variant).
+
+    Refused: digits, punctuation, symbols and emoji; control characters and invisible
+    ones (zero-width spaces and joiners, byte-order marks, bidi overrides), which make
+    equal-looking names differ; private-use code points, which mean nothing outside
+    the system that assigned them; a combining mark with no letter under it, or on a
+    Han character; a separator at either end or next to another.
+    """
+    name = unicodedata.normalize("NFC", value).strip().translate(_MIDDLE_DOT_LOOKALIKES)
+    previous = "separator"  # so that a name cannot start with a separator or a mark
+    for position, char in enumerate(name, start=1):
+        kind = _name_character_kind(char)
+        refused = _refusal(kind, previous)
+        if refused is not None:
+            where = f"第{position}个字符 U+{ord(char):04X}"
+            raise ValueError(f"{where} 不能用于姓名 (character {position} is not allowed in a name): {refused}")
+        previous = kind
+    if name and previous == "separator":
+        raise ValueError("姓名不能以分隔符结尾 (a name cannot end with a separator)")
+    return name
+
+
+PersonName = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(validate_person_name)]
 OrganisationName = Annotated[str, Field(min_length=2, max_length=100), AfterValidator(_clean_text)]
 CreditCode = Annotated[str, Field(min_length=18, max_length=20), AfterValidator(validate_credit_code)]
 # Decimal yuan with two places, as in step results ("1000000.00").

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint, event
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -218,3 +218,52 @@ class RatingRecord(SQLModel, table=True):
     score: int
     comment: str | None = None
     rated_at: datetime = _when(nullable=False)
+
+
+class AuditRecord(SQLModel, table=True):
+    """审计日志: one staff action that succeeded — who, when, on which case, what.
+
+    Append-only: rows are written by api/audit.py and never updated or deleted (the
+    mapper refuses both, below). A request retried with the same Idempotency-Key
+    finds its row by (action, request_key) instead of adding a second one.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("action", "request_key", name="uq_audit_log_action_request_key"),
+        Index("ix_audit_log_case_at", "case_id", "at"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True, nullable=False)
+    actor: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    unit: str | None = Field(default=None, max_length=64)
+    action: str = Field(index=True, max_length=32)
+    case_id: str | None = Field(default=None, max_length=64)
+    target: str | None = Field(default=None, max_length=200)  # task id, complaint id, thing@version …
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    request_key: str | None = Field(default=None, max_length=400)  # target + Idempotency-Key, when one was sent
+
+
+@event.listens_for(AuditRecord, "before_update")
+@event.listens_for(AuditRecord, "before_delete")
+def _audit_log_is_append_only(_mapper: Any, _connection: Any, target: AuditRecord) -> None:
+    raise PermissionError(f"the audit log is append-only: record {target.id} cannot be changed or deleted")
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One login attempt, kept for the rate-limit windows (api/login_limits.py); old rows are purged."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True, nullable=False)
+    username: str = Field(max_length=64)
+    address: str = Field(max_length=64)
+    succeeded: bool = False

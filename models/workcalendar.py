@@ -36,12 +36,14 @@ import yaml
 
 __all__ = [
     "SHANGHAI",
+    "AcceleratedCalendar",
     "CalendarDataError",
     "Deadline",
     "HolidayNotice",
     "WorkingCalendar",
     "default_calendar_file",
     "load_holiday_notices",
+    "make_calendar",
 ]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -289,6 +291,65 @@ class WorkingCalendar:
             warning_at=warning_at,
             provisional=provisional,
         )
+
+
+class AcceleratedCalendar(WorkingCalendar):
+    """A clock on which every "working day" lasts ``day_seconds`` real seconds.
+
+    For fault-injection tests, demos and benchmarks on a real Temporal server, where
+    SLA timers must fall due within seconds. Days are consecutive slots of
+    ``day_seconds`` counted from the Unix epoch, all of them working days, and the
+    statutory rules keep their shape: a limit of N days ends at the end of the N-th
+    slot after the opening one, the warning comes at the start of the last slot and
+    督办 at the end of each further slot. The workflow cannot tell the difference:
+    every deadline reaches it through the calendar activities.
+    """
+
+    def __init__(self, day_seconds: float) -> None:
+        if not math.isfinite(day_seconds) or day_seconds <= 0:
+            raise ValueError(f"day_seconds must be > 0, got {day_seconds}")
+        super().__init__(use_package=False)
+        self.day_seconds = day_seconds
+
+    def _slot(self, moment: datetime) -> int:
+        return math.floor(_as_utc(moment, "moment").timestamp() / self.day_seconds)
+
+    def _slot_start(self, slot: int) -> datetime:
+        return datetime.fromtimestamp(slot * self.day_seconds, tz=SHANGHAI)
+
+    def _compute_status(self, day: date) -> tuple[bool, bool]:
+        return True, False
+
+    def add_working_days(self, opened_at: datetime, working_days: int) -> Deadline:
+        if working_days < 0:
+            raise ValueError(f"working_days must be >= 0, got {working_days}")
+        last = self._slot(opened_at) + working_days
+        return Deadline(
+            due_at=self._slot_start(last + 1),
+            warning_at=self._slot_start(last) if working_days else None,
+            provisional=False,
+        )
+
+    def next_escalation_at(self, after: datetime) -> datetime:
+        return self._slot_start(self._slot(after) + 1)
+
+    def working_seconds_between(self, start: datetime, end: datetime) -> float:
+        return max(0.0, (_as_utc(end, "end") - _as_utc(start, "start")).total_seconds())
+
+    def add_working_seconds(self, start: datetime, seconds: float) -> Deadline:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be finite and >= 0, got {seconds}")
+        due_at = _as_utc(start, "start") + timedelta(seconds=seconds)
+        warning_at = self._slot_start(self._slot(due_at - _EPSILON)) if seconds else None
+        return Deadline(due_at=due_at.astimezone(SHANGHAI), warning_at=warning_at, provisional=False)
+
+
+def make_calendar(calendar_file: Path | None, working_day_seconds: float | None = None) -> WorkingCalendar:
+    """The calendar a process runs on: the statutory one, or an accelerated clock when
+    ``working_day_seconds`` is set (never in production; settings refuse it there)."""
+    if working_day_seconds is not None:
+        return AcceleratedCalendar(working_day_seconds)
+    return WorkingCalendar.load(calendar_file or default_calendar_file())
 
 
 # -- time helpers -----------------------------------------------------------------

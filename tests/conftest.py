@@ -4,6 +4,7 @@ a throwaway read-model database, and valid birth forms."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 import uuid
@@ -13,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, make_url, select
 from sqlmodel import Session, col
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -29,20 +30,71 @@ from models.db import init_db, make_engine
 from models.tables import CaseRecord
 from settings import Settings, installed_binary
 from worker import build_worker
+from workflows.connection import build_data_converter
 
 # Debian's libfaketime (installed by `make test`), wherever the architecture puts it.
 LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("/nonexistent"))
 
 
+# The admin URL of a PostgreSQL server (`bash .ci/postgres.sh start` prints one). When set,
+# each test's read model is a database of its own there, created by make_test_engine and
+# dropped after the test; when unset, a SQLite file in the test's tmp_path.
+TEST_POSTGRES_URL = os.environ.get("ONETHING_TEST_POSTGRES_URL")
+TEST_DATABASE_PREFIX = "onething_test_"
+_databases_of_this_test: set[str] = set()
+
+
+def read_model_url(tmp_path: Path) -> str:
+    """The read model of the test that owns ``tmp_path``: the same path gives the same database."""
+    if not TEST_POSTGRES_URL:
+        return f"sqlite:///{tmp_path / 'read-model.db'}"
+    digest = hashlib.sha256(f"{os.getpid()}:{tmp_path}".encode()).hexdigest()[:24]
+    return make_url(TEST_POSTGRES_URL).set(database=TEST_DATABASE_PREFIX + digest).render_as_string(False)
+
+
+def _on_postgres_server(*statements: str) -> None:
+    assert TEST_POSTGRES_URL
+    with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement.encode())
+
+
+def make_test_engine(database_url: str, migrate: bool = True) -> Engine:
+    """An engine on a read model migrated to the newest revision; a test's PostgreSQL database is created first."""
+    name = make_url(database_url).database or ""
+    if TEST_POSTGRES_URL and name.startswith(TEST_DATABASE_PREFIX) and name not in _databases_of_this_test:
+        _on_postgres_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+        _databases_of_this_test.add(name)
+    engine = make_engine(database_url)
+    if migrate:
+        init_db(engine)
+    return engine
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Autouse, so set up before and torn down after every fixture that holds an engine."""
+    yield
+    names = sorted(_databases_of_this_test)
+    _databases_of_this_test.clear()
+    if names:
+        # FORCE ends connections a test left open (an engine it did not dispose).
+        _on_postgres_server(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names))
+
+
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
-        "database_url": f"sqlite:///{tmp_path / 'read-model.db'}",
+        "database_url": read_model_url(tmp_path),
         "archive_dir": tmp_path / "archive",
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
     }
     values.update(overrides)
     return Settings(**values)
+
+
+# What every test client speaks: pydantic payloads, encrypted with the test settings' key.
+TEST_DATA_CONVERTER = build_data_converter(test_settings(Path()))
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -73,7 +125,7 @@ async def time_skipping_env(
         wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
         server = str(wrapper)
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server, data_converter=pydantic_data_converter
+        test_server_existing_path=server, data_converter=TEST_DATA_CONVERTER
     )
     try:
         await register_search_attributes(env.client)
@@ -95,8 +147,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings.database_url)
-    init_db(engine)
+    engine = make_test_engine(settings.database_url)
     yield engine
     engine.dispose()
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from bench.seed_read_model import seed
 from models.db import make_engine
+from tests.conftest import make_test_engine, read_model_url
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
@@ -18,10 +19,18 @@ def _plan(engine, sql: str) -> str:
         return " | ".join(str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
 
 
-def test_seeded_cases_are_consistent_and_supervision_queries_use_indexes(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'seed.db'}")
-    cases, tasks = seed(engine, 300, now=NOW)
-    assert cases == 300 and tasks > cases
+def test_seeded_cases_are_consistent(tmp_path: Path) -> None:
+    """On the test database: SQLite, or PostgreSQL when ONETHING_TEST_POSTGRES_URL is set."""
+    engine = make_test_engine(read_model_url(tmp_path))
+    try:
+        cases, tasks = seed(engine, 300, now=NOW)
+        assert cases == 300 and tasks > cases
+        _assert_consistent(engine)
+    finally:
+        engine.dispose()
+
+
+def _assert_consistent(engine) -> None:
     with engine.connect() as connection:
         things = {row[0] for row in connection.execute(text("SELECT DISTINCT thing FROM cases"))}
         orphan = connection.execute(
@@ -33,6 +42,10 @@ def test_seeded_cases_are_consistent_and_supervision_queries_use_indexes(tmp_pat
     assert things == {"birth", "company_opening", "death", "retirement"}
     assert orphan == 0 and wrong == 0
 
+
+def test_supervision_queries_use_indexes_on_sqlite(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'seed.db'}")
+    seed(engine, 300, now=NOW)
     timeliness = _plan(
         engine,
         "SELECT department, count(*) FROM tasks WHERE status = 'done' "

@@ -22,6 +22,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.projection import Projection
+from workflows.short_activities import run_short_activity
 
 with workflow.unsafe.imports_passed_through():
     from models.case import (
@@ -194,7 +195,7 @@ class CaseWorkflow:
     async def _collect_ratings(self) -> None:
         """好差评 (§8.1.2): the applicant may rate for 5 working days after delivery; a low
         rating opens a 回访 for the supervisors, kept on the same statutory clock."""
-        computed = await workflow.execute_activity(
+        computed = await run_short_activity(
             ActivityName.COMPUTE_DEADLINES,
             ComputeDeadlinesInput(
                 requests=[DeadlineRequest(step="rating_window", opened_at=workflow.now(), working_days=RATING_DAYS)]
@@ -257,7 +258,7 @@ class CaseWorkflow:
     async def _open_follow_up(self, rating: RatingView) -> None:
         code = f"follow_up_{len(self._follow_ups) + 1}"
         now = workflow.now()
-        computed = await workflow.execute_activity(
+        computed = await run_short_activity(
             ActivityName.COMPUTE_DEADLINES,
             ComputeDeadlinesInput(
                 requests=[DeadlineRequest(step=code, opened_at=now, working_days=FOLLOW_UP.time_limit_for(""))]
@@ -367,7 +368,7 @@ class CaseWorkflow:
         if not ready:
             return
         now = workflow.now()
-        computed = await workflow.execute_activity(
+        computed = await run_short_activity(
             ActivityName.COMPUTE_DEADLINES,
             ComputeDeadlinesInput(
                 requests=[DeadlineRequest(step=s.code, opened_at=now, working_days=s.time_limit) for s in ready]
@@ -472,7 +473,7 @@ class CaseWorkflow:
         self._changed()
 
     async def _next_escalation(self, after: datetime) -> datetime:
-        result: NextEscalationResult = await workflow.execute_activity(
+        result: NextEscalationResult = await run_short_activity(
             ActivityName.COMPUTE_NEXT_ESCALATION,
             NextEscalationInput(after=after),
             result_type=NextEscalationResult,
@@ -554,7 +555,7 @@ class CaseWorkflow:
             detail={"missing": step.missing, "reason": action.reason},
         )
         assert step.due_at is not None
-        remaining = await workflow.execute_activity(
+        remaining = await run_short_activity(
             ActivityName.COMPUTE_REMAINING_TIME,
             RemainingTimeInput(paused_at=workflow.now(), due_at=step.due_at),
             result_type=RemainingTimeResult,
@@ -666,7 +667,7 @@ class CaseWorkflow:
         resumed = [step for step in self._steps.values() if step.status == StepStatus.AWAITING_SUPPLEMENT]
         fresh_deadlines = [s for s in resumed if not s.overdue]
         if fresh_deadlines:
-            computed = await workflow.execute_activity(
+            computed = await run_short_activity(
                 ActivityName.COMPUTE_DEADLINES,
                 ComputeDeadlinesInput(
                     requests=[
@@ -780,7 +781,7 @@ class CaseWorkflow:
         self._side_tasks.append(asyncio.create_task(self._send(notification)))
 
     async def _send(self, notification: NotificationInput) -> None:
-        await workflow.execute_activity(
+        await run_short_activity(
             ActivityName.SEND_NOTIFICATION,
             notification,
             start_to_close_timeout=timedelta(seconds=30),
@@ -820,7 +821,7 @@ class CaseWorkflow:
         await self._projection.flush()
 
     async def _write_projection(self, events: list[CaseEvent]) -> None:
-        await workflow.execute_activity(
+        await run_short_activity(
             ActivityName.PROJECT_CASE,
             ProjectCaseInput(snapshot=self._snapshot(), events=events),
             start_to_close_timeout=timedelta(seconds=30),

@@ -11,18 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import is_case_staff, visible_case, visible_cases_filter
 from api.actions import WORKER_WAIT, refuse_reused_key, request_fingerprint, run_case_update, update_id
+from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
-from api.errors import invalid_input
+from api.errors import error_responses, invalid_input
+from api.faults import crash_if_injected
 from api.schemas import (
     CaseList,
     CaseResponse,
     CaseSummary,
     NotificationResponse,
+    OffsetQuery,
     SubmitCaseRequest,
     SupplementRequest,
     TimelineResponse,
@@ -34,11 +37,12 @@ from models.catalogue import ThingDefinition, resolve_for_case
 from models.catalogue_store import definition_for
 from models.errors import DomainError, ErrorCode
 from models.forms import FORMS
+from models.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
 from workflows.case_workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(tags=["cases"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
 
 def _current_definition(engine: Engine, thing: str) -> ThingDefinition:
@@ -77,7 +81,8 @@ async def _accepted_snapshot(handle: WorkflowHandle[CaseWorkflow, CaseSnapshot])
             WORKER_WAIT.total_seconds(),
         )
         return snapshot
-    except TimeoutError as exc:
+    # wait_for's cancellation reaches the SDK's update poll, which re-raises it as its own timeout error.
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         raise DomainError(
             ErrorCode.UNAVAILABLE,
             f"案件{handle.id}已接收，正在排队受理，请稍后查询 (accepted for processing; try again shortly)",
@@ -120,18 +125,32 @@ async def submit_case(
             {"thing": body.thing, "channel": body.channel, "form": form, "answers": body.answers or {}}
         ),
     )
+    crash_if_injected(settings, "before_case_start")
     handle, created = await start_case(client, settings.task_queue, case)
+    crash_if_injected(settings, "after_case_start")
     snapshot = await _accepted_snapshot(handle)
     if not created:
         refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
         response.status_code = 200
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        actor,
+        AuditAction.CASE_ACCEPT,
+        case_id=snapshot.case_id,
+        target=snapshot.case_id,
+        detail={"thing": snapshot.thing, "channel": snapshot.channel},
+        idempotency_key=idempotency_key,
+    )
     return _case_response(snapshot)
 
 
 @router.get("/cases/{case_id}", response_model=CaseResponse)
 def read_case(case_id: str, actor: ActorDep, session: SessionDep) -> CaseResponse:
     record = visible_case(session, actor, case_id)
-    return _case_response(CaseSnapshot.model_validate(record.snapshot))
+    snapshot = CaseSnapshot.model_validate(record.snapshot)
+    response = _case_response(snapshot)
+    return response if sees_case_personal_data(actor, snapshot) else masked(response)
 
 
 @router.get("/cases", response_model=CaseList)
@@ -142,7 +161,7 @@ def list_cases(
     thing: str | None = None,
     department: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> CaseList:
     require_role(actor, "clerk", "officer", "supervisor", "admin")
     conditions = [visible_cases_filter(actor)]
@@ -198,6 +217,16 @@ async def supply_materials(
         result_type=CaseSnapshot,
         update_id=update_id("supplement", case_id, idempotency_key),
     )
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        actor,
+        AuditAction.CASE_SUPPLEMENT,
+        case_id=case_id,
+        target=case_id,
+        detail={"materials": sorted(body.materials)},
+        idempotency_key=idempotency_key,
+    )
     return _case_response(snapshot)
 
 
@@ -239,7 +268,10 @@ async def read_timeline(
     if not is_case_staff(actor, record):
         raise DomainError(ErrorCode.FORBIDDEN, "时间线仅对经办人员和监督人员开放 (staff only)")
     case, events = await read_case_history(client, case_id)
-    return build_timeline(case, events, calendar)
+    timeline = build_timeline(case, events, calendar)
+    if sees_case_personal_data(actor, CaseSnapshot.model_validate(record.snapshot)):
+        return timeline
+    return masked(timeline)
 
 
 @router.get("/cases/{case_id}/archive", response_model=ArchiveCheck)
@@ -265,4 +297,6 @@ def my_notifications(
         .order_by(col(NotificationRecord.created_at).desc())
         .limit(limit)
     ).scalars()
-    return [NotificationResponse.model_validate(row, from_attributes=True) for row in rows]
+    notifications = [NotificationResponse.model_validate(row, from_attributes=True) for row in rows]
+    # Each message is the recipient's own; supervisors and admins read theirs masked like everything else.
+    return [masked(item) for item in notifications] if actor.role in OVERSIGHT_ROLES else notifications

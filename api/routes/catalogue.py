@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
+from sqlalchemy import Engine
 
-from api.deps import ActorDep, SessionDep, require_role
+from api.audit import AuditAction, record_staff_action
+from api.deps import ActorDep, EngineDep, SessionDep, require_role
+from api.errors import error_responses
+from api.schemas import also_as
+from models.case import Actor
 from models.catalogue import ThingDefinition, load_life_stages
 from models.catalogue_store import current_definitions, definition_for, list_versions, publish, retire
 from models.errors import DomainError, ErrorCode
@@ -27,9 +32,14 @@ from models.results import result_json_schema
 from models.samples import sample_answers, sample_form, sample_result
 from models.tables import CatalogueVersion
 
-router = APIRouter(prefix="/catalogue", tags=["catalogue"])
+router = APIRouter(prefix="/catalogue", tags=["catalogue"], responses=error_responses(404, 422))
 
-VersionQuery = Annotated[int | None, Query(ge=1, description="a published version; the newest active one by default")]
+# Versions count from 1; a larger number than a database INTEGER holds is invalid input, not a 500.
+MAX_VERSION = 2**31 - 1
+VersionQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_VERSION, description="a published version; the newest active one by default")
+]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 SituationQuery = Annotated[str | None, Query(max_length=64, description="one situation (情形) only")]
 
 
@@ -147,7 +157,7 @@ def _submission_schema(definition: ThingDefinition) -> dict[str, Any]:
     }
 
 
-@router.get("/{sub_item}/guide", response_model=None)
+@router.get("/{sub_item}/guide", response_model=None, responses=also_as("text/html"))
 def read_guide(
     sub_item: str,
     request: Request,
@@ -165,7 +175,12 @@ def read_guide(
     return guide.model_dump(mode="json")
 
 
-@router.get("/{sub_item}/flowchart", response_model=None)
+@router.get(
+    "/{sub_item}/flowchart",
+    response_model=None,
+    response_class=Response,
+    responses=also_as("image/svg+xml", "text/vnd.mermaid"),
+)
 def read_flowchart(
     sub_item: str,
     request: Request,
@@ -183,7 +198,7 @@ def read_flowchart(
     return Response(mermaid_flowchart(definition, channel), media_type="text/vnd.mermaid; charset=utf-8")
 
 
-@router.get("/{sub_item}/data-sharing", response_model=None)
+@router.get("/{sub_item}/data-sharing", response_model=None, responses=also_as("text/csv"))
 def read_data_sharing_needs(
     sub_item: str,
     request: Request,
@@ -207,7 +222,7 @@ def read_materials_reduction(sub_item: str, session: SessionDep, version: Versio
     return materials_reduction(definition_for(session, sub_item, version)).model_dump(mode="json")
 
 
-@router.get("/{sub_item}/versions")
+@router.get("/{sub_item}/versions", responses=error_responses(401, 403))
 def read_versions(sub_item: str, actor: ActorDep, session: SessionDep) -> list[VersionView]:
     require_role(actor, "admin", "supervisor")
     rows = list_versions(session, sub_item)
@@ -216,16 +231,31 @@ def read_versions(sub_item: str, actor: ActorDep, session: SessionDep) -> list[V
     return [_version_view(row) for row in rows]
 
 
-@router.post("/{sub_item}/versions", status_code=201)
+@router.post("/{sub_item}/versions", status_code=201, responses=error_responses(401, 403, 413))
 def publish_version(
-    sub_item: str, actor: ActorDep, session: SessionDep, definition: Annotated[dict[str, Any], Body()]
+    sub_item: str,
+    actor: ActorDep,
+    session: SessionDep,
+    engine: EngineDep,
+    definition: Annotated[dict[str, Any], Body()],
 ) -> VersionView:
     """Publish the next version (validated like a shipped file); running cases keep theirs."""
     require_role(actor, "admin")
-    return _version_view(publish(session, sub_item, definition, actor.username))
+    view = _version_view(publish(session, sub_item, definition, actor.username))
+    _audit_version(engine, actor, AuditAction.CATALOGUE_PUBLISH, view)
+    return view
 
 
-@router.post("/{sub_item}/versions/{version}/retire")
-def retire_version(sub_item: str, version: int, actor: ActorDep, session: SessionDep) -> VersionView:
+@router.post("/{sub_item}/versions/{version}/retire", responses=error_responses(401, 403, 409))
+def retire_version(
+    sub_item: str, version: VersionPath, actor: ActorDep, session: SessionDep, engine: EngineDep
+) -> VersionView:
     require_role(actor, "admin")
-    return _version_view(retire(session, sub_item, version))
+    view = _version_view(retire(session, sub_item, version))
+    _audit_version(engine, actor, AuditAction.CATALOGUE_RETIRE, view)
+    return view
+
+
+def _audit_version(engine: Engine, actor: Actor, action: AuditAction, view: VersionView) -> None:
+    detail = {"thing": view.thing, "version": view.version}
+    record_staff_action(engine, actor, action, case_id=None, target=f"{view.thing}@{view.version}", detail=detail)

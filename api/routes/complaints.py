@@ -30,8 +30,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import visible_case
 from api.actions import WORKER_WAIT, refuse_reused_key, request_fingerprint, run_case_update, update_id
+from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
+from api.errors import error_responses
 from api.exports import csv_response
+from api.schemas import OffsetQuery
 from api.timeline import read_projected_history
 from models.case import Actor
 from models.catalogue import load_departments
@@ -53,10 +56,13 @@ from models.complaint import (
     ProjectComplaintInput,
 )
 from models.errors import DomainError, ErrorCode
+from models.redaction import masked, sees_complaint_personal_data
 from models.tables import ComplaintRecord
 from workflows.complaint_workflow import ComplaintWorkflow
 
-router = APIRouter(prefix="/complaints", tags=["complaints"])
+router = APIRouter(
+    prefix="/complaints", tags=["complaints"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)
+)
 
 ComplaintHandle = WorkflowHandle[ComplaintWorkflow, ComplaintSnapshot]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
@@ -259,7 +265,23 @@ async def file_complaint(
     if not created:
         refuse_reused_key(snapshot.request_fingerprint, complaint.request_fingerprint)
         response.status_code = 200
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        actor,
+        AuditAction.COMPLAINT_FILE,
+        case_id=snapshot.case_id,
+        target=snapshot.complaint_id,
+        detail={"step": snapshot.step, "department": snapshot.department},
+        idempotency_key=idempotency_key,
+    )
     return _response(snapshot)
+
+
+def _shown_to(actor: Actor, snapshot: ComplaintSnapshot) -> ComplaintResponse:
+    """The complaint as this reader may see it: personal data masked unless they are a party to it."""
+    response = _response(snapshot)
+    return response if sees_complaint_personal_data(actor, snapshot) else masked(response)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -315,7 +337,7 @@ def list_complaints(
     status: ComplaintStatus | None = None,
     department: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> ComplaintList | Response:
     """Visible complaints, oldest due first; ``Accept: text/csv`` exports every match as CSV."""
     if actor.role == "officer" and department not in (None, actor.unit):
@@ -336,7 +358,7 @@ def list_complaints(
         return complaints_csv(list(session.execute(query.limit(EXPORT_LIMIT)).scalars()))
     total = session.execute(select(func.count()).select_from(ComplaintRecord).where(*conditions)).scalar_one()
     rows = session.execute(query.limit(limit).offset(offset)).scalars()
-    items = [_response(ComplaintSnapshot.model_validate(row.snapshot)) for row in rows]
+    items = [_shown_to(actor, ComplaintSnapshot.model_validate(row.snapshot)) for row in rows]
     return ComplaintList(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -371,7 +393,7 @@ def complaints_csv(rows: list[ComplaintRecord]) -> Response:
 @router.get("/{complaint_id}", response_model=ComplaintResponse)
 def read_complaint(complaint_id: str, actor: ActorDep, session: SessionDep) -> ComplaintResponse:
     record = visible_complaint(session, actor, complaint_id)
-    return _response(ComplaintSnapshot.model_validate(record.snapshot))
+    return _shown_to(actor, ComplaintSnapshot.model_validate(record.snapshot))
 
 
 def _load_visible(engine: Engine, actor: Actor, complaint_id: str) -> ComplaintRecord:
@@ -394,9 +416,9 @@ async def read_complaint_timeline(
     complaint_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep
 ) -> ComplaintTimeline:
     """Every business event of the complaint, read from its workflow history."""
-    await run_in_threadpool(_load_visible, engine, actor, complaint_id)
+    record = await run_in_threadpool(_load_visible, engine, actor, complaint_id)
     complaint, events = await read_complaint_history(client, complaint_id)
-    return ComplaintTimeline(
+    timeline = ComplaintTimeline(
         complaint_id=complaint.complaint_id,
         case_id=complaint.case_id,
         events=[
@@ -408,13 +430,29 @@ async def read_complaint_timeline(
             for event in events
         ],
     )
+    if sees_complaint_personal_data(actor, ComplaintSnapshot.model_validate(record.snapshot)):
+        return timeline
+    return masked(timeline)
 
 
 # --- actions (workflow Updates) -------------------------------------------------------------
 
 
+AUDIT_ACTIONS = {
+    "assign": AuditAction.COMPLAINT_ASSIGN,
+    "answer": AuditAction.COMPLAINT_ANSWER,
+    "close": AuditAction.COMPLAINT_CLOSE,
+}
+
+
 async def _act(
-    client: Client, complaint_id: str, action: str, update: Any, argument: Any, idempotency_key: str | None
+    client: Client,
+    engine: Engine,
+    complaint_id: str,
+    action: str,
+    update: Any,
+    argument: AssignComplaintInput | AnswerComplaintInput | CloseComplaintInput,
+    idempotency_key: str | None,
 ) -> ComplaintResponse:
     _known_id(complaint_id)
     try:
@@ -432,7 +470,18 @@ async def _act(
         if error.code == ErrorCode.CONFLICT:
             raise DomainError(ErrorCode.CONFLICT, "投诉已办结 (the complaint is closed)") from error
         raise
-    return _response(snapshot)
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        argument.actor,
+        AUDIT_ACTIONS[action],
+        case_id=snapshot.case_id,
+        target=complaint_id,
+        # The answer itself stays in the complaint; the log says who answered and when.
+        detail=argument.model_dump(mode="json", exclude={"actor", "answer"}, exclude_none=True),
+        idempotency_key=idempotency_key,
+    )
+    return _shown_to(argument.actor, snapshot)
 
 
 @router.post("/{complaint_id}/assign", response_model=ComplaintResponse)
@@ -441,12 +490,13 @@ async def assign_complaint(
     body: AssignComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """分派: a supervisor hands the complaint to a department."""
     require_role(actor, "supervisor")
     argument = AssignComplaintInput(actor=actor, department=body.department, note=body.note)
-    return await _act(client, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
+    return await _act(client, engine, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
 
 
 @router.post("/{complaint_id}/answer", response_model=ComplaintResponse)
@@ -455,12 +505,13 @@ async def answer_complaint(
     body: AnswerComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """答复: an officer of the assigned department answers."""
     require_role(actor, "officer")
     argument = AnswerComplaintInput(actor=actor, answer=body.answer)
-    return await _act(client, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
+    return await _act(client, engine, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
 
 
 @router.post("/{complaint_id}/close", response_model=ComplaintResponse)
@@ -469,9 +520,10 @@ async def close_complaint(
     body: CloseComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """办结: a supervisor closes the answered complaint, recording whether the complainant was satisfied."""
     require_role(actor, "supervisor")
     argument = CloseComplaintInput(actor=actor, satisfied=body.satisfied, note=body.note)
-    return await _act(client, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)
+    return await _act(client, engine, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)

@@ -11,27 +11,30 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func, select
 from sqlmodel import col
 
-from api.deps import ActorDep, SessionDep, require_role
+from api.audit import AuditAction, record_staff_action
+from api.deps import ActorDep, EngineDep, SessionDep, require_role
+from api.errors import error_responses
 from api.exports import csv_response, wants_csv
 from api.routes.supervision import NOTICE_COLUMNS, notice_rows
+from api.schemas import OffsetQuery, also_as
 from models.errors import DomainError, ErrorCode
 from models.tables import SupervisionNotice
 
-router = APIRouter(prefix="/notices", tags=["notices"])
+router = APIRouter(prefix="/notices", tags=["notices"], responses=error_responses(401, 403, 404, 409, 413, 422))
 
 
 class AcknowledgeRequest(BaseModel):
     reply: str = Field(min_length=1, max_length=1000)
 
 
-@router.get("", response_model=None)
+@router.get("", response_model=None, responses=also_as("text/csv"))
 def department_notices(
     request: Request,
     actor: ActorDep,
     session: SessionDep,
     acknowledged: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:
     """The officer's department's notices, oldest first (unacknowledged by default)."""
     require_role(actor, "officer")
@@ -58,7 +61,7 @@ def department_notices(
 
 @router.post("/{notice_id}/ack")
 def acknowledge_notice(
-    notice_id: str, body: AcknowledgeRequest, actor: ActorDep, session: SessionDep
+    notice_id: str, body: AcknowledgeRequest, actor: ActorDep, session: SessionDep, engine: EngineDep
 ) -> dict[str, Any]:
     require_role(actor, "officer")
     notice = session.get(SupervisionNotice, notice_id)
@@ -74,4 +77,12 @@ def acknowledge_notice(
     session.add(notice)
     session.commit()
     session.refresh(notice)
+    record_staff_action(
+        engine,
+        actor,
+        AuditAction.NOTICE_ACKNOWLEDGE,
+        case_id=notice.case_id,
+        target=notice.notice_id,
+        detail={"step": notice.step, "reply": body.reply},
+    )
     return notice.model_dump()

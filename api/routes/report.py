@@ -12,10 +12,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BeforeValidator, Field
 from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 
 from api.deps import ActorDep, SessionDep, SettingsDep, require_role
+from api.errors import error_responses
+from api.schemas import also_as, not_a_timestamp
 from models.archive import check_package
 from models.catalogue import ThingDefinition
 from models.catalogue_store import current_definitions
@@ -24,8 +27,13 @@ from models.guide import service_guide
 from models.tables import CaseRecord, ComplaintRecord, TaskRecord
 from models.workcalendar import SHANGHAI
 
-router = APIRouter(prefix="/supervision", tags=["supervision"])
+router = APIRouter(prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 422))
 
+# A period's days: far-off dates are invalid input, not a 500 from date arithmetic
+# overflowing at year 1 or 9999.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+ReportDay = Annotated[date, Field(ge=EARLIEST_DAY, le=LATEST_DAY), BeforeValidator(not_a_timestamp)]
 # Archives are checked file by file; a period's newest closed cases up to this many.
 ARCHIVE_CHECK_LIMIT = 2000
 
@@ -161,14 +169,14 @@ def _case_items(
     ]
 
 
-@router.get("/report", response_model=None)
+@router.get("/report", response_model=None, responses=also_as("text/html"))
 def check_items_report(
     request: Request,
     actor: ActorDep,
     session: SessionDep,
     settings: SettingsDep,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[ReportDay | None, Query(alias="from")] = None,
+    to: ReportDay | None = None,
     format: Literal["json", "html"] | None = None,
 ) -> Response | dict[str, Any]:
     require_role(actor, "supervisor", "admin")

@@ -10,7 +10,7 @@ history or ships every row to Python.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -21,17 +21,23 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import visible_case
 from api.actions import run_case_update, update_id
+from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, require_role
+from api.errors import error_responses
 from api.exports import csv_response, wants_csv
+from api.schemas import IsoDate, OffsetQuery, also_as
 from api.timeline import read_case_history
 from models.case import Actor, StepView, SuperviseInput
 from models.errors import DomainError, ErrorCode
+from models.redaction import mask_personal_data, masked
 from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
 from models.timeliness import step_timeliness
 from models.workcalendar import SHANGHAI, WorkingCalendar
 from workflows.case_workflow import CaseWorkflow
 
-router = APIRouter(prefix="/supervision", tags=["supervision"])
+router = APIRouter(
+    prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)
+)
 
 OPEN_STATUSES = ["open", "claimed"]
 GROUP_COLUMNS: dict[str, list[str]] = {
@@ -61,14 +67,14 @@ def _percentile(histogram: list[tuple[int, int]], fraction: float) -> float | No
     return histogram[-1][0] / 10
 
 
-@router.get("/timeliness", response_model=None)
+@router.get("/timeliness", response_model=None, responses=also_as("text/csv"))
 def timeliness(
     request: Request,
     actor: ActorDep,
     session: SessionDep,
     group_by: Literal["department", "step", "thing", "day"] = "department",
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to: IsoDate | None = None,
     thing: str | None = None,
     department: str | None = None,
     step: str | None = None,
@@ -197,14 +203,14 @@ def _open_tasks(
     return items, int(total)
 
 
-@router.get("/overdue", response_model=None)
+@router.get("/overdue", response_model=None, responses=also_as("text/csv"))
 def overdue_steps(
     request: Request,
     actor: ActorDep,
     session: SessionDep,
     calendar: CalendarDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:
     """Open steps past their due time, oldest first."""
     _supervisor(actor)
@@ -214,14 +220,14 @@ def overdue_steps(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/warnings", response_model=None)
+@router.get("/warnings", response_model=None, responses=also_as("text/csv"))
 def warning_steps(
     request: Request,
     actor: ActorDep,
     session: SessionDep,
     calendar: CalendarDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:
     """Open steps in their last working day (预警), oldest due first."""
     _supervisor(actor)
@@ -239,8 +245,9 @@ async def verify_case(
 ) -> dict[str, Any]:
     """Recompute one case's step figures from its workflow history and compare them with the read model."""
     _supervisor(actor)
-    case, events = await read_case_history(client, case_id)
+    # The read model first: an unknown id is a 404 before any id reaches Temporal.
     tasks = await run_in_threadpool(_case_tasks, engine, actor, case_id)
+    case, events = await read_case_history(client, case_id)
     differences: list[dict[str, Any]] = []
     now = datetime.now(UTC)
     for step in case.definition.steps_for(case.channel):
@@ -280,12 +287,17 @@ class SupervisionRequest(BaseModel):
 
 
 async def _supervise(
-    client: Any, actor: Actor, body: SupervisionRequest, kind: Literal["notice", "urge"], key: str | None
+    client: Any,
+    engine: Any,
+    actor: Actor,
+    body: SupervisionRequest,
+    kind: Literal["notice", "urge"],
+    key: str | None,
 ) -> StepView:
     _supervisor(actor)
     if actor.role != "supervisor":
         raise DomainError(ErrorCode.FORBIDDEN, "仅监督人员可督办、催办 (supervisors only)")
-    return await run_case_update(
+    view = await run_case_update(
         client,
         body.case_id,
         CaseWorkflow.supervise,
@@ -293,6 +305,17 @@ async def _supervise(
         result_type=StepView,
         update_id=update_id(kind, f"{body.case_id}:{body.step}", key),
     )
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        actor,
+        AuditAction.SUPERVISION_NOTICE if kind == "notice" else AuditAction.SUPERVISION_URGE,
+        case_id=body.case_id,
+        target=f"{body.case_id}:{body.step}",
+        detail={"step": body.step, "message": body.message},
+        idempotency_key=key,
+    )
+    return masked(view)  # supervisors read personal data masked
 
 
 @router.post("/notices", status_code=201)
@@ -300,10 +323,11 @@ async def issue_notice(
     body: SupervisionRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """督办: a notice to the step's department, listed until an officer there acknowledges it."""
-    return await _supervise(client, actor, body, "notice", idempotency_key)
+    return await _supervise(client, engine, actor, body, "notice", idempotency_key)
 
 
 @router.post("/urges", status_code=201)
@@ -311,10 +335,11 @@ async def urge_assignee(
     body: SupervisionRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """催办: a reminder to the officer who claimed the step."""
-    return await _supervise(client, actor, body, "urge", idempotency_key)
+    return await _supervise(client, engine, actor, body, "urge", idempotency_key)
 
 
 NOTICE_COLUMNS = [
@@ -334,7 +359,7 @@ def notice_rows(notices: Any) -> list[dict[str, Any]]:
     return [notice.model_dump() for notice in notices]
 
 
-@router.get("/notices", response_model=None)
+@router.get("/notices", response_model=None, responses=also_as("text/csv"))
 def list_notices(
     request: Request,
     actor: ActorDep,
@@ -342,7 +367,7 @@ def list_notices(
     acknowledged: bool | None = None,
     department: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:
     """Every 督办, automatic and manual; ``acknowledged=false`` lists those still unanswered."""
     _supervisor(actor)
@@ -365,6 +390,8 @@ def list_notices(
             .offset(offset)
         ).scalars()
     )
+    # Messages and replies are free text: supervisors and admins read them masked.
+    rows = mask_personal_data(rows)
     if wants_csv(request):
         return csv_response(rows, NOTICE_COLUMNS, "notices")
     return {"items": rows, "total": int(total), "limit": limit, "offset": offset}
@@ -373,7 +400,7 @@ def list_notices(
 SCORE_LABELS_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
 
-@router.get("/ratings", response_model=None)
+@router.get("/ratings", response_model=None, responses=also_as("text/csv"))
 def ratings(
     request: Request,
     actor: ActorDep,

@@ -11,15 +11,27 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from sqlalchemy import ColumnElement, func, select
-from sqlmodel import col
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Engine, func, select
+from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.actions import run_case_update, update_id
-from api.deps import ActorDep, ClientDep, SessionDep, require_role
-from api.schemas import CompleteTaskRequest, RefuseTaskRequest, ReturnTaskRequest, TaskList, TaskResponse
+from api.audit import AuditAction, record_staff_action
+from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, require_role
+from api.errors import error_responses
+from api.schemas import (
+    CompleteTaskRequest,
+    OffsetQuery,
+    RefuseTaskRequest,
+    ReturnTaskRequest,
+    TaskList,
+    TaskResponse,
+)
 from models.case import (
     Actor,
+    CaseSnapshot,
     ClaimInput,
     CompleteStepInput,
     RefuseStepInput,
@@ -28,13 +40,15 @@ from models.case import (
     StepView,
 )
 from models.errors import DomainError, ErrorCode
-from models.tables import TaskRecord
+from models.redaction import masked, sees_case_personal_data
+from models.tables import CaseRecord, TaskRecord
 from workflows.case_workflow import CaseWorkflow
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
 INBOX_STATUSES = [StepStatus.OPEN.value, StepStatus.CLAIMED.value, StepStatus.AWAITING_SUPPLEMENT.value]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+MAX_CASE_ID_LENGTH = 64
 
 
 @router.get("", response_model=TaskList)
@@ -44,7 +58,7 @@ def inbox(
     status: StepStatus | None = None,
     department: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> TaskList:
     """The department's tasks, oldest due first; open, claimed and awaiting by default."""
     require_role(actor, "officer", "clerk", "supervisor", "admin")
@@ -72,42 +86,75 @@ def inbox(
 
 def _parse_task_id(task_id: str) -> tuple[str, str]:
     case_id, _, step = task_id.rpartition(":")
-    if not case_id or not step:
+    # An id Temporal would refuse as an argument (empty, or longer than any case id) is simply unknown.
+    if not case_id or not step or len(case_id) > MAX_CASE_ID_LENGTH:
         raise DomainError(ErrorCode.NOT_FOUND, "任务不存在 (no such task)")
     return case_id, step
+
+
+AUDIT_ACTIONS = {
+    "claim": AuditAction.TASK_CLAIM,
+    "complete": AuditAction.TASK_COMPLETE,
+    "return": AuditAction.TASK_RETURN,
+    "refuse": AuditAction.TASK_REFUSE,
+}
 
 
 async def _act(
     task_id: str,
     actor: Actor,
     client: Client,
+    engine: Engine,
     action: str,
     update: Any,
-    make_input: Callable[[str], Any],
+    make_input: Callable[[str], BaseModel],
     idempotency_key: str | None,
 ) -> StepView:
-    """Send one officer action to the task's case as a workflow Update."""
+    """Send one officer action to the task's case as a workflow Update, and audit it."""
     # Supervisors act only on 回访 tasks; the workflow's validator holds each role to its steps.
     require_role(actor, "officer", "clerk", "supervisor")
     case_id, step = _parse_task_id(task_id)
-    return await run_case_update(
+    argument = make_input(step)
+    view = await run_case_update(
         client,
         case_id,
         update,
-        make_input(step),
+        argument,
         result_type=StepView,
         update_id=update_id(action, task_id, idempotency_key),
     )
+    # The result's values may be personal (a newborn's ID number): the log keeps the rest.
+    detail = argument.model_dump(mode="json", exclude={"actor", "result"}, exclude_none=True)
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        actor,
+        AUDIT_ACTIONS[action],
+        case_id=case_id,
+        target=task_id,
+        detail=detail,
+        idempotency_key=idempotency_key,
+    )
+    return await run_in_threadpool(_as_seen_by, engine, actor, case_id, view)
+
+
+def _as_seen_by(engine: Engine, actor: Actor, case_id: str, view: StepView) -> StepView:
+    with Session(engine) as session:
+        record = session.get(CaseRecord, case_id)
+    if record is not None and sees_case_personal_data(actor, CaseSnapshot.model_validate(record.snapshot)):
+        return view
+    return masked(view)
 
 
 @router.post("/{task_id}/claim", response_model=StepView)
 async def claim_task(
-    task_id: str, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
     return await _act(
         task_id,
         actor,
         client,
+        engine,
         "claim",
         CaseWorkflow.claim,
         lambda step: ClaimInput(actor=actor, step=step),
@@ -117,29 +164,46 @@ async def claim_task(
 
 @router.post("/{task_id}/complete", response_model=StepView)
 async def complete_task(
-    task_id: str, body: CompleteTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+    task_id: str,
+    body: CompleteTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> StepView:
     def make_input(step: str) -> CompleteStepInput:
         return CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment)
 
-    return await _act(task_id, actor, client, "complete", CaseWorkflow.complete, make_input, idempotency_key)
+    return await _act(task_id, actor, client, engine, "complete", CaseWorkflow.complete, make_input, idempotency_key)
 
 
 @router.post("/{task_id}/return", response_model=StepView)
 async def return_task(
-    task_id: str, body: ReturnTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+    task_id: str,
+    body: ReturnTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> StepView:
     def make_input(step: str) -> ReturnStepInput:
         return ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason)
 
-    return await _act(task_id, actor, client, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key)
+    return await _act(
+        task_id, actor, client, engine, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key
+    )
 
 
 @router.post("/{task_id}/refuse", response_model=StepView)
 async def refuse_task(
-    task_id: str, body: RefuseTaskRequest, actor: ActorDep, client: ClientDep, idempotency_key: IdempotencyKey = None
+    task_id: str,
+    body: RefuseTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> StepView:
     def make_input(step: str) -> RefuseStepInput:
         return RefuseStepInput(actor=actor, step=step, reason=body.reason)
 
-    return await _act(task_id, actor, client, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)
+    return await _act(task_id, actor, client, engine, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)

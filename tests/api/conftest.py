@@ -13,10 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
 from models.catalogue import shipped_definitions
-from models.db import init_db, make_engine
 from settings import Settings
 from tests.api.helpers import Cases
-from tests.conftest import running_worker, terminate_cases, test_settings
+from tests.conftest import make_test_engine, running_worker, terminate_cases, test_settings
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
 
@@ -41,8 +40,7 @@ async def api(
 
 @pytest.fixture
 def engine(api_settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(api_settings.database_url)
-    init_db(engine)
+    engine = make_test_engine(api_settings.database_url)
     yield engine
     engine.dispose()
 

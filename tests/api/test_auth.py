@@ -117,7 +117,7 @@ async def test_an_unsigned_token_is_401(api):
         "role": "supervisor",
         "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp()),
     }
-    token = jwt.encode(claims, key=None, algorithm="none")
+    token = jwt.encode(claims, key="", algorithm="none")
 
     assert_error(await api.get("/cases", headers=_bearer(token)), 401, "unauthorized")
 

@@ -3,18 +3,11 @@ the worker and the API, each started as `onething` would start them."""
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from cli import Stack, dev_server_command, play_officers, wait_for_api, wait_for_port
+from cli import play_officers
 from models.samples import sample_birth_form
-from settings import ROOT, Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -26,46 +19,6 @@ BIRTH_STEPS = {
     "maternity_benefit_review",
     "social_security_card",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("e2e")
-    temporal_port, ui_port, api_port = _free_port(), _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "ONETHING_ENV": "dev",
-        "ONETHING_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "ONETHING_API_PORT": str(api_port),
-        "ONETHING_TASK_QUEUE": "e2e-cases",
-        "DATABASE_URL": f"sqlite:///{workdir / 'read-model.db'}",
-        "ONETHING_ARCHIVE_DIR": str(workdir / "archive"),
-    }
-    settings = Settings(env="dev", temporal_address=env["ONETHING_TEMPORAL_ADDRESS"], api_port=api_port)
-    stack = Stack()
-    try:
-        server = stack.start(
-            "temporal", dev_server_command(settings, workdir / "temporal.db", ui_port), env, workdir / "temporal.log"
-        )
-        wait_for_port(settings.temporal_address, 60, server)
-        stack.start("worker", [sys.executable, str(ROOT / "cli.py"), "worker"], env, workdir / "worker.log")
-        api = stack.start("api", [sys.executable, str(ROOT / "cli.py"), "api"], env, workdir / "api.log")
-        base_url = f"http://127.0.0.1:{api_port}"
-        wait_for_port(f"127.0.0.1:{api_port}", 60, api)
-        wait_for_api(base_url, 60)
-        yield base_url
-    finally:
-        stack.stop()
-        for log in sorted(Path(workdir).glob("*.log")):
-            tail = log.read_text(errors="replace")[-3000:]
-            sys.stderr.write(f"\n--- {log.name} ---\n{tail}\n")
 
 
 def _login(client: httpx.Client, username: str) -> dict[str, str]:

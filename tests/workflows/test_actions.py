@@ -10,7 +10,6 @@ from datetime import date
 
 import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,7 +28,7 @@ from models.errors import DomainError, ErrorCode
 from models.identity import make_id_number
 from models.samples import sample_birth_form, sample_result
 from settings import installed_binary
-from tests.conftest import register_search_attributes, running_worker
+from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker
 from tests.workflows.helpers import (
     BIRTH,
     applicant,
@@ -62,7 +61,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     the Java time-skipping server does not implement speculative workflow tasks and
     records a workflow task for every Update, accepted or not."""
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), data_converter=pydantic_data_converter
+        dev_server_existing_path=installed_binary("temporal"), data_converter=TEST_DATA_CONVERTER
     ) as environment:
         await register_search_attributes(environment.client)
         yield environment

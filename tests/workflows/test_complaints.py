@@ -15,7 +15,6 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -34,7 +33,7 @@ from models.complaint import (
 from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
 from models.workcalendar import SHANGHAI
 from settings import installed_binary
-from tests.conftest import register_search_attributes, running_worker, time_skipping_env
+from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker, time_skipping_env
 from tests.workflows.helpers import (
     CALENDAR,
     WAIT_LIMIT,
@@ -236,7 +235,7 @@ async def test_complaint_is_assigned_answered_and_closed_with_the_answer_due_fiv
         assert notices(engine, complaint.complaint_id) == []
 
     # The finished history replays against the current workflow code.
-    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=TEST_DATA_CONVERTER)
     replay = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
     assert replay.replay_failure is None
 
@@ -385,7 +384,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real (in-memory) Temporal dev server: the time-skipping server records a
     workflow task for every Update, rejected or not; this one records none for a rejection."""
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), data_converter=pydantic_data_converter
+        dev_server_existing_path=installed_binary("temporal"), data_converter=TEST_DATA_CONVERTER
     ) as environment:
         await register_search_attributes(environment.client)
         yield environment

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from models.case import Actor, CaseInput, ClaimInput, CompleteStepInput, ReturnStepInput, SupplementInput
 from models.catalogue import resolve_for_case, shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from models.workcalendar import SHANGHAI
-from tests.conftest import running_worker, time_skipping_env
+from tests.conftest import TEST_DATA_CONVERTER, running_worker, time_skipping_env
 from workflows.case_workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
@@ -68,6 +67,6 @@ async def _run_and_replay(env, settings, engine, task_queue) -> None:
         await handle.result()
         history = await handle.fetch_history()
 
-    replayer = Replayer(workflows=[CaseWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[CaseWorkflow], data_converter=TEST_DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None

@@ -1,0 +1,102 @@
+"""The audit log (审计日志): every staff action that succeeded, written in this one place.
+
+Routes call ``record_staff_action`` after the action has taken effect. A request
+retried with the same Idempotency-Key is the same action and adds no second row
+(unique on action + request key). Applicants' own actions are in their case's
+history and not audited here. Rows are only ever added: nothing updates or deletes
+them (models/tables.py refuses both); admins read them at ``GET /audit``.
+Free text in ``detail`` is stored masked, so the log holds no ID number or phone.
+If the row cannot be written the request fails although the action took effect; a
+retry with the same Idempotency-Key then writes the row without repeating the action.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from models.case import Actor
+from models.redaction import mask_personal_data
+from models.tables import AuditRecord
+
+logger = logging.getLogger(__name__)
+
+
+class AuditAction(StrEnum):
+    CASE_ACCEPT = "case_accept"
+    CASE_SUPPLEMENT = "case_supplement"
+    TASK_CLAIM = "task_claim"
+    TASK_COMPLETE = "task_complete"
+    TASK_RETURN = "task_return"
+    TASK_REFUSE = "task_refuse"
+    SUPERVISION_NOTICE = "supervision_notice"
+    SUPERVISION_URGE = "supervision_urge"
+    NOTICE_ACKNOWLEDGE = "notice_acknowledge"
+    CATALOGUE_PUBLISH = "catalogue_publish"
+    CATALOGUE_RETIRE = "catalogue_retire"
+    COMPLAINT_FILE = "complaint_file"
+    COMPLAINT_ASSIGN = "complaint_assign"
+    COMPLAINT_ANSWER = "complaint_answer"
+    COMPLAINT_CLOSE = "complaint_close"
+
+
+AUDIT_ACTION_ZH: dict[AuditAction, str] = {
+    AuditAction.CASE_ACCEPT: "窗口受理",
+    AuditAction.CASE_SUPPLEMENT: "代为补正",
+    AuditAction.TASK_CLAIM: "签收",
+    AuditAction.TASK_COMPLETE: "办结",
+    AuditAction.TASK_RETURN: "退回补正",
+    AuditAction.TASK_REFUSE: "不予办理",
+    AuditAction.SUPERVISION_NOTICE: "督办",
+    AuditAction.SUPERVISION_URGE: "催办",
+    AuditAction.NOTICE_ACKNOWLEDGE: "督办签收",
+    AuditAction.CATALOGUE_PUBLISH: "发布事项版本",
+    AuditAction.CATALOGUE_RETIRE: "停用事项版本",
+    AuditAction.COMPLAINT_FILE: "代为投诉",
+    AuditAction.COMPLAINT_ASSIGN: "投诉分派",
+    AuditAction.COMPLAINT_ANSWER: "投诉答复",
+    AuditAction.COMPLAINT_CLOSE: "投诉办结",
+}
+
+
+def record_staff_action(
+    engine: Engine,
+    actor: Actor,
+    action: AuditAction,
+    *,
+    case_id: str | None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> None:
+    """Append one row for a staff action that succeeded (blocking: call it from a thread in async code)."""
+    if actor.role == "applicant":
+        return
+    request_key = f"{target or case_id or ''}/{idempotency_key}" if idempotency_key else None
+    row = AuditRecord(
+        at=datetime.now(UTC),
+        actor=actor.username,
+        role=actor.role,
+        unit=actor.unit,
+        action=action.value,
+        case_id=case_id,
+        target=target,
+        detail=mask_personal_data(detail or {}),
+        request_key=request_key,
+    )
+    with Session(engine) as session:
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:
+            # Only a retried request (same action and key) can collide: it is already logged.
+            session.rollback()
+            if request_key is None:
+                raise
+            logger.debug("audit: %s %s already recorded for this Idempotency-Key", action.value, target)

@@ -1,0 +1,170 @@
+"""Payload encryption: what the Temporal server is given is ciphertext naming its key;
+keys rotate without losing what older keys sealed; damage and unknown keys are loud."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from pydantic import ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.exceptions import ApplicationError
+
+from models.samples import MOTHER_ID
+from settings import DEV_PAYLOAD_KEY, Settings
+from workflows.codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, PayloadCodecError, PayloadEncryptionCodec
+from workflows.connection import build_data_converter
+
+OCTOBER_KEY = bytes(range(32))
+NOVEMBER_KEY = bytes(range(32, 64))
+SECRET = "x" * 40
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def _plain(text: str) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(text, ensure_ascii=False).encode())
+
+
+async def test_a_payload_round_trips_and_is_stored_as_ciphertext_naming_its_key() -> None:
+    codec = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY}, "2026-10")
+    original = _plain(f"李芳 {MOTHER_ID} 13800000000")
+
+    (sealed,) = await codec.encode([original])
+
+    assert sealed.metadata["encoding"] == ENCRYPTED_ENCODING
+    assert sealed.metadata[KEY_ID_METADATA] == b"2026-10"
+    assert MOTHER_ID.encode() not in sealed.SerializeToString()
+    assert "李芳".encode() not in sealed.SerializeToString()
+    assert await codec.decode([sealed]) == [original]
+
+
+async def test_the_same_payload_encrypts_differently_each_time() -> None:
+    codec = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY}, "2026-10")
+    first, second = await codec.encode([_plain(MOTHER_ID), _plain(MOTHER_ID)])
+    assert first.data != second.data  # a fresh nonce per payload
+
+
+async def test_after_rotation_old_payloads_still_decrypt_and_new_ones_use_the_new_key() -> None:
+    october = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY}, "2026-10")
+    (sealed_in_october,) = await october.encode([_plain(MOTHER_ID)])
+
+    november = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY, "2026-11": NOVEMBER_KEY}, "2026-11")
+
+    assert await november.decode([sealed_in_october]) == [_plain(MOTHER_ID)]
+    (sealed_in_november,) = await november.encode([_plain(MOTHER_ID)])
+    assert sealed_in_november.metadata[KEY_ID_METADATA] == b"2026-11"
+    with pytest.raises(PayloadCodecError, match="unknown key id '2026-11'"):
+        await october.decode([sealed_in_november])
+
+
+async def test_rotation_is_configured_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONETHING_PAYLOAD_KEYS", json.dumps({"2026-10": _b64(OCTOBER_KEY)}))
+    monkeypatch.setenv("ONETHING_PAYLOAD_KEY_ID", "2026-10")
+    (sealed,) = await PayloadEncryptionCodec.from_settings(Settings(env="prod", secret_key=SECRET)).encode(
+        [_plain(MOTHER_ID)]
+    )
+
+    monkeypatch.setenv(
+        "ONETHING_PAYLOAD_KEYS", json.dumps({"2026-10": _b64(OCTOBER_KEY), "2026-11": _b64(NOVEMBER_KEY)})
+    )
+    monkeypatch.setenv("ONETHING_PAYLOAD_KEY_ID", "2026-11")
+    rotated = PayloadEncryptionCodec.from_settings(Settings(env="prod", secret_key=SECRET))
+
+    assert rotated.current_key_id == "2026-11"
+    assert await rotated.decode([sealed]) == [_plain(MOTHER_ID)]
+
+
+async def test_tampered_ciphertext_is_refused() -> None:
+    codec = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY}, "2026-10")
+    (sealed,) = await codec.encode([_plain(MOTHER_ID)])
+    damaged = bytearray(sealed.data)
+    damaged[-1] ^= 0x01
+    tampered = Payload(metadata=dict(sealed.metadata), data=bytes(damaged))
+
+    with pytest.raises(PayloadCodecError, match="altered or damaged"):
+        await codec.decode([tampered])
+
+
+async def test_relabelling_a_payload_with_another_known_key_id_is_refused() -> None:
+    codec = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY, "2026-11": NOVEMBER_KEY}, "2026-10")
+    (sealed,) = await codec.encode([_plain(MOTHER_ID)])
+    relabelled = Payload(metadata={**sealed.metadata, KEY_ID_METADATA: b"2026-11"}, data=sealed.data)
+
+    with pytest.raises(PayloadCodecError, match="altered or damaged"):
+        await codec.decode([relabelled])
+
+
+async def test_a_payload_under_an_unknown_key_id_is_refused() -> None:
+    codec = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY}, "2026-10")
+    (sealed,) = await codec.encode([_plain(MOTHER_ID)])
+    foreign = Payload(metadata={**sealed.metadata, KEY_ID_METADATA: b"retired-2025"}, data=sealed.data)
+
+    with pytest.raises(PayloadCodecError, match="unknown key id 'retired-2025'"):
+        await codec.decode([foreign])
+
+
+async def test_a_payload_written_before_encryption_passes_through_on_decode_only() -> None:
+    codec = PayloadEncryptionCodec({"2026-10": OCTOBER_KEY}, "2026-10")
+    legacy = _plain("written before encryption")
+
+    assert await codec.decode([legacy]) == [legacy]
+    (sealed,) = await codec.encode([legacy])
+    assert sealed.metadata["encoding"] == ENCRYPTED_ENCODING
+
+
+def test_production_refuses_the_built_in_dev_key() -> None:
+    with pytest.raises(ValidationError, match="built-in dev key"):
+        Settings(env="prod", secret_key=SECRET)
+    with pytest.raises(ValidationError, match="built-in dev key"):
+        Settings(
+            env="prod",
+            secret_key=SECRET,
+            payload_keys={"old": DEV_PAYLOAD_KEY, "2026-11": _b64(NOVEMBER_KEY)},
+            payload_key_id="2026-11",
+        )
+    own = Settings(
+        env="prod", secret_key=SECRET, payload_keys={"2026-11": _b64(NOVEMBER_KEY)}, payload_key_id="2026-11"
+    )
+    assert own.payload_key_bytes() == {"2026-11": NOVEMBER_KEY}
+
+
+def test_dev_and_test_run_with_the_built_in_key() -> None:
+    for env in ("dev", "test"):
+        assert Settings(env=env, secret_key=SECRET).payload_key_id == "dev"
+
+
+def test_the_current_key_id_must_name_a_configured_key() -> None:
+    with pytest.raises(ValidationError, match="ONETHING_PAYLOAD_KEY_ID '2026-12' is not in"):
+        Settings(env="test", secret_key=SECRET, payload_keys={"2026-11": _b64(NOVEMBER_KEY)}, payload_key_id="2026-12")
+
+
+def test_a_key_that_is_not_32_bytes_of_base64_is_named() -> None:
+    with pytest.raises(ValidationError, match=r"ONETHING_PAYLOAD_KEYS\['short'\] must be 32 bytes"):
+        Settings(env="test", secret_key=SECRET, payload_keys={"short": _b64(b"0" * 16)}, payload_key_id="short")
+    with pytest.raises(ValidationError, match=r"ONETHING_PAYLOAD_KEYS\['garbled'\] is not valid base64"):
+        Settings(env="test", secret_key=SECRET, payload_keys={"garbled": "not base64!"}, payload_key_id="garbled")
+
+
+async def test_the_data_converter_encrypts_values_and_failure_messages() -> None:
+    converter = build_data_converter(Settings(env="test", secret_key=SECRET))
+    form = {"mother": {"name": "李芳", "id_number": MOTHER_ID}}
+
+    (payload,) = await converter.encode([form])
+    assert payload.metadata["encoding"] == ENCRYPTED_ENCODING
+    assert MOTHER_ID.encode() not in payload.SerializeToString()
+    assert await converter.decode([payload], [dict]) == [form]
+
+    failure = Failure()
+    await converter.encode_failure(
+        ApplicationError(f"身份证号 {MOTHER_ID} 与户籍不符", type="validation_error"), failure
+    )
+    assert MOTHER_ID.encode() not in failure.SerializeToString()
+    assert failure.application_failure_info.type == "validation_error"  # the error kind stays readable
+    decoded = await converter.decode_failure(failure)
+    assert isinstance(decoded, ApplicationError)
+    assert decoded.message == f"身份证号 {MOTHER_ID} 与户籍不符"
