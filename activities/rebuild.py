@@ -69,12 +69,10 @@ from models.tables import (
 from models.workcalendar import WorkingCalendar
 from workflows.case_workflow import CaseWorkflow
 from workflows.complaint_workflow import ComplaintWorkflow
+from workflows.history import local_activity_outcome
 
 # The workflows that write the read model (a workflow's type is its class name).
 REBUILD_QUERY = " OR ".join(f'WorkflowType="{workflow.__name__}"' for workflow in (CaseWorkflow, ComplaintWorkflow))
-
-# The marker a local activity's outcome is recorded in (Temporal's SDK core names it).
-LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 # Every read-model activity and the type of its one argument.
 REPLAYED_ACTIVITIES: dict[str, type[Any]] = {
@@ -284,16 +282,15 @@ async def read_recorded_writes(client: Client, execution: WorkflowExecution) -> 
 
 
 async def _local_activity_write(client: Client, event: HistoryEvent) -> RecordedWrite | None:
-    attributes = event.marker_recorded_event_attributes
-    if attributes.marker_name != LOCAL_ACTIVITY_MARKER or "result" not in attributes.details:
-        return None  # another marker (a patch), or a local activity that failed
-    (data,) = await client.data_converter.decode(attributes.details["data"].payloads, [dict])
-    name = data.get("activity_type")
-    if name not in REPLAYED_ACTIVITIES:
+    outcome = await local_activity_outcome(client, event, REPLAYED_ACTIVITIES)
+    if outcome is None:
         return None
-    (argument,) = await client.data_converter.decode(attributes.details["result"].payloads, [REPLAYED_ACTIVITIES[name]])
     return RecordedWrite(
-        activity_type=name, activity_id=str(data["activity_id"]), argument=argument, started_at=_time(event), local=True
+        activity_type=outcome.activity_type,
+        activity_id=outcome.activity_id,
+        argument=outcome.result,
+        started_at=_time(event),
+        local=True,
     )
 
 

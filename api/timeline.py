@@ -1,8 +1,9 @@
 """A case's timeline, read from its Temporal event history (the authoritative record).
 
 The workflow started with a CaseInput (the definition version included) and
-recorded every business event in the inputs of its projection activity; both are
-decoded here from the history itself, not from the read model.
+recorded every business event in its projection activity's input (or, run as a
+local activity, its result); both are decoded here from the history itself, not
+from the read model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from models.case import EVENT_TYPE_ZH, ActivityName, CaseEvent, CaseInput, Proje
 from models.errors import DomainError, ErrorCode
 from models.timeliness import step_timeliness
 from models.workcalendar import WorkingCalendar
+from workflows.history import local_activity_outcome
 
 Input = TypeVar("Input")
 
@@ -40,8 +42,8 @@ async def read_projected_history(
     projection_activity: str,
     projection_type: type[_Projected[Event]],
 ) -> tuple[Input | None, list[Event]]:
-    """A workflow's input and the business events it recorded in the inputs of its
-    projection activity, in order, decoded from its history."""
+    """A workflow's input and the business events it recorded through its projection
+    activity, in order, decoded from its history."""
     handle = client.get_workflow_handle(workflow_id)
     started: Input | None = None
     events: dict[int, Event] = {}
@@ -54,6 +56,11 @@ async def read_projected_history(
             if attributes.activity_type.name == projection_activity:
                 (projection,) = await client.data_converter.decode(attributes.input.payloads, [projection_type])
                 for recorded in projection.events:
+                    events[recorded.seq] = recorded
+        elif event.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED:
+            outcome = await local_activity_outcome(client, event, {projection_activity: projection_type})
+            if outcome is not None:
+                for recorded in outcome.result.events:
                     events[recorded.seq] = recorded
     return started, [events[seq] for seq in sorted(events)]
 

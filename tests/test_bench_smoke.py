@@ -38,3 +38,22 @@ def test_bench_smoke_run_completes_cases_on_both_paths(tmp_path: Path) -> None:
     assert report["ratio_full_vs_raw"] > 0
     assert output.with_suffix(".png").stat().st_size > 10_000
     assert "| raw closed 5 |" in finished.stdout
+
+
+def test_supervision_benchmark_smoke_times_every_query_and_shows_index_plans(tmp_path: Path) -> None:
+    output = tmp_path / "supervision.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench.supervision", "--cases", "300", "--repeat", "3", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    report = json.loads(output.read_text(encoding="utf-8"))
+    (sqlite,) = report["runs"]
+    assert sqlite["database"] == "sqlite" and sqlite["cases"] == 300
+    assert all(query["p95_ms"] > 0 for query in sqlite["queries"])
+    plans = " ".join(line for lines in sqlite["plans"].values() for line in lines)
+    for index in ("ix_tasks_status_completed_on", "ix_tasks_status_due", "ix_tasks_department_status_due"):
+        assert index in plans
