@@ -382,14 +382,15 @@ class Plan:
     warmup_cases: int
     history_sample: int
     working_day_seconds: float
+    open_cases: int  # left open at the end to measure the worker's memory
 
     @classmethod
     def full(cls) -> Plan:
-        return cls([50, 200], {50: 300, 200: 600}, [0.5, 0.8], 45.0, 30, 40, 4.0)
+        return cls([50, 200], {50: 200, 200: 400}, [0.5, 0.8], 30.0, 30, 40, 4.0, 10_000)
 
     @classmethod
     def smoke(cls) -> Plan:
-        return cls([5], {5: 10}, [0.5], 3.0, 3, 5, 2.0)
+        return cls([5], {5: 10}, [0.5], 3.0, 3, 5, 2.0, 20)
 
 
 class BenchStack:
@@ -439,6 +440,15 @@ class BenchStack:
         wait_for_api(self.base_url, 60)
         self.pids["worker"] = worker.pid
         self.pids["api"] = api.pid
+
+    def restart_onething(self, **environment: str) -> None:
+        """Stop OneThing's worker and API and start them again with ``environment``."""
+        for name, process in self.stack.processes:
+            if name in {"worker", "api"} and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+        self.env.update(environment)
+        self.start_onething()
 
     def stop_raw_worker(self) -> None:
         for name, process in self.stack.processes:
@@ -539,6 +549,61 @@ async def run_full(
     return results
 
 
+async def run_memory(stack: BenchStack, plan: Plan, form: dict[str, Any]) -> dict[str, Any]:
+    """Worker memory with many cases open at once. The worker and API restart on the
+    statutory calendar, so the cases wait on day-long clocks as real ones do; the
+    worker's sticky cache (max_cached_workflows) bounds what it keeps in memory."""
+    accelerated = stack.env.pop("ONETHING_WORKING_DAY_SECONDS", None)
+    stack.restart_onething()
+    worker = psutil.Process(stack.pids["worker"])
+    before = worker.memory_info().rss
+    peak = before
+    samples = Samples()
+    limits = httpx.Limits(max_connections=64)
+    begun = time.perf_counter()
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as http:
+        driver = FullPathDriver(http, form, 0)
+        await driver.login_all()
+        slots = asyncio.Semaphore(32)
+
+        async def submit(bar: Bar) -> None:
+            async with slots:
+                response = await http.post(
+                    "/cases",
+                    json={"thing": "birth", "channel": "online", "form": form},
+                    headers={**driver.headers["applicant1"], "Idempotency-Key": uuid.uuid4().hex},
+                )
+                if response.status_code == 201:
+                    samples.cases_completed += 1
+                else:
+                    samples.error(f"submit {response.status_code}")
+                bar.update(1)
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, worker.memory_info().rss)
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.create_task(watch())
+        with tqdm(total=plan.open_cases, desc="open cases (memory)", unit="case", leave=False) as bar:
+            await asyncio.gather(*(submit(bar) for _ in range(plan.open_cases)))
+        await asyncio.sleep(5)  # let the last activations and projections settle
+        watcher.cancel()
+    after = worker.memory_info().rss
+    if accelerated is not None:
+        stack.env["ONETHING_WORKING_DAY_SECONDS"] = accelerated
+    return {
+        "open_cases": samples.cases_completed,
+        "errors": samples.errors,
+        "submitted_per_s": round(samples.cases_completed / (time.perf_counter() - begun), 2),
+        "worker_rss_mb_before": round(before / 2**20, 1),
+        "worker_rss_mb_after": round(after / 2**20, 1),
+        "worker_rss_mb_peak": round(max(peak, after) / 2**20, 1),
+        "target_mb": 500,
+    }
+
+
 def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
@@ -562,6 +627,7 @@ async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
             ceiling = raw[0]["cases_per_s"]
             stack.start_onething()
             full = await run_full(stack, plan, client, form, len(raw_steps), ceiling)
+            memory = await run_memory(stack, plan, form) if plan.open_cases else None
         finally:
             stack.stack.stop()
     scenarios = raw + full
@@ -577,6 +643,7 @@ async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
         if raw_closed["cases_per_s"]
         else 0.0,
         "submit_p50_over_raw_ms": round(full_closed["submit_p50_ms"] - raw_closed["submit_p50_ms"], 1),
+        "memory": memory,
     }
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -633,6 +700,12 @@ def table(report: dict[str, Any]) -> str:
         f"\nfull/raw cases/s (closed, {report['plan']['in_flight'][0]} in flight): {report['ratio_full_vs_raw']}"
     )
     lines.append(f"submit p50 − raw start_workflow p50: {report['submit_p50_over_raw_ms']} ms")
+    if report.get("memory"):
+        memory = report["memory"]
+        lines.append(
+            f"worker memory with {memory['open_cases']} open cases: {memory['worker_rss_mb_after']} MB "
+            f"(peak {memory['worker_rss_mb_peak']} MB, at start {memory['worker_rss_mb_before']} MB)"
+        )
     return "\n".join(lines)
 
 
@@ -644,6 +717,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     arguments = parser.parse_args(argv)
     plan = Plan.smoke() if arguments.smoke else Plan.full()
+    if arguments.open_cases is not None:
+        plan.open_cases = arguments.open_cases
     output = arguments.output
     if output is None and not arguments.smoke:
         output = RESULTS_DIR / f"{datetime.now(UTC):%Y-%m-%d}.json"

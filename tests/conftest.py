@@ -27,7 +27,7 @@ from temporalio.worker import Worker
 
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
 from models.db import init_db, make_engine
-from models.tables import CaseRecord
+from models.tables import CaseRecord, ComplaintRecord
 from settings import Settings, installed_binary
 from worker import build_worker
 from workflows.connection import build_data_converter
@@ -158,13 +158,14 @@ def task_queue() -> str:
 
 
 async def terminate_cases(client: Client, engine: Engine) -> None:
-    """End the cases a test left running: on the shared time-skipping server a
-    forgotten case's timers would otherwise hold the clock for later tests."""
+    """End the cases and complaints a test left running: on the shared time-skipping
+    server a forgotten workflow's timers would otherwise hold the clock for later tests."""
     with Session(engine) as session:
-        case_ids = list(session.execute(select(col(CaseRecord.case_id))).scalars())
-    for case_id in case_ids:
+        workflow_ids = list(session.execute(select(col(CaseRecord.case_id))).scalars())
+        workflow_ids += list(session.execute(select(col(ComplaintRecord.complaint_id))).scalars())
+    for workflow_id in workflow_ids:
         with contextlib.suppress(RPCError):  # already closed
-            await client.get_workflow_handle(case_id).terminate(reason="test finished")
+            await client.get_workflow_handle(workflow_id).terminate(reason="test finished")
 
 
 @asynccontextmanager

@@ -36,6 +36,7 @@ def test_bench_smoke_run_completes_cases_on_both_paths(tmp_path: Path) -> None:
         for key in ("submit_p50_ms", "submit_p99_ms", "complete_p99_ms", "timer_lateness_p99_s"):
             assert key in scenario
     assert report["ratio_full_vs_raw"] > 0
+    assert report["memory"]["open_cases"] == 20 and report["memory"]["worker_rss_mb_after"] > 0
     assert output.with_suffix(".png").stat().st_size > 10_000
     assert "| raw closed 5 |" in finished.stdout
 

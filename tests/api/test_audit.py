@@ -3,36 +3,21 @@ at GET /audit (filtered, paginated), never changed afterwards."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, col
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from sqlmodel import Session
 
 from api.audit import AUDIT_ACTION_ZH, AuditAction
 from models.catalogue import shipped_definitions
-from models.tables import AuditRecord, ComplaintRecord
+from models.tables import AuditRecord
 from tests.api.helpers import Cases, Login, assert_error, result_for, task_id
 
 MOTHER_ID = "330102199003070027"
-
-
-@pytest.fixture(autouse=True)
-async def end_complaints(api: httpx.AsyncClient, env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[None]:
-    """Complaints left running would hold the shared time-skipping server's clock."""
-    yield
-    with Session(engine) as session:
-        complaint_ids = list(session.execute(select(col(ComplaintRecord.complaint_id))).scalars())
-    for complaint_id in complaint_ids:
-        with contextlib.suppress(RPCError):
-            await env.client.get_workflow_handle(complaint_id).terminate(reason="test finished")
 
 
 async def audit(api: httpx.AsyncClient, login: Login, **params: Any) -> dict[str, Any]:

@@ -15,9 +15,8 @@ A route without a row fails `test_every_route_has_a_row_and_every_row_a_route`.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from models.catalogue import shipped_definitions
-from models.tables import ComplaintRecord
 from settings import Settings
 from tests.api.helpers import Cases, Login, birth_form, result_for, task_id
 from tests.conftest import test_settings as settings_for
@@ -398,17 +392,6 @@ def test_every_route_has_a_row_and_every_row_a_route(tmp_path: Path):
 def api_settings(tmp_path: Path, task_queue: str) -> Settings:
     # Every role logs in from one test address; this matrix is not about the per-address login limit.
     return settings_for(tmp_path, task_queue=task_queue, max_body_bytes=64 * 1024, login_max_attempts_per_address=1000)
-
-
-@pytest.fixture(autouse=True)
-async def end_complaints(api: httpx.AsyncClient, env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[None]:
-    """Complaints left running would hold the shared time-skipping server's clock."""
-    yield
-    with Session(engine) as session:
-        complaint_ids = list(session.execute(select(col(ComplaintRecord.complaint_id))).scalars())
-    for complaint_id in complaint_ids:
-        with contextlib.suppress(RPCError):
-            await env.client.get_workflow_handle(complaint_id).terminate(reason="test finished")
 
 
 async def send(world: World, method: str, path: str, role: str) -> httpx.Response:

@@ -3,40 +3,21 @@ see and act on which complaint, the timeline from history and the CSV export."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.routes.complaints import new_complaint_id
 from models.catalogue import load_departments
-from models.tables import ComplaintRecord
 from models.workcalendar import WorkingCalendar, default_calendar_file
 from tests.api.helpers import Cases, Login, assert_error
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 CONTENT = "出生医学证明办理超时，窗口答复不清。"
-
-
-@pytest.fixture(autouse=True)
-async def end_complaints(api: httpx.AsyncClient, env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[None]:
-    """Terminate the complaints a test left running: their answer clocks would
-    otherwise hold the shared time-skipping server's clock for later tests."""
-    yield
-    with Session(engine) as session:
-        complaint_ids = list(session.execute(select(col(ComplaintRecord.complaint_id))).scalars())
-    for complaint_id in complaint_ids:
-        with contextlib.suppress(RPCError):  # already closed
-            await env.client.get_workflow_handle(complaint_id).terminate(reason="test finished")
 
 
 async def file(

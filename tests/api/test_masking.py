@@ -4,37 +4,18 @@ else — in case reads, timelines, task answers, complaints and CSV exports."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from models.identity import mask_id_number
-from models.tables import ComplaintRecord
 from tests.api.helpers import Cases, Login, result_for, step_of
 
 PHONE = "13912345678"
 MASKED_PHONE = "139****5678"
 FULL_READERS = ["applicant1", "hospital_clerk", "hospital_officer", "police_officer"]
 MASKED_READERS = ["supervisor", "admin"]
-
-
-@pytest.fixture(autouse=True)
-async def end_complaints(api: httpx.AsyncClient, env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[None]:
-    """Complaints left running would hold the shared time-skipping server's clock."""
-    yield
-    with Session(engine) as session:
-        complaint_ids = list(session.execute(select(col(ComplaintRecord.complaint_id))).scalars())
-    for complaint_id in complaint_ids:
-        with contextlib.suppress(RPCError):
-            await env.client.get_workflow_handle(complaint_id).terminate(reason="test finished")
 
 
 async def get(api: httpx.AsyncClient, login: Login, path: str, user: str, **headers: str) -> httpx.Response:
