@@ -430,6 +430,8 @@ class BenchStack:
             "ONETHING_API_PORT": str(self.api_port),
             "ONETHING_TASK_QUEUE": "bench-cases",
             "ONETHING_WORKING_DAY_SECONDS": str(working_day_seconds),
+            # Every simulated officer logs in from the driver's one address.
+            "ONETHING_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
             "DATABASE_URL": f"sqlite:///{workdir / 'read-model.db'}",
             "ONETHING_ARCHIVE_DIR": str(workdir / "archive"),
         }
