@@ -12,15 +12,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $@
 
-# libfaketime lets the time-skipping test server start on a chosen date, so
-# tests can cross the real 2026 National Day holiday.
+# Debian packages the tests need, installed when missing (as root; otherwise say how):
+# libfaketime lets the time-skipping test server start on a chosen date, so tests can
+# cross the real 2026 National Day holiday; chromium (and a CJK font for its screenshots)
+# runs the web console's browser test through Playwright, which never downloads a browser.
+
 system-deps:
-	@if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then \
+	@missing=""; \
+	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing libfaketime"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			(apt-get install -y -qq libfaketime >/dev/null 2>&1 || \
-			 (apt-get update -qq && apt-get install -y -qq libfaketime)) ; \
+			echo "installing Debian packages:$$missing"; \
+			(apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+			 (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null)) ; \
 		else \
-			echo "libfaketime is missing: run 'sudo apt-get install libfaketime'"; exit 1; \
+			echo "missing Debian packages:$$missing: run 'sudo apt-get install$$missing'"; exit 1; \
 		fi; \
 	fi
 

@@ -143,6 +143,136 @@ def seed_demo(base_url: str) -> list[str]:
         return cases
 
 
+def demo_command(args: argparse.Namespace) -> int:
+    """Seed the demo cases, then submit ``--cases`` more and play the officers on them,
+    each case taken a different number of steps, so every status shows up."""
+    if args.base_url is None:
+        settings = get_settings()
+        base_url = f"http://{settings.api_host}:{settings.api_port}"
+    else:
+        base_url = args.base_url
+    try:
+        seeded = seed_demo(base_url)
+    except httpx.HTTPError as error:
+        print(f"无法连接 API (cannot reach {base_url}): {error}", file=sys.stderr)
+        return 1
+    for case_id in seeded:
+        print(case_id)
+    if args.cases <= 0:
+        return 0
+    progress = ProgressBar("演示案件 demo cases")
+    steps = len(shipped_definitions()["birth"].steps_for("online"))
+    try:
+        with httpx.Client(base_url=base_url, timeout=60) as client:
+            applicant = _login(client, "applicant1")
+            for index in range(args.cases):
+                form = sample_form("birth", delivery="mail")
+                response = client.post(
+                    "/cases",
+                    json={"thing": "birth", "channel": "online", "form": form},
+                    headers={**applicant, "Idempotency-Key": f"demo-more-{os.getpid()}-{index}"},
+                )
+                response.raise_for_status()
+                case_id = response.json()["case_id"]
+                play_officers(client, case_id, form, stop_after=index % (steps + 1))
+                print(case_id)
+                progress(index + 1, args.cases)
+    finally:
+        progress.close()
+    return 0
+
+
+def calendar_command(args: argparse.Namespace) -> int:
+    """show YEAR | load FILE — the working-day calendar the workers compute deadlines with."""
+    from models.workcalendar import CalendarDataError, default_calendar_file, load_holiday_notices, make_calendar
+
+    settings = get_settings()
+    target = settings.calendar_file or default_calendar_file()
+    if args.action == "show":
+        print(describe_year(make_calendar(settings.calendar_file), args.year))
+        return 0
+    try:
+        incoming = load_holiday_notices(args.file)
+    except (CalendarDataError, OSError) as error:
+        print(f"通知文件有误 (invalid notice file): {error}", file=sys.stderr)
+        return 1
+    current = load_holiday_notices(target) if target.exists() else {}
+    clashes = sorted(set(incoming) & set(current))
+    if clashes and not args.replace:
+        years = ", ".join(map(str, clashes))
+        print(f"日历文件已有 {years} 年的通知，未修改 (already in {target}; --replace to replace)", file=sys.stderr)
+        return 1
+    merged = {**current, **incoming}
+    write_holiday_notices(target, merged)
+    for year in sorted(incoming):
+        print(f"loaded {year}: {incoming[year].source}")
+    print(f"written: {target}. 重启 worker 后生效 (restart the workers: they read the calendar at start)")
+    return 0
+
+
+def describe_year(calendar: Any, year: int) -> str:
+    """A year's rest days that fall on weekdays and working days on weekends, with the totals."""
+    from datetime import date, timedelta
+
+    day, end = date(year, 1, 1), date(year + 1, 1, 1)
+    weekday_rest: list[date] = []
+    weekend_work: list[date] = []
+    working = 0
+    provisional = False
+    while day < end:
+        is_working = calendar.is_working_day(day)
+        provisional = provisional or calendar.is_provisional(day)
+        working += is_working
+        if day.weekday() < 5 and not is_working:
+            weekday_rest.append(day)
+        elif day.weekday() >= 5 and is_working:
+            weekend_work.append(day)
+        day += timedelta(days=1)
+    lines = [f"{year} 年: {working} 个工作日 (working days)"]
+    if provisional:
+        lines.append("  尚无该年节假日通知，仅按周末计算，时限为暂定 (no notice yet: weekends only, provisional)")
+    lines.append("  工作日放假 (weekday holidays): " + (", ".join(d.isoformat() for d in weekday_rest) or "无"))
+    lines.append("  周末调休上班 (make-up working days): " + (", ".join(d.isoformat() for d in weekend_work) or "无"))
+    return "\n".join(lines)
+
+
+def write_holiday_notices(target: Path, notices: dict[int, Any]) -> None:
+    """Rewrite the notice file with ``notices``, keeping its explanatory header."""
+    import yaml
+
+    header = []
+    if target.exists():
+        for line in target.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line)
+    document = {
+        "notices": [
+            {
+                "year": year,
+                "source": notice.source,
+                "holidays": sorted(day.isoformat() for day in notice.holidays),
+                "workdays": sorted(day.isoformat() for day in notice.workdays),
+            }
+            for year, notice in sorted(notices.items())
+        ]
+    }
+    body = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_suffix(".tmp")
+    staged.write_text("\n".join([*header, body]), encoding="utf-8")
+    staged.replace(target)  # atomic: a worker starting now reads the old file or the new one
+
+
+def bench_command(arguments: list[str]) -> int:
+    try:
+        from bench.harness import main as bench_main
+    except ImportError as error:  # an installed package without the source tree or dev extras
+        print(f"the benchmark needs the source checkout and `pip install -e .[dev]`: {error}", file=sys.stderr)
+        return 1
+    return bench_main(arguments)
+
+
 class Stack:
     """Child processes started by `run`, stopped together."""
 
@@ -176,10 +306,9 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_stack(ui_port: int, seed: bool) -> int:
+def run_stack(ui_port: int, seed: bool, var: Path) -> int:
     settings = get_settings()
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
+    var.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "ONETHING_ENV": os.environ.get("ONETHING_ENV", "dev"), "PYTHONUNBUFFERED": "1"}
     base_url = f"http://{settings.api_host}:{settings.api_port}"
     stack = Stack()
@@ -196,6 +325,7 @@ def run_stack(ui_port: int, seed: bool) -> int:
         seeded = seed_demo(base_url) if seed else []
         print(
             "\nOneThing 一件事 is running:\n"
+            f"  Web console  {base_url}/  (网页控制台)\n"
             f"  API          {base_url}  (OpenAPI docs: {base_url}/docs)\n"
             f"  Temporal UI  http://127.0.0.1:{ui_port}\n"
             f"  Temporal     {settings.temporal_address}\n"
@@ -220,8 +350,20 @@ def run_stack(ui_port: int, seed: bool) -> int:
 def run_api() -> None:
     import uvicorn
 
+    from models.logs import configure_logging
+
     settings = get_settings()
-    uvicorn.run("api.main:create_app", factory=True, host=settings.api_host, port=settings.api_port, log_level="info")
+    configure_logging(settings)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,  # keep configure_logging's handlers (JSON, PII masking) for uvicorn's logs too
+    )
 
 
 def catalogue_command(args: argparse.Namespace) -> int:
@@ -340,19 +482,18 @@ def rebuild_command(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_log_redaction()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onething", description="OneThing 一件事 — local stack and tools")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="dev server + worker + API + demo data; Ctrl-C stops all")
     run.add_argument("--ui-port", type=int, default=8233)
     run.add_argument("--no-seed", action="store_true", help="do not submit demo cases")
+    run.add_argument("--var-dir", type=Path, default=ROOT / "var", help="the dev server's database and the logs")
     commands.add_parser("worker", help="run a worker")
     commands.add_parser("api", help="run the API server")
-    demo = commands.add_parser("demo", help="submit sample cases to a running API")
+    demo = commands.add_parser("demo", help="submit sample cases to a running API and play the officers")
     demo.add_argument("--base-url", default=None)
+    demo.add_argument("--cases", type=int, default=0, help="this many more cases, beyond the four seeded ones")
     catalogue = commands.add_parser("catalogue", help="validate, list, publish or retire catalogue versions")
     actions = catalogue.add_subparsers(dest="action", required=True)
     validate = actions.add_parser("validate", help="check definition files (the shipped ones by default)")
@@ -364,31 +505,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     retiring = actions.add_parser("retire", help="retire a version")
     retiring.add_argument("thing")
     retiring.add_argument("version", type=int)
+    calendar = commands.add_parser("calendar", help="show a year's working days, or load a holiday notice")
+    calendar_actions = calendar.add_subparsers(dest="action", required=True)
+    showing = calendar_actions.add_parser("show", help="a year's holidays and make-up working days")
+    showing.add_argument("year", type=int)
+    loading = calendar_actions.add_parser(
+        "load", help="add a newly published State Council holiday notice (a YAML file) to the calendar file"
+    )
+    loading.add_argument("file", type=Path)
+    loading.add_argument("--replace", action="store_true", help="replace a year the calendar file already has")
     rebuild = commands.add_parser("rebuild", help="rebuild the read model from Temporal's workflow histories")
     rebuild.add_argument(
         "--force", action="store_true", help="run on a database that holds cases: fill in what is missing"
     )
-    args = parser.parse_args(argv)
+    # Its own options (--smoke, --quick, --profile …) pass through to bench/harness.py.
+    commands.add_parser("bench", help="the benchmark (bench/harness.py); its options pass through", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_redaction()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    parser = build_parser()
+    args, passed_through = parser.parse_known_args(argv)
+    if passed_through and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(passed_through)}")
 
     if args.command == "run":
-        return run_stack(args.ui_port, seed=not args.no_seed)
+        return run_stack(args.ui_port, seed=not args.no_seed, var=args.var_dir)
     if args.command == "worker":
         import worker
 
         worker.main()
-        return 0
+        worker.exit_without_finalizing()
     if args.command == "api":
         run_api()
         return 0
     if args.command == "catalogue":
         return catalogue_command(args)
+    if args.command == "calendar":
+        return calendar_command(args)
     if args.command == "rebuild":
         return rebuild_command(args)
-    settings = get_settings()
-    base_url = args.base_url or f"http://{settings.api_host}:{settings.api_port}"
-    for case_id in seed_demo(base_url):
-        print(case_id)
-    return 0
+    if args.command == "bench":
+        return bench_command(passed_through)
+    return demo_command(args)
 
 
 if __name__ == "__main__":

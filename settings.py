@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
@@ -41,12 +41,20 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Proxies whose X-Forwarded-For the API believes (uvicorn's forwarded_allow_ips): behind a
+    # load balancer, its address, so per-address login limits see the client, not the proxy.
+    forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     calendar_file: Path | None = None  # holiday notices beyond the calendar package's years
     # Tests, demos and benchmarks on a real server: each working day lasts this many
     # seconds, so SLA timers fall due during the run. Refused in production.
     working_day_seconds: float | None = Field(default=None, gt=0)
+    # Cases live for days, so a worker keeps only this many in its sticky cache; the rest
+    # are replayed from history when they next move. Bounds the worker's memory (bench/).
+    worker_max_cached_workflows: int = Field(default=500, ge=0)
+    # Threads for the worker's blocking activities (read-model writes, archive, data sharing).
+    worker_activity_threads: int = Field(default=16, ge=1)
     data_sharing_fixture: Path = ROOT / "activities" / "fixtures" / "data_sharing.json"
     # The data-sharing platform's base URL (activities/data_sharing.py HttpDataSharingGateway);
     # unset, the fixture file above answers. A request slower than the timeout counts as
@@ -67,6 +75,23 @@ class Settings(BaseSettings):
     # Origins allowed to call the codec server (/codec) from a browser: the Temporal UI.
     codec_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"])
 
+    # Observability (观测). Logs: "text" for people, "json" (one object a line) for a log
+    # collector; both masked (models/redaction.py).
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics on the API (Prometheus); with a token set it needs `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    # The business series are counted in the read model at scrape time and kept this long,
+    # so however often (and by however many scrapers) /metrics is read, the database is not.
+    metrics_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    # The worker's own series and the Temporal SDK's, each on its own HTTP port (0 = off),
+    # bound to metrics_host.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    temporal_metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318; spans go to /v1/traces).
+    # Unset: no tracing at all.
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://")
+
     @model_validator(mode="after")
     def _no_default_secret_outside_dev(self) -> Settings:
         if self.env != "dev" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
@@ -79,6 +104,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ONETHING_WORKING_DAY_SECONDS is for tests and demos; production runs the statutory calendar"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_metrics_ports(self) -> Settings:
+        if self.worker_metrics_port and self.worker_metrics_port == self.temporal_metrics_port:
+            raise ValueError("ONETHING_WORKER_METRICS_PORT and ONETHING_TEMPORAL_METRICS_PORT must differ")
         return self
 
     @model_validator(mode="after")

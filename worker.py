@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.archive import ArchiveActivities
 from activities.calendar import CalendarActivities
 from activities.complaints import ComplaintActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, gateway_from_settings
+from activities.observability import start_metrics_server
 from activities.read_model import ReadModelActivities
 from models.db import init_db, make_engine
-from models.redaction import install_log_redaction
+from models.logs import configure_logging
+from models.tracing import configure_tracing
 from models.workcalendar import WorkingCalendar, make_calendar
 from settings import Settings, get_settings
 from workflows.case_workflow import CaseWorkflow
 from workflows.complaint_workflow import ComplaintWorkflow
 from workflows.connection import connect_temporal
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with our own workflow and model modules passed through.
+
+    By default the sandbox re-imports a workflow's module for every run it loads, so
+    each cached case carried its own copy of the workflow's code objects (about 0.2 MB)
+    and paid the import on every load. Our `workflows` and `models` modules hold no
+    mutable module state, so one shared import is safe; the sandbox's runtime
+    restrictions (no clock, no I/O) still apply to the workflow code.
+    """
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("workflows", "models")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 def build_worker(
@@ -57,26 +76,47 @@ def build_worker(
             complaints.project_complaint,
             complaints.escalate_overdue_complaint,
         ],
-        activity_executor=ThreadPoolExecutor(max_workers=16),
-        # Cases live for days: keep a bounded number of them cached in memory.
-        max_cached_workflows=2000,
+        activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        workflow_runner=workflow_runner(),
     )
 
 
 async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     init_db(engine)
-    client = await connect_temporal(settings)
+    # The worker's client times activities and, with a port set, serves the SDK's metrics.
+    client = await connect_temporal(settings, worker=True)
     worker = build_worker(client, settings, engine)
+    metrics_server = start_metrics_server(settings)
     logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
-    await worker.run()
+    # SIGTERM (docker stop, a rolling deploy) drains: no new tasks are polled and the
+    # activities in hand finish (or are handed back) before the process exits.
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(worker.shutdown()))
+    try:
+        await worker.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_log_redaction()
-    asyncio.run(run_worker(get_settings()))
+    settings = get_settings()
+    configure_logging(settings)
+    configure_tracing(settings, "onething-worker")
+    asyncio.run(run_worker(settings))
+
+
+def exit_without_finalizing() -> NoReturn:
+    """End the worker process once it has drained and stopped. Interpreter finalization
+    is skipped: the SDK's native threads can still call into Python while it runs, which
+    aborts the process (PyGILState_Release) and turns a clean stop into a crash status."""
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":
     main()
+    exit_without_finalizing()

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -17,13 +18,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
+from api import console
 from api.accounts import ensure_demo_accounts
 from api.deps import ClientDep, EngineDep
 from api.errors import error_body, install_error_handlers
+from api.metrics import ApiMetrics, metrics_endpoint
 from api.routes import audit as audit_routes
 from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks
 from api.routes import codec as codec_routes
 from api.schemas import HealthResponse
+from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
 from models.catalogue import shipped_definitions
 from models.catalogue_store import record_shipped_definitions
 from models.db import init_db, make_engine
@@ -176,7 +180,8 @@ def create_app(
         description="一件事集成服务：受理、部门协同办理、时限监督 (one application, many departments, time limits)",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(check_request_body)],
+        dependencies=[Depends(check_request_body), Depends(bind_request_log_fields)],
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -188,6 +193,12 @@ def create_app(
         allow_methods=["POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
+    # Outermost: request latency, log context and (with an OTLP endpoint) server spans cover every request.
+    app.state.metrics = ApiMetrics(settings, lambda: getattr(app.state, "engine", None))
+    app.add_middleware(
+        RequestTelemetry, request_duration=app.state.metrics.request_duration, tracer=request_tracer(settings)
+    )
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(tasks.router)
@@ -198,6 +209,8 @@ def create_app(
     app.include_router(notices.router)
     app.include_router(codec_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(console.router)  # the web console's HTML pages (not in the OpenAPI document)
+    app.mount("/static", StaticFiles(directory=console.base.STATIC_DIR), name="static")
 
     @app.get(
         "/health",

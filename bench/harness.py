@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -44,8 +45,10 @@ import httpx
 import psutil
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError
 from tqdm import tqdm
 
+from bench.profile import Profiler
 from bench.raw_case import RawBirthCase, RawCaseInput, RawStep
 from cli import Stack, dev_server_command, wait_for_api, wait_for_port
 from models.catalogue import shipped_definitions
@@ -55,6 +58,7 @@ from settings import ROOT, Settings
 RESULTS_DIR = ROOT / "bench" / "results"
 DRAIN_SECONDS = 120.0  # an open loop's wait for its last arrivals to complete
 CASE_BOUND_SECONDS = 300.0  # a case not completed by then counts as an error
+LOAD_CACHE_SIZE = 2000  # the worker's sticky cache during the load scenarios (see BenchStack)
 OFFICERS = {
     "hospital": "hospital_officer",
     "police": "police_officer",
@@ -402,12 +406,19 @@ class Plan:
     history_sample: int
     working_day_seconds: float
     open_cases: int  # left open at the end to measure the worker's memory
+    profile_dir: str | None = None  # py-spy samples the worker and API during the first full closed loop
+    workdir: str | None = None  # keep the processes' databases and logs here (default: a temporary folder)
 
     @classmethod
     def full(cls) -> Plan:
         # A 60-second working day: warnings fire during a run, while the 督办 that an
         # overdue step repeats each "day" stay as rare, relative to the work, as real ones.
         return cls([50, 200], {50: 150, 200: 300}, [0.5, 0.8], 30.0, 30, 40, 60.0, 10_000)
+
+    @classmethod
+    def quick(cls) -> Plan:
+        """The headline comparison only (closed loop at 50), for profiling a change."""
+        return cls([50], {50: 150}, [], 30.0, 30, 40, 60.0, 0)
 
     @classmethod
     def smoke(cls) -> Plan:
@@ -432,6 +443,12 @@ class BenchStack:
             "ONETHING_WORKING_DAY_SECONDS": str(working_day_seconds),
             # Every simulated officer logs in from the driver's one address.
             "ONETHING_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
+            # On a 60-second working day every running case is hot (timers fire each
+            # minute, completed cases wait out a 5-minute rating period), so the load
+            # scenarios size the sticky cache to hold them all, as a production worker
+            # with that many cases moving at once would be sized. The memory scenario
+            # restarts the worker with the default, 500 (settings.py).
+            "ONETHING_WORKER_MAX_CACHED_WORKFLOWS": str(LOAD_CACHE_SIZE),
             "DATABASE_URL": f"sqlite:///{workdir / 'read-model.db'}",
             "ONETHING_ARCHIVE_DIR": str(workdir / "archive"),
         }
@@ -497,14 +514,21 @@ async def measure(
     client: Client,
     stack: BenchStack,
     plan: Plan,
+    profiler: Profiler | None = None,
 ) -> dict[str, Any]:
     meter = CpuMeter({**stack.pids, "driver": os.getpid()})
     meter.start()
+    if profiler is not None:
+        profiler.start({name: pid for name, pid in stack.pids.items() if name in {"worker", "api"}})
     with tqdm(total=expected, desc=f"{name:<28}", unit="case", leave=False) as bar:
         wall = await load(run_case, samples, bar)
+    profile = profiler.stop() if profiler is not None else None
     cpu = meter.stop()
     figures = await history_figures(client, samples.case_ids[-plan.history_sample :])
-    return summarise(name, samples, wall, figures, cpu)
+    summary = summarise(name, samples, wall, figures, cpu)
+    if profile is not None:
+        summary["profile"] = profile
+    return summary
 
 
 async def run_raw(stack: BenchStack, plan: Plan, client: Client, steps: list[RawStep]) -> list[dict[str, Any]]:
@@ -529,7 +553,7 @@ async def run_raw(stack: BenchStack, plan: Plan, client: Client, steps: list[Raw
 async def run_full(
     stack: BenchStack, plan: Plan, client: Client, form: dict[str, Any], steps: int, ceiling: float
 ) -> list[dict[str, Any]]:
-    results = []
+    results: list[dict[str, Any]] = []
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     # Longer than the API's own 30 s wait for the worker, so a 503 arrives first.
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=45, limits=limits) as http:
@@ -543,8 +567,13 @@ async def run_full(
                     with tqdm(total=expected, desc="full warm-up", leave=False) as bar:
                         await load(driver.run_case, driver.samples, bar)
                 else:
+                    profiler = None
+                    if plan.profile_dir and not any("profile" in result for result in results):
+                        profiler = Profiler(Path(plan.profile_dir))
                     results.append(
-                        await measure(name, driver.run_case, load, expected, driver.samples, client, stack, plan)
+                        await measure(
+                            name, driver.run_case, load, expected, driver.samples, client, stack, plan, profiler
+                        )
                     )
             finally:
                 driver.stop()
@@ -573,35 +602,68 @@ async def run_full(
     return results
 
 
-async def run_memory(stack: BenchStack, plan: Plan, form: dict[str, Any]) -> dict[str, Any]:
+async def end_running_cases(client: Client) -> int:
+    """Terminate the load scenarios' cases still running (most wait out their rating
+    period). On the statutory calendar their accelerated clocks would all be overdue at
+    once, so the memory measurement would time their catch-up, not the open cases."""
+    handles = [
+        client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        async for execution in client.list_workflows("ExecutionStatus = 'Running'")
+    ]
+    slots = asyncio.Semaphore(32)
+
+    async def terminate(handle: Any) -> None:
+        async with slots:
+            with contextlib.suppress(RPCError):  # closed meanwhile
+                await handle.terminate(reason="bench: load scenarios over")
+
+    await asyncio.gather(*(terminate(handle) for handle in handles))
+    return len(handles)
+
+
+async def run_memory(stack: BenchStack, plan: Plan, client: Client, form: dict[str, Any]) -> dict[str, Any]:
     """Worker memory with many cases open at once. The worker and API restart on the
     statutory calendar, so the cases wait on day-long clocks as real ones do; the
-    worker's sticky cache (max_cached_workflows) bounds what it keeps in memory."""
+    worker's sticky cache (ONETHING_WORKER_MAX_CACHED_WORKFLOWS) bounds what it keeps
+    in memory. A submission the API answers 503 (still being accepted) is retried with
+    its key until it answers, so every counted case is open and accepted."""
+    await end_running_cases(client)
     accelerated = stack.env.pop("ONETHING_WORKING_DAY_SECONDS", None)
+    stack.env.pop("ONETHING_WORKER_MAX_CACHED_WORKFLOWS", None)
     stack.restart_onething()
     worker = psutil.Process(stack.pids["worker"])
     before = worker.memory_info().rss
     peak = before
     samples = Samples()
+    growth: list[tuple[int, float]] = [(0, round(before / 2**20, 1))]
     limits = httpx.Limits(max_connections=64)
     begun = time.perf_counter()
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as http:
         driver = FullPathDriver(http, form, 0)
         await driver.login_all()
-        slots = asyncio.Semaphore(32)
+        slots = asyncio.Semaphore(16)
 
         async def submit(bar: Bar) -> None:
+            key = uuid.uuid4().hex
             async with slots:
-                response = await http.post(
-                    "/cases",
-                    json={"thing": "birth", "channel": "online", "form": form},
-                    headers={**driver.headers["applicant1"], "Idempotency-Key": uuid.uuid4().hex},
-                )
-                if response.status_code == 201:
-                    samples.cases_completed += 1
-                else:
+                for _ in range(20):
+                    try:
+                        response = await http.post(
+                            "/cases",
+                            json={"thing": "birth", "channel": "online", "form": form},
+                            headers={**driver.headers["applicant1"], "Idempotency-Key": key},
+                        )
+                    except httpx.HTTPError as exc:
+                        samples.error(type(exc).__name__)
+                        continue
+                    if response.status_code in (200, 201):
+                        samples.cases_completed += 1
+                        break
                     samples.error(f"submit {response.status_code}")
+                    await asyncio.sleep(1)
                 bar.update(1)
+                if samples.cases_completed % 500 == 0:
+                    growth.append((samples.cases_completed, round(worker.memory_info().rss / 2**20, 1)))
 
         async def watch() -> None:
             nonlocal peak
@@ -615,15 +677,21 @@ async def run_memory(stack: BenchStack, plan: Plan, form: dict[str, Any]) -> dic
         await asyncio.sleep(5)  # let the last activations and projections settle
         watcher.cancel()
     after = worker.memory_info().rss
+    running = await client.count_workflows("WorkflowType = 'CaseWorkflow' AND ExecutionStatus = 'Running'")
     if accelerated is not None:
         stack.env["ONETHING_WORKING_DAY_SECONDS"] = accelerated
+    stack.env["ONETHING_WORKER_MAX_CACHED_WORKFLOWS"] = str(LOAD_CACHE_SIZE)
     return {
         "open_cases": samples.cases_completed,
+        "running_case_workflows": running.count,
+        "max_cached_workflows": Settings.model_fields["worker_max_cached_workflows"].default,
         "errors": samples.errors,
+        "error_kinds": samples.error_kinds,
         "submitted_per_s": round(samples.cases_completed / (time.perf_counter() - begun), 2),
         "worker_rss_mb_before": round(before / 2**20, 1),
         "worker_rss_mb_after": round(after / 2**20, 1),
         "worker_rss_mb_peak": round(max(peak, after) / 2**20, 1),
+        "worker_rss_mb_by_open_cases": growth,
         "target_mb": 500,
     }
 
@@ -640,18 +708,26 @@ def machine() -> dict[str, Any]:
 
 async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
     form, raw_steps = birth_shape()
-    with tempfile.TemporaryDirectory(prefix="onething-bench-") as directory:
+    with contextlib.ExitStack() as cleanup:
+        if plan.workdir:
+            directory = plan.workdir
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        else:
+            directory = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="onething-bench-"))
         stack = BenchStack(Path(directory), plan.working_day_seconds)
         try:
             stack.start_server()
             client = await Client.connect(stack.temporal_address)
+            if not plan.in_flight:  # the memory measurement alone
+                stack.start_onething()
+                return memory_report(plan, await run_memory(stack, plan, client, form), output)
             stack.start_raw_worker()
             raw = await run_raw(stack, plan, client, raw_steps)
             stack.stop_raw_worker()
             ceiling = raw[0]["cases_per_s"]
             stack.start_onething()
             full = await run_full(stack, plan, client, form, len(raw_steps), ceiling)
-            memory = await run_memory(stack, plan, form) if plan.open_cases else None
+            memory = await run_memory(stack, plan, client, form) if plan.open_cases else None
         finally:
             stack.stack.stop()
     scenarios = raw + full
@@ -667,12 +743,42 @@ async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
         if raw_closed["cases_per_s"]
         else 0.0,
         "submit_p50_over_raw_ms": round(full_closed["submit_p50_ms"] - raw_closed["submit_p50_ms"], 1),
+        "worker_max_cached_workflows_under_load": LOAD_CACHE_SIZE,
         "memory": memory,
     }
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         draw_chart(report, output.with_suffix(".png"))
+    return report
+
+
+def memory_report(plan: Plan, memory: dict[str, Any], output: Path | None) -> dict[str, Any]:
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "plan": asdict(plan),
+        "memory": memory,
+    }
+    if output is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        figure, axes = plt.subplots(figsize=(7, 4))
+        opened, rss = zip(*memory["worker_rss_mb_by_open_cases"], strict=True)
+        axes.plot(opened, rss, marker="o", label="worker RSS")
+        axes.axhline(memory["target_mb"], color="#c8102e", linestyle="--", label="target")
+        axes.set_xlabel("open cases")
+        axes.set_ylabel("MB")
+        axes.set_title(f"worker memory, sticky cache of {memory['max_cached_workflows']} workflows")
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(output.with_suffix(".png"), dpi=110)
+        plt.close(figure)
     return report
 
 
@@ -702,6 +808,13 @@ def draw_chart(report: dict[str, Any], path: Path) -> None:
 
 
 def table(report: dict[str, Any]) -> str:
+    if "scenarios" not in report:
+        memory = report["memory"]
+        return (
+            f"worker memory with {memory['open_cases']} open cases ({memory['running_case_workflows']} running): "
+            f"{memory['worker_rss_mb_after']} MB (peak {memory['worker_rss_mb_peak']} MB, "
+            f"at start {memory['worker_rss_mb_before']} MB, cache {memory['max_cached_workflows']})"
+        )
     columns = [
         ("scenario", "name", "{}"),
         ("cases/s", "cases_per_s", "{:.2f}"),
@@ -739,14 +852,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, help="results file (default bench/results/<date>.json; none for --smoke)"
     )
+    parser.add_argument("--quick", action="store_true", help="only the closed loops at 50 (raw and full)")
     parser.add_argument("--open-cases", type=int, help="cases left open for the memory measurement")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory measurement (--open-cases)")
+    parser.add_argument("--keep", type=Path, help="keep the servers' databases and logs in this folder")
+    parser.add_argument(
+        "--profile", type=Path, help="folder for py-spy profiles of the worker and API during the first full loop"
+    )
     arguments = parser.parse_args(argv)
-    plan = Plan.smoke() if arguments.smoke else Plan.full()
+    plan = Plan.smoke() if arguments.smoke else Plan.quick() if arguments.quick else Plan.full()
+    if arguments.profile is not None:
+        if not Profiler.available():
+            parser.error("--profile needs py-spy (pip install py-spy)")
+        plan.profile_dir = str(arguments.profile.resolve())
     if arguments.open_cases is not None:
         plan.open_cases = arguments.open_cases
+    if arguments.keep is not None:
+        plan.workdir = str(arguments.keep.resolve())
+    if arguments.memory_only:
+        plan.in_flight, plan.open_fractions = [], []
     output = arguments.output
     if output is None and not arguments.smoke:
-        output = RESULTS_DIR / f"{datetime.now(UTC):%Y-%m-%d}.json"
+        suffix = "-memory" if arguments.memory_only else ""
+        output = RESULTS_DIR / f"{datetime.now(UTC):%Y-%m-%d}{suffix}.json"
     report = asyncio.run(run(plan, output))
     print(table(report))
     if output is not None:

@@ -1,5 +1,6 @@
-"""The benchmark harness keeps working: a ~20-second smoke run of `python -m bench.harness`
-against its own dev server, with both the raw ceiling and the full path completing cases."""
+"""The benchmark harness keeps working: a ~20-second smoke run of `onething bench --smoke`
+(bench/harness.py) against its own dev server, with both the raw ceiling and the full path
+completing cases."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def test_bench_smoke_run_completes_cases_on_both_paths(tmp_path: Path) -> None:
     output = tmp_path / "smoke.json"
     finished = subprocess.run(
-        [sys.executable, "-m", "bench.harness", "--smoke", "--output", str(output)],
+        [sys.executable, str(ROOT / "cli.py"), "bench", "--smoke", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlmodel import Session
 
 from api.accounts import authenticate
 from api.deps import ActorDep, SessionDep, SettingsDep
@@ -18,6 +19,7 @@ from api.login_limits import check_login_allowed, record_login_attempt
 from api.schemas import MeResponse, TokenResponse
 from api.security import issue_token
 from models.errors import DomainError, ErrorCode
+from settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 logger = logging.getLogger(__name__)
@@ -31,13 +33,19 @@ def login(
     settings: SettingsDep,
 ) -> TokenResponse:
     address = request.client.host if request.client else None
-    check_login_allowed(session, settings, form.username, address)
-    actor = authenticate(session, form.username, form.password)
-    record_login_attempt(session, settings, form.username, address, succeeded=actor is not None)
+    return TokenResponse(access_token=authenticate_login(session, settings, form.username, form.password, address))
+
+
+def authenticate_login(session: Session, settings: Settings, username: str, password: str, address: str | None) -> str:
+    """A new access token for a correct password, within the login limits; the JSON login
+    and the web console's login both come here. Raises RateLimited (429) or UNAUTHORIZED."""
+    check_login_allowed(session, settings, username, address)
+    actor = authenticate(session, username, password)
+    record_login_attempt(session, settings, username, address, succeeded=actor is not None)
     if actor is None:
-        logger.info("failed login for account %r from %s", form.username, address)
+        logger.info("failed login for account %r from %s", username, address)
         raise DomainError(ErrorCode.UNAUTHORIZED, "用户名或密码错误 (wrong username or password)")
-    return TokenResponse(access_token=issue_token(actor, settings))
+    return issue_token(actor, settings)
 
 
 @router.get("/me", responses=error_responses(401))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import is_case_staff, visible_case, visible_cases_filter
@@ -39,6 +39,7 @@ from models.errors import DomainError, ErrorCode
 from models.forms import FORMS
 from models.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
+from settings import Settings
 from workflows.case_workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
@@ -104,6 +105,23 @@ async def submit_case(
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> CaseResponse:
+    snapshot, created = await accept_submission(body, actor, client, engine, settings, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return _case_response(snapshot)
+
+
+async def accept_submission(
+    body: SubmitCaseRequest,
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    settings: Settings,
+    idempotency_key: str | None,
+) -> tuple[CaseSnapshot, bool]:
+    """受理: validate a submission, start its case (once per Idempotency-Key) and wait until it is
+    accepted; returns the case and whether this request created it. POST /cases and the web
+    console's application forms both come here."""
     require_role(actor, "applicant", "clerk")
     definition = await run_in_threadpool(_current_definition, engine, body.thing)
     channels = {channel.code: channel for channel in definition.channels}
@@ -131,7 +149,6 @@ async def submit_case(
     snapshot = await _accepted_snapshot(handle)
     if not created:
         refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
-        response.status_code = 200
     await run_in_threadpool(
         record_staff_action,
         engine,
@@ -142,7 +159,7 @@ async def submit_case(
         detail={"thing": snapshot.thing, "channel": snapshot.channel},
         idempotency_key=idempotency_key,
     )
-    return _case_response(snapshot)
+    return snapshot, created
 
 
 @router.get("/cases/{case_id}", response_model=CaseResponse)
@@ -207,13 +224,26 @@ async def supply_materials(
     engine: EngineDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> CaseResponse:
+    return _case_response(await supply_case_materials(case_id, body.materials, actor, client, engine, idempotency_key))
+
+
+async def supply_case_materials(
+    case_id: str,
+    materials: dict[str, str],
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    idempotency_key: str | None,
+) -> CaseSnapshot:
+    """补正: the applicant (or the accepting clerk) supplies missing materials; used by
+    POST /cases/{case_id}/supplements and the web console."""
     require_role(actor, "applicant", "clerk")
     await run_in_threadpool(_load_visible, engine, actor, case_id)
     snapshot = await run_case_update(
         client,
         case_id,
         CaseWorkflow.supplement,
-        SupplementInput(actor=actor, materials=body.materials),
+        SupplementInput(actor=actor, materials=materials),
         result_type=CaseSnapshot,
         update_id=update_id("supplement", case_id, idempotency_key),
     )
@@ -224,10 +254,10 @@ async def supply_materials(
         AuditAction.CASE_SUPPLEMENT,
         case_id=case_id,
         target=case_id,
-        detail={"materials": sorted(body.materials)},
+        detail={"materials": sorted(materials)},
         idempotency_key=idempotency_key,
     )
-    return _case_response(snapshot)
+    return snapshot
 
 
 class RatingRequest(BaseModel):
@@ -248,6 +278,18 @@ async def rate_case(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> RatingView:
     """好差评 by the applicant, for the case or one of its steps, once it is delivered."""
+    return await rate_case_as(case_id, body, actor, client, engine, idempotency_key)
+
+
+async def rate_case_as(
+    case_id: str,
+    body: RatingRequest,
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    idempotency_key: str | None,
+) -> RatingView:
+    """The applicant's 好差评, once per Idempotency-Key; POST /cases/{case_id}/rating and the console."""
     require_role(actor, "applicant")
     await run_in_threadpool(_load_visible, engine, actor, case_id)
     return await run_case_update(

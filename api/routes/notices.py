@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, func, select
-from sqlmodel import col
+from sqlalchemy import ColumnElement, Engine, func, select
+from sqlmodel import Session, col
 
 from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, EngineDep, SessionDep, require_role
@@ -17,6 +17,7 @@ from api.errors import error_responses
 from api.exports import csv_response, wants_csv
 from api.routes.supervision import NOTICE_COLUMNS, notice_rows
 from api.schemas import OffsetQuery, also_as
+from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import SupervisionNotice
 
@@ -37,6 +38,16 @@ def department_notices(
     offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:
     """The officer's department's notices, oldest first (unacknowledged by default)."""
+    rows, total = department_notice_page(session, actor, acknowledged, limit, offset)
+    if wants_csv(request):
+        return csv_response(rows, NOTICE_COLUMNS, "notices")
+    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+
+
+def department_notice_page(
+    session: Session, actor: Actor, acknowledged: bool, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the officer's department's notices and their total (the JSON list and the console's)."""
     require_role(actor, "officer")
     where: list[ColumnElement[bool]] = [
         col(SupervisionNotice.department) == actor.unit,
@@ -54,15 +65,18 @@ def department_notices(
             .offset(offset)
         ).scalars()
     )
-    if wants_csv(request):
-        return csv_response(rows, NOTICE_COLUMNS, "notices")
-    return {"items": rows, "total": int(total), "limit": limit, "offset": offset}
+    return rows, int(total)
 
 
 @router.post("/{notice_id}/ack")
 def acknowledge_notice(
     notice_id: str, body: AcknowledgeRequest, actor: ActorDep, session: SessionDep, engine: EngineDep
 ) -> dict[str, Any]:
+    return acknowledge(session, engine, actor, notice_id, body.reply).model_dump()
+
+
+def acknowledge(session: Session, engine: Engine, actor: Actor, notice_id: str, reply: str) -> SupervisionNotice:
+    """An officer's acknowledgement (签收) of a 督办 notice of the department, with a reply; audited."""
     require_role(actor, "officer")
     notice = session.get(SupervisionNotice, notice_id)
     if notice is None:
@@ -73,7 +87,7 @@ def acknowledge_notice(
         raise DomainError(ErrorCode.CONFLICT, "该督办通知已签收 (already acknowledged)")
     notice.acknowledged_at = datetime.now(UTC)
     notice.acknowledged_by = actor.username
-    notice.reply = body.reply
+    notice.reply = reply
     session.add(notice)
     session.commit()
     session.refresh(notice)
@@ -83,6 +97,6 @@ def acknowledge_notice(
         AuditAction.NOTICE_ACKNOWLEDGE,
         case_id=notice.case_id,
         target=notice.notice_id,
-        detail={"step": notice.step, "reply": body.reply},
+        detail={"step": notice.step, "reply": reply},
     )
-    return notice.model_dump()
+    return notice

@@ -180,6 +180,16 @@ def check_items_report(
     format: Literal["json", "html"] | None = None,
 ) -> Response | dict[str, Any]:
     require_role(actor, "supervisor", "admin")
+    report = check_items(session, settings.archive_dir, from_, to)
+    accept = request.headers.get("accept", "")
+    if format == "html" or (format is None and "text/html" in accept):
+        return HTMLResponse(_templates.get_template("report.html").render(report=report))
+    return report
+
+
+def check_items(session: Session, archive_dir: Path, from_: date | None, to: date | None) -> dict[str, Any]:
+    """The check-items report of a period (default: this month so far), per current sub-item
+    (the JSON report, its printable page and the console's)."""
     today = datetime.now(UTC).astimezone(SHANGHAI).date()
     first = from_ or today.replace(day=1)
     last = to or today
@@ -187,18 +197,14 @@ def check_items_report(
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=SHANGHAI)
     sub_items = []
     for definition in current_definitions(session).values():
-        items = _guide_items(definition) + _case_items(session, settings.archive_dir, definition.code, start, end)
+        items = _guide_items(definition) + _case_items(session, archive_dir, definition.code, start, end)
         sub_items.append(
             {"thing": definition.code, "name_zh": definition.name_zh, "version": definition.version, "items": items}
         )
-    report = {
+    return {
         "title_zh": "一件事检查事项报告",
         "from": first.isoformat(),
         "to": last.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(),
         "sub_items": sub_items,
     }
-    accept = request.headers.get("accept", "")
-    if format == "html" or (format is None and "text/html" in accept):
-        return HTMLResponse(_templates.get_template("report.html").render(report=report))
-    return report

@@ -10,13 +10,13 @@ history or ships every row to Python.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, case, func, select
-from sqlmodel import col
+from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
 from api.access import visible_case
@@ -46,6 +46,7 @@ GROUP_COLUMNS: dict[str, list[str]] = {
     "thing": ["thing"],
     "day": ["completed_on"],
 }
+TimelinessGroup = Literal["department", "step", "thing", "day"]
 GROUP_HEADERS_ZH = {"department": "部门", "thing": "事项", "step": "环节", "completed_on": "日期"}
 
 
@@ -72,7 +73,7 @@ def timeliness(
     request: Request,
     actor: ActorDep,
     session: SessionDep,
-    group_by: Literal["department", "step", "thing", "day"] = "department",
+    group_by: TimelinessGroup = "department",
     from_: Annotated[IsoDate | None, Query(alias="from")] = None,
     to: IsoDate | None = None,
     thing: str | None = None,
@@ -81,6 +82,37 @@ def timeliness(
 ) -> Response | dict[str, Any]:
     """Steps completed in the period, on time and overdue, working hours used, open steps now overdue."""
     _supervisor(actor)
+    result = timeliness_rows(session, group_by, from_, to, thing=thing, department=department, step=step)
+    if wants_csv(request):
+        return csv_response(result, timeliness_csv_columns(group_by), f"timeliness-{group_by}")
+    return {"group_by": group_by, "rows": result}
+
+
+def timeliness_csv_columns(group_by: TimelinessGroup) -> list[tuple[str, str]]:
+    """The timeliness CSV's columns: the group's keys, then the figures, with Chinese headers."""
+    return [(key, GROUP_HEADERS_ZH[key]) for key in GROUP_COLUMNS[group_by]] + [
+        ("completed", "办结数"),
+        ("on_time", "按时办结数"),
+        ("overdue", "超期办结数"),
+        ("on_time_rate", "按时办结率"),
+        ("median_working_hours", "用时中位数（工作小时）"),
+        ("p90_working_hours", "用时P90（工作小时）"),
+        ("open_overdue", "在办超期数"),
+    ]
+
+
+def timeliness_rows(
+    session: Session,
+    group_by: TimelinessGroup,
+    from_: date | None,
+    to: date | None,
+    *,
+    thing: str | None = None,
+    department: str | None = None,
+    step: str | None = None,
+) -> list[dict[str, Any]]:
+    """Timeliness per group (the JSON statistics, their CSV and the console's dashboard): steps
+    completed in the period, on time and overdue, median and p90 working hours, open steps now overdue."""
     keys = GROUP_COLUMNS[group_by]
     key_columns = [getattr(TaskRecord, key) for key in keys]
     filters: list[ColumnElement[bool]] = []
@@ -143,18 +175,7 @@ def timeliness(
         row["median_working_hours"] = _percentile(histograms.get(group, []), 0.5)
         row["p90_working_hours"] = _percentile(histograms.get(group, []), 0.9)
         result.append(row)
-    if wants_csv(request):
-        columns = [(key, GROUP_HEADERS_ZH[key]) for key in keys] + [
-            ("completed", "办结数"),
-            ("on_time", "按时办结数"),
-            ("overdue", "超期办结数"),
-            ("on_time_rate", "按时办结率"),
-            ("median_working_hours", "用时中位数（工作小时）"),
-            ("p90_working_hours", "用时P90（工作小时）"),
-            ("open_overdue", "在办超期数"),
-        ]
-        return csv_response(result, columns, f"timeliness-{group_by}")
-    return {"group_by": group_by, "rows": result}
+    return result
 
 
 OPEN_TASK_COLUMNS = [
@@ -170,7 +191,7 @@ OPEN_TASK_COLUMNS = [
 
 
 def _open_tasks(
-    session: Any, calendar: WorkingCalendar, condition: ColumnElement[bool], limit: int, offset: int
+    session: Session, calendar: WorkingCalendar, condition: ColumnElement[bool], limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     now = datetime.now(UTC)
     where = [col(TaskRecord.status).in_(OPEN_STATUSES), condition]
@@ -203,6 +224,22 @@ def _open_tasks(
     return items, int(total)
 
 
+def overdue_tasks(
+    session: Session, calendar: WorkingCalendar, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the open steps past their due time, oldest first, and their total."""
+    return _open_tasks(session, calendar, col(TaskRecord.due_at) < datetime.now(UTC), limit, offset)
+
+
+def warning_tasks(
+    session: Session, calendar: WorkingCalendar, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the open steps in their last working day (预警), oldest due first, and their total."""
+    now = datetime.now(UTC)
+    condition = (col(TaskRecord.warning_at) <= now) & (col(TaskRecord.due_at) > now)
+    return _open_tasks(session, calendar, condition, limit, offset)
+
+
 @router.get("/overdue", response_model=None, responses=also_as("text/csv"))
 def overdue_steps(
     request: Request,
@@ -214,7 +251,7 @@ def overdue_steps(
 ) -> Response | dict[str, Any]:
     """Open steps past their due time, oldest first."""
     _supervisor(actor)
-    items, total = _open_tasks(session, calendar, col(TaskRecord.due_at) < datetime.now(UTC), limit, offset)
+    items, total = overdue_tasks(session, calendar, limit, offset)
     if wants_csv(request):
         return csv_response(items, OPEN_TASK_COLUMNS, "overdue")
     return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -231,9 +268,7 @@ def warning_steps(
 ) -> Response | dict[str, Any]:
     """Open steps in their last working day (预警), oldest due first."""
     _supervisor(actor)
-    now = datetime.now(UTC)
-    condition = (col(TaskRecord.warning_at) <= now) & (col(TaskRecord.due_at) > now)
-    items, total = _open_tasks(session, calendar, condition, limit, offset)
+    items, total = warning_tasks(session, calendar, limit, offset)
     if wants_csv(request):
         return csv_response(items, OPEN_TASK_COLUMNS[:-1], "warnings")
     return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -272,8 +307,6 @@ async def verify_case(
 
 
 def _case_tasks(engine: Any, actor: Actor, case_id: str) -> dict[str, TaskRecord]:
-    from sqlmodel import Session
-
     with Session(engine) as session:
         visible_case(session, actor, case_id)
         rows = session.execute(select(TaskRecord).where(col(TaskRecord.case_id) == case_id)).scalars()
@@ -286,7 +319,7 @@ class SupervisionRequest(BaseModel):
     message: str = Field(min_length=1, max_length=500)
 
 
-async def _supervise(
+async def supervise(
     client: Any,
     engine: Any,
     actor: Actor,
@@ -294,6 +327,7 @@ async def _supervise(
     kind: Literal["notice", "urge"],
     key: str | None,
 ) -> StepView:
+    """A supervisor's 督办 (notice) or 催办 (urge) on a case's step, audited (the JSON routes and the console's)."""
     _supervisor(actor)
     if actor.role != "supervisor":
         raise DomainError(ErrorCode.FORBIDDEN, "仅监督人员可督办、催办 (supervisors only)")
@@ -327,7 +361,7 @@ async def issue_notice(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """督办: a notice to the step's department, listed until an officer there acknowledges it."""
-    return await _supervise(client, engine, actor, body, "notice", idempotency_key)
+    return await supervise(client, engine, actor, body, "notice", idempotency_key)
 
 
 @router.post("/urges", status_code=201)
@@ -339,7 +373,7 @@ async def urge_assignee(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """催办: a reminder to the officer who claimed the step."""
-    return await _supervise(client, engine, actor, body, "urge", idempotency_key)
+    return await supervise(client, engine, actor, body, "urge", idempotency_key)
 
 
 NOTICE_COLUMNS = [
@@ -410,6 +444,17 @@ def ratings(
     """好差评 by thing (case ratings) or department (step ratings); cases whose rating period
     ended without a rating count as not rated, never as satisfied."""
     _supervisor(actor)
+    result = rating_rows(session, group_by)
+    if wants_csv(request):
+        columns = [(group_by, GROUP_HEADERS_ZH[group_by]), ("rated", "评价数"), ("average_score", "平均分")]
+        columns += [(f"score_{s}", SCORE_LABELS_ZH[s]) for s in range(5, 0, -1)]
+        columns += [("low", "差评数"), ("not_rated", "未评价数")]
+        return csv_response(result, columns, f"ratings-{group_by}")
+    return {"group_by": group_by, "rows": result}
+
+
+def rating_rows(session: Session, group_by: Literal["department", "thing"]) -> list[dict[str, Any]]:
+    """好差评 per thing or department: ratings, average, count per score, low ones, cases not rated in time."""
     key = col(RatingRecord.thing) if group_by == "thing" else col(RatingRecord.department)
     scope = col(RatingRecord.step) == "" if group_by == "thing" else col(RatingRecord.step) != ""
     rows: dict[str, dict[str, Any]] = {}
@@ -444,10 +489,4 @@ def ratings(
     for row in rows.values():
         total = sum(row[f"score_{score}"] * score for score in range(1, 6))
         row["average_score"] = round(total / row["rated"], 2) if row["rated"] else None
-    result = [rows[group] for group in sorted(rows)]
-    if wants_csv(request):
-        columns = [(group_by, GROUP_HEADERS_ZH[group_by]), ("rated", "评价数"), ("average_score", "平均分")]
-        columns += [(f"score_{s}", SCORE_LABELS_ZH[s]) for s in range(5, 0, -1)]
-        columns += [("low", "差评数"), ("not_rated", "未评价数")]
-        return csv_response(result, columns, f"ratings-{group_by}")
-    return {"group_by": group_by, "rows": result}
+    return [rows[group] for group in sorted(rows)]

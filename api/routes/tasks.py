@@ -61,6 +61,15 @@ def inbox(
     offset: OffsetQuery = 0,
 ) -> TaskList:
     """The department's tasks, oldest due first; open, claimed and awaiting by default."""
+    rows, total = inbox_tasks(session, actor, status, department, limit, offset)
+    items = [TaskResponse.model_validate(row, from_attributes=True) for row in rows]
+    return TaskList(items=items, total=total, limit=limit, offset=offset)
+
+
+def inbox_tasks(
+    session: Session, actor: Actor, status: StepStatus | None, department: str | None, limit: int, offset: int
+) -> tuple[list[TaskRecord], int]:
+    """One page of the inbox ``actor`` may read, oldest due first, and its total (the JSON inbox and the console's)."""
     require_role(actor, "officer", "clerk", "supervisor", "admin")
     if actor.role in {"officer", "clerk"}:
         if department not in (None, actor.unit):
@@ -80,11 +89,10 @@ def inbox(
         .limit(limit)
         .offset(offset)
     ).scalars()
-    items = [TaskResponse.model_validate(row, from_attributes=True) for row in rows]
-    return TaskList(items=items, total=total, limit=limit, offset=offset)
+    return list(rows), int(total)
 
 
-def _parse_task_id(task_id: str) -> tuple[str, str]:
+def parse_task_id(task_id: str) -> tuple[str, str]:
     case_id, _, step = task_id.rpartition(":")
     # An id Temporal would refuse as an argument (empty, or longer than any case id) is simply unknown.
     if not case_id or not step or len(case_id) > MAX_CASE_ID_LENGTH:
@@ -100,7 +108,7 @@ AUDIT_ACTIONS = {
 }
 
 
-async def _act(
+async def act_on_task(
     task_id: str,
     actor: Actor,
     client: Client,
@@ -113,7 +121,7 @@ async def _act(
     """Send one officer action to the task's case as a workflow Update, and audit it."""
     # Supervisors act only on 回访 tasks; the workflow's validator holds each role to its steps.
     require_role(actor, "officer", "clerk", "supervisor")
-    case_id, step = _parse_task_id(task_id)
+    case_id, step = parse_task_id(task_id)
     argument = make_input(step)
     view = await run_case_update(
         client,
@@ -150,7 +158,7 @@ def _as_seen_by(engine: Engine, actor: Actor, case_id: str, view: StepView) -> S
 async def claim_task(
     task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
-    return await _act(
+    return await act_on_task(
         task_id,
         actor,
         client,
@@ -174,7 +182,9 @@ async def complete_task(
     def make_input(step: str) -> CompleteStepInput:
         return CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment)
 
-    return await _act(task_id, actor, client, engine, "complete", CaseWorkflow.complete, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, engine, "complete", CaseWorkflow.complete, make_input, idempotency_key
+    )
 
 
 @router.post("/{task_id}/return", response_model=StepView)
@@ -189,7 +199,7 @@ async def return_task(
     def make_input(step: str) -> ReturnStepInput:
         return ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason)
 
-    return await _act(
+    return await act_on_task(
         task_id, actor, client, engine, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key
     )
 
@@ -206,4 +216,4 @@ async def refuse_task(
     def make_input(step: str) -> RefuseStepInput:
         return RefuseStepInput(actor=actor, step=step, reason=body.reason)
 
-    return await _act(task_id, actor, client, engine, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)
+    return await act_on_task(task_id, actor, client, engine, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)

@@ -373,10 +373,12 @@ MATRIX: dict[tuple[str, str], Row] = {
 
 
 def registered_routes(settings: Settings) -> set[tuple[str, str]]:
+    """The JSON API's routes. Pages outside the OpenAPI document (the web console,
+    /metrics) have access tests of their own."""
     app = create_app(settings)
     routes: set[tuple[str, str]] = set()
     for context in iter_route_contexts(app.routes):
-        if isinstance(context.original_route, APIRoute):
+        if isinstance(context.original_route, APIRoute) and context.original_route.include_in_schema:
             routes.update((method, str(context.path)) for method in context.methods or ())
     return routes
 
