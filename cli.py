@@ -264,6 +264,90 @@ def write_holiday_notices(target: Path, notices: dict[int, Any]) -> None:
     staged.replace(target)  # atomic: a worker starting now reads the old file or the new one
 
 
+STAFF_ROLES_WITH_UNIT = {"officer", "clerk"}
+
+
+def accounts_command(args: argparse.Namespace) -> int:
+    """add | list | passwd | remove — staff and applicant accounts in the read-model database.
+
+    Production has no demo accounts; this is how an administrator creates the real ones.
+    Passwords are read without echo (or one line from stdin with --password-stdin) and
+    stored only as argon2 hashes; nothing here prints or logs them."""
+    import getpass
+
+    from sqlmodel import Session, col, select
+
+    from api.security import hash_password
+    from models.catalogue import load_departments
+    from models.db import init_db, make_engine
+    from models.tables import UserAccount
+
+    def read_password() -> str | None:
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("密码 (password): ")
+            if getpass.getpass("再次输入 (again): ") != password:
+                print("两次输入的密码不一致 (the passwords differ)", file=sys.stderr)
+                return None
+        if len(password) < 12:
+            print("密码至少 12 个字符 (a password needs at least 12 characters)", file=sys.stderr)
+            return None
+        return password
+
+    engine = make_engine(get_settings().database_url)
+    init_db(engine)
+    with Session(engine) as session:
+        if args.action == "list":
+            for row in session.exec(select(UserAccount).order_by(col(UserAccount.username))):
+                print(f"{row.username:<32} {row.role:<11} {row.unit or '-':<20} {row.display_name_zh}")
+            return 0
+        account = session.get(UserAccount, args.username)
+        if args.action == "add":
+            if account is not None:
+                print(f"账号已存在 (account exists): {args.username}", file=sys.stderr)
+                return 1
+            departments = load_departments()
+            if args.role in STAFF_ROLES_WITH_UNIT and args.unit not in departments:
+                known = ", ".join(sorted(departments))
+                print(f"--unit: {args.role} 须属于一个部门 (must name a department: {known})", file=sys.stderr)
+                return 1
+            if args.unit is not None and args.unit not in departments:
+                print(f"--unit: 未知部门 (unknown department) {args.unit}", file=sys.stderr)
+                return 1
+            password = read_password()
+            if password is None:
+                return 1
+            session.add(
+                UserAccount(
+                    username=args.username,
+                    password_hash=hash_password(password),
+                    role=args.role,
+                    unit=args.unit,
+                    display_name_zh=args.name or "",
+                )
+            )
+            session.commit()
+            print(f"added {args.username} ({args.role}{', ' + args.unit if args.unit else ''})")
+            return 0
+        if account is None:
+            print(f"没有该账号 (no such account): {args.username}", file=sys.stderr)
+            return 1
+        if args.action == "passwd":
+            password = read_password()
+            if password is None:
+                return 1
+            account.password_hash = hash_password(password)
+            session.add(account)
+            session.commit()
+            print(f"password changed for {args.username}")
+            return 0
+        session.delete(account)
+        session.commit()
+        print(f"removed {args.username}")
+        return 0
+
+
 def bench_command(arguments: list[str]) -> int:
     try:
         from bench.harness import main as bench_main
@@ -514,6 +598,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     loading.add_argument("file", type=Path)
     loading.add_argument("--replace", action="store_true", help="replace a year the calendar file already has")
+    accounts = commands.add_parser("accounts", help="add, list, re-password or remove user accounts")
+    account_actions = accounts.add_subparsers(dest="action", required=True)
+    adding = account_actions.add_parser("add", help="a new account; the password is asked for")
+    adding.add_argument("username")
+    adding.add_argument("--role", required=True, choices=["applicant", "clerk", "officer", "supervisor", "admin"])
+    adding.add_argument("--unit", help="the department code (required for officers and clerks)")
+    adding.add_argument("--name", help="display name, e.g. 公安部门工作人员")
+    adding.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    account_actions.add_parser("list", help="every account (no passwords)")
+    repassword = account_actions.add_parser("passwd", help="set a new password")
+    repassword.add_argument("username")
+    repassword.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    removing = account_actions.add_parser("remove", help="delete an account (its audit rows stay)")
+    removing.add_argument("username")
     rebuild = commands.add_parser("rebuild", help="rebuild the read model from Temporal's workflow histories")
     rebuild.add_argument(
         "--force", action="store_true", help="run on a database that holds cases: fill in what is missing"
@@ -546,6 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return catalogue_command(args)
     if args.command == "calendar":
         return calendar_command(args)
+    if args.command == "accounts":
+        return accounts_command(args)
     if args.command == "rebuild":
         return rebuild_command(args)
     if args.command == "bench":
