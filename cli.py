@@ -57,6 +57,14 @@ def dev_server_command(settings: Settings, db_file: Path, ui_port: int) -> list[
     return command
 
 
+def free_port() -> int:
+    """A port nothing listens on now (for stacks started side by side: tests, the benchmark)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def wait_for_port(address: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     host, _, port = address.rpartition(":")
     deadline = time.monotonic() + timeout
@@ -116,6 +124,19 @@ def play_officers(client: httpx.Client, case_id: str, form: dict[str, Any], stop
     return done
 
 
+def submit_sample(
+    client: httpx.Client, thing: str, channel: str, form: dict[str, Any], headers: dict[str, str], key: str
+) -> tuple[str, bool]:
+    """Submit a sample case; (its id, whether this call created it rather than finding it by key)."""
+    response = client.post(
+        "/cases",
+        json={"thing": thing, "channel": channel, "form": form},
+        headers={**headers, "Idempotency-Key": key},
+    )
+    response.raise_for_status()
+    return response.json()["case_id"], response.status_code == 201
+
+
 def seed_demo(base_url: str) -> list[str]:
     """Submit sample birth cases (idempotent: the same keys find the same cases)."""
     with httpx.Client(base_url=base_url, timeout=60) as client:
@@ -130,14 +151,8 @@ def seed_demo(base_url: str) -> list[str]:
             ("demo-retirement-1", "retirement", "online", applicant, 0),
         ):
             form = sample_form(thing, delivery="mail" if channel == "online" else "pickup")
-            response = client.post(
-                "/cases",
-                json={"thing": thing, "channel": channel, "form": form},
-                headers={**headers, "Idempotency-Key": key},
-            )
-            response.raise_for_status()
-            case_id = response.json()["case_id"]
-            if response.status_code == 201 and steps_done:
+            case_id, created = submit_sample(client, thing, channel, form, headers, key)
+            if created and steps_done:
                 play_officers(client, case_id, form, stop_after=steps_done)
             cases.append(case_id)
         return cases
@@ -167,13 +182,8 @@ def demo_command(args: argparse.Namespace) -> int:
             applicant = _login(client, "applicant1")
             for index in range(args.cases):
                 form = sample_form("birth", delivery="mail")
-                response = client.post(
-                    "/cases",
-                    json={"thing": "birth", "channel": "online", "form": form},
-                    headers={**applicant, "Idempotency-Key": f"demo-more-{os.getpid()}-{index}"},
-                )
-                response.raise_for_status()
-                case_id = response.json()["case_id"]
+                key = f"demo-more-{os.getpid()}-{index}"
+                case_id, _ = submit_sample(client, "birth", "online", form, applicant, key)
                 play_officers(client, case_id, form, stop_after=index % (steps + 1))
                 print(case_id)
                 progress(index + 1, args.cases)

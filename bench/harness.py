@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from tqdm import tqdm
 
 from bench.profile import Profiler
 from bench.raw_case import RawBirthCase, RawCaseInput, RawStep
-from cli import Stack, dev_server_command, wait_for_api, wait_for_port
+from cli import Stack, dev_server_command, free_port, wait_for_api, wait_for_port
 from models.catalogue import shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from settings import ROOT, Settings
@@ -496,13 +495,6 @@ class BenchStack:
                 process.terminate()
                 process.wait(timeout=30)
         self.pids.pop("worker", None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def measure(

@@ -14,7 +14,7 @@ from api.accounts import ensure_demo_accounts
 from api.main import create_app
 from models.catalogue import shipped_definitions
 from settings import Settings
-from tests.api.helpers import Cases
+from tests.api.helpers import Cases, token_login
 from tests.conftest import make_test_engine, running_worker, terminate_cases, test_settings
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
@@ -47,16 +47,7 @@ def engine(api_settings: Settings) -> Iterator[Engine]:
 
 @pytest.fixture
 def login(api: httpx.AsyncClient) -> Login:
-    tokens: dict[str, dict[str, str]] = {}
-
-    async def _login(username: str) -> dict[str, str]:
-        if username not in tokens:
-            response = await api.post("/auth/token", data={"username": username, "password": "demo"})
-            assert response.status_code == 200, response.text
-            tokens[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        return tokens[username]
-
-    return _login
+    return token_login(api)
 
 
 @pytest.fixture

@@ -10,14 +10,33 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from activities.read_model import apply_projection
+from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
 from models.catalogue import ThingDefinition, shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from models.tables import CaseEventRecord
+from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
 
+
+def token_login(api: httpx.AsyncClient) -> Login:
+    """Demo accounts' auth headers, each logged in once (as a person stays logged in)."""
+    tokens: dict[str, dict[str, str]] = {}
+
+    async def login(username: str) -> dict[str, str]:
+        if username not in tokens:
+            response = await api.post("/auth/token", data={"username": username, "password": "demo"})
+            assert response.status_code == 200, response.text
+            tokens[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return tokens[username]
+
+    return login
+
+
 BIRTH: ThingDefinition = shipped_definitions()["birth"]
 STEP_ORDER = [step.code for step in BIRTH.steps]
+CALENDAR = WorkingCalendar.load(default_calendar_file())
 
 
 def birth_form(**options: Any) -> dict[str, Any]:
@@ -156,3 +175,59 @@ def events_of(engine: Engine, case_id: str, event_type: str | None = None, step:
         if step is not None:
             query = query.where(CaseEventRecord.step == step)
         return list(session.exec(query.order_by(col(CaseEventRecord.seq))).all())
+
+
+def shanghai_at(text: str) -> datetime:
+    """'2026-10-08T10:00' as a Shanghai time."""
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def project_single_step_case(
+    engine: Engine, case_id: str, step: str, department: str, events: list[tuple[EventType, str, str | None]]
+) -> None:
+    """Project one single-step case whose events happen at the given Shanghai times."""
+    case_events = [
+        CaseEvent(
+            seq=i + 1,
+            at=shanghai_at(at),
+            type=kind,
+            step=step,
+            department=department,
+            due_at=shanghai_at(due) if due else None,
+        )
+        for i, (kind, at, due) in enumerate(events)
+    ]
+    opened = case_events[0]
+    finished = next((e for e in case_events if e.type == EventType.COMPLETED), None)
+    due = next(e.due_at for e in reversed(case_events) if e.due_at is not None)
+    view = StepView(
+        step=step,
+        name_zh=step,
+        department=department,
+        department_zh=department,
+        status=StepStatus.DONE if finished else StepStatus.OPEN,
+        status_zh="",
+        time_limit_working_days=1,
+        opened_at=opened.at,
+        due_at=due,
+        warning_at=due - timedelta(days=1),
+        completed_at=finished.at if finished else None,
+    )
+    snapshot = CaseSnapshot(
+        case_id=case_id,
+        thing="birth",
+        thing_zh="出生一件事",
+        catalogue_version=1,
+        channel="online",
+        status=CaseStatus.COMPLETED if finished else CaseStatus.IN_PROGRESS,
+        status_zh="",
+        submitted_at=opened.at,
+        owner="applicant1",
+        submitted_by="applicant1",
+        accepting_unit=None,
+        steps=[view],
+        revision=1,
+    )
+    with Session(engine) as session:
+        apply_projection(session, ProjectCaseInput(snapshot=snapshot, events=case_events), CALENDAR)
+        session.commit()

@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from activities.read_model import apply_projection
 from api.console.charts import BAR_AREA_WIDTH, Bar, Point, bar_chart, line_chart
-from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
+from models.case import EventType
 from models.samples import MOTHER_ID
 from models.tables import RatingRecord, SupervisionNotice, TaskRecord
-from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
+from models.workcalendar import WorkingCalendar, default_calendar_file
 from tests.api.console_client import ConsoleUsers, console_users
+from tests.api.helpers import project_single_step_case
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
@@ -31,47 +31,12 @@ async def browser(api) -> AsyncIterator[ConsoleUsers]:
         yield make
 
 
-def _at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-
-
 def _project(engine, case_id: str, step: str, department: str, opened: str, due: str, completed: str | None) -> None:
     """Project a one-step birth case whose step opened, was due and (maybe) completed at these Shanghai times."""
-    events = [
-        CaseEvent(seq=1, at=_at(opened), type=EventType.OPENED, step=step, department=department, due_at=_at(due))
-    ]
+    events: list[tuple[EventType, str, str | None]] = [(EventType.OPENED, opened, due)]
     if completed:
-        events.append(CaseEvent(seq=2, at=_at(completed), type=EventType.COMPLETED, step=step, department=department))
-    view = StepView(
-        step=step,
-        name_zh=step,
-        department=department,
-        department_zh=department,
-        status=StepStatus.DONE if completed else StepStatus.OPEN,
-        status_zh="",
-        time_limit_working_days=1,
-        opened_at=_at(opened),
-        due_at=_at(due),
-        completed_at=_at(completed) if completed else None,
-    )
-    snapshot = CaseSnapshot(
-        case_id=case_id,
-        thing="birth",
-        thing_zh="出生一件事",
-        catalogue_version=1,
-        channel="online",
-        status=CaseStatus.COMPLETED if completed else CaseStatus.IN_PROGRESS,
-        status_zh="",
-        submitted_at=_at(opened),
-        owner="applicant1",
-        submitted_by="applicant1",
-        accepting_unit=None,
-        steps=[view],
-        revision=1,
-    )
-    with Session(engine) as session:
-        apply_projection(session, ProjectCaseInput(snapshot=snapshot, events=events), CALENDAR)
-        session.commit()
+        events.append((EventType.COMPLETED, completed, None))
+    project_single_step_case(engine, case_id, step, department, events)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,9 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
+from cli import free_port
 from models.catalogue import shipped_definitions
 from settings import Settings
-from tests.api.helpers import Cases, assert_error
+from tests.api.helpers import Cases, assert_error, token_login
 from tests.conftest import make_test_engine, terminate_cases
 from tests.conftest import test_settings as settings_for
 from worker import run_worker
@@ -28,13 +28,6 @@ from worker import run_worker
 BIRTH_DEPARTMENTS = {"hospital", "police", "medical_security", "hr_social_security"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def parse(exposition: str) -> Samples:
@@ -179,19 +172,6 @@ async def test_metrics_are_not_in_the_openapi_document(api):
 # --- the worker process's endpoints -------------------------------------------------------
 
 
-def _login(api: httpx.AsyncClient) -> Callable[[str], Awaitable[dict[str, str]]]:
-    tokens: dict[str, dict[str, str]] = {}
-
-    async def login(username: str) -> dict[str, str]:
-        if username not in tokens:
-            response = await api.post("/auth/token", data={"username": username, "password": "demo"})
-            assert response.status_code == 200, response.text
-            tokens[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        return tokens[username]
-
-    return login
-
-
 async def test_the_worker_and_the_sdk_serve_their_metrics_after_a_case(
     env: WorkflowEnvironment, tmp_path: Path, task_queue: str
 ):
@@ -214,7 +194,7 @@ async def test_the_worker_and_the_sdk_serve_their_metrics_after_a_case(
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://onething.test") as api,
         ):
-            cases = Cases(api, _login(api))
+            cases = Cases(api, token_login(api))
             case = await cases.submit(channel="online")
             await cases.finish(case)
         async with httpx.AsyncClient(timeout=10) as scraper:

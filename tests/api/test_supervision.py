@@ -11,66 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from activities.read_model import apply_projection
-from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
+from models.case import EventType
 from models.tables import CaseRecord, TaskRecord
-from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
-from tests.api.helpers import assert_error
-
-CALENDAR = WorkingCalendar.load(default_calendar_file())
-
-
-def _at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-
-
-def _project(engine, case_id: str, step: str, department: str, events: list[tuple[EventType, str, str | None]]):
-    """Project one single-step case whose events happen at the given Shanghai times."""
-    case_events = [
-        CaseEvent(seq=i + 1, at=_at(at), type=kind, step=step, department=department, due_at=_at(due) if due else None)
-        for i, (kind, at, due) in enumerate(events)
-    ]
-    opened = case_events[0]
-    finished = next((e for e in case_events if e.type == EventType.COMPLETED), None)
-    due = next(e.due_at for e in reversed(case_events) if e.due_at is not None)
-    view = StepView(
-        step=step,
-        name_zh=step,
-        department=department,
-        department_zh=department,
-        status=StepStatus.DONE if finished else StepStatus.OPEN,
-        status_zh="",
-        time_limit_working_days=1,
-        opened_at=opened.at,
-        due_at=due,
-        warning_at=due - timedelta(days=1),
-        completed_at=finished.at if finished else None,
-    )
-    snapshot = CaseSnapshot(
-        case_id=case_id,
-        thing="birth",
-        thing_zh="出生一件事",
-        catalogue_version=1,
-        channel="online",
-        status=CaseStatus.COMPLETED if finished else CaseStatus.IN_PROGRESS,
-        status_zh="",
-        submitted_at=opened.at,
-        owner="applicant1",
-        submitted_by="applicant1",
-        accepting_unit=None,
-        steps=[view],
-        revision=1,
-    )
-    with Session(engine) as session:
-        apply_projection(session, ProjectCaseInput(snapshot=snapshot, events=case_events), CALENDAR)
-        session.commit()
+from tests.api.helpers import CALENDAR, assert_error, project_single_step_case, shanghai_at
 
 
 @pytest.fixture
 def known_cases(engine):
     # A: opened the day before National Day, done on the first working day after it:
     #    9 h (Sep 30) + 0 (Oct 1–7 off) + 10 h (Oct 8) = 19 h, on time (due 24:00 Oct 8).
-    _project(
+    project_single_step_case(
         engine,
         "ot-a",
         "birth_certificate",
@@ -79,7 +29,7 @@ def known_cases(engine):
     )
     # B: opened Fri Oct 9, due 24:00 Sat Oct 10 (a make-up working day), done Mon 09:00:
     #    15 h + 24 h + 0 (Sun) + 9 h = 48 h, late.
-    _project(
+    project_single_step_case(
         engine,
         "ot-b",
         "hukou_registration",
@@ -88,7 +38,7 @@ def known_cases(engine):
     )
     # C: opened Mon Nov 16 10:00, returned for 补正 at 14:00, supplemented Thu 10:00 with the
     #    34 h left (due Fri 20:00), done Fri 12:00: 98 h elapsed − 68 h paused = 30 h, on time.
-    _project(
+    project_single_step_case(
         engine,
         "ot-c",
         "vaccination_certificate",
@@ -101,7 +51,7 @@ def known_cases(engine):
         ],
     )
     # D: still open, due 24:00 Tue Nov 24: overdue now.
-    _project(
+    project_single_step_case(
         engine, "ot-d", "birth_certificate", "hospital", [(EventType.OPENED, "2026-11-23T09:00", "2026-11-25T00:00")]
     )
 
@@ -180,7 +130,7 @@ async def test_overdue_list_has_open_late_steps_oldest_first_with_working_hours_
     body = (await api.get("/supervision/overdue", headers=await login("supervisor"))).json()
     assert [item["case_id"] for item in body["items"]] == ["ot-d"]
     item = body["items"][0]
-    late = CALENDAR.working_seconds_between(_at("2026-11-25T00:00"), datetime.now(UTC)) / 3600
+    late = CALENDAR.working_seconds_between(shanghai_at("2026-11-25T00:00"), datetime.now(UTC)) / 3600
     assert item["department"] == "hospital"
     assert abs(item["overdue_working_hours"] - late) < 0.05
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,15 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli import Stack, dev_server_command, wait_for_api, wait_for_port
+from cli import Stack, dev_server_command, free_port, wait_for_api, wait_for_port
 from settings import ROOT, Settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def login_headers(client: httpx.Client, username: str) -> dict[str, str]:
+    """A demo account's Authorization header, from the real API."""
+    response = client.post("/auth/token", data={"username": username, "password": "demo"})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 class LiveStack:
@@ -105,9 +104,7 @@ class LiveStack:
         return httpx.Client(base_url=self.base_url, timeout=timeout)
 
     def login(self, client: httpx.Client, username: str) -> dict[str, str]:
-        response = client.post("/auth/token", data={"username": username, "password": "demo"})
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return login_headers(client, username)
 
     def dump_logs(self) -> None:
         for log in sorted(self.workdir.glob("*.log")):

@@ -17,7 +17,7 @@ import pytest
 
 import cli
 from settings import ROOT
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import login_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +28,8 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _login(client: httpx.Client, username: str) -> dict[str, str]:
-    response = client.post("/auth/token", data={"username": username, "password": "demo"})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def test_run_starts_server_worker_and_api_seeds_demo_cases_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
-    temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
+    temporal_port, ui_port, api_port = cli.free_port(), cli.free_port(), cli.free_port()
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -73,7 +67,7 @@ def test_run_starts_server_worker_and_api_seeds_demo_cases_and_ctrl_c_stops_them
 
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
             assert client.get("/health").json()["status"] == "ok"
-            cases = client.get("/cases", headers=_login(client, "supervisor")).json()["items"]
+            cases = client.get("/cases", headers=login_headers(client, "supervisor")).json()["items"]
             assert len(cases) >= 4  # the seeded demo cases
         assert (tmp_path / "var" / "temporal.db").exists()
         assert _port_open(temporal_port) and _port_open(ui_port)
@@ -96,7 +90,7 @@ def test_demo_submits_more_cases_and_walks_each_a_different_number_of_steps(
     case_ids = capsys.readouterr().out.split()
     assert len(case_ids) == 8  # the four seeded cases, then four more
     with httpx.Client(base_url=live_stack, timeout=30) as client:
-        supervisor = _login(client, "supervisor")
+        supervisor = login_headers(client, "supervisor")
         done_counts = []
         for case_id in case_ids[4:]:
             case = client.get(f"/cases/{case_id}", headers=supervisor).json()

@@ -8,6 +8,7 @@ import pytest
 
 from cli import play_officers
 from models.samples import sample_birth_form
+from tests.e2e.conftest import login_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -21,19 +22,13 @@ BIRTH_STEPS = {
 }
 
 
-def _login(client: httpx.Client, username: str) -> dict[str, str]:
-    response = client.post("/auth/token", data={"username": username, "password": "demo"})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def test_birth_case_runs_end_to_end_over_http(live_stack: str) -> None:
     with httpx.Client(base_url=live_stack, timeout=60) as client:
         form = sample_birth_form(delivery="mail")
         submitted = client.post(
             "/cases",
             json={"thing": "birth", "channel": "online", "form": form},
-            headers={**_login(client, "applicant1"), "Idempotency-Key": "e2e-1"},
+            headers={**login_headers(client, "applicant1"), "Idempotency-Key": "e2e-1"},
         )
         assert submitted.status_code == 201, submitted.text
         case_id = submitted.json()["case_id"]
@@ -41,7 +36,7 @@ def test_birth_case_runs_end_to_end_over_http(live_stack: str) -> None:
         assert {m["code"] for m in notice["materials_shared"]} >= {"mother_id_card", "marriage_certificate"}
 
         # Each department sees its task in its inbox before acting on it.
-        inbox = client.get("/tasks", headers=_login(client, "hospital_officer")).json()["items"]
+        inbox = client.get("/tasks", headers=login_headers(client, "hospital_officer")).json()["items"]
         assert {task["task_id"] for task in inbox} >= {
             f"{case_id}:birth_certificate",
             f"{case_id}:vaccination_certificate",
@@ -50,11 +45,11 @@ def test_birth_case_runs_end_to_end_over_http(live_stack: str) -> None:
         completed_steps = play_officers(client, case_id, form)
         assert completed_steps == len(BIRTH_STEPS)
 
-        case = client.get(f"/cases/{case_id}", headers=_login(client, "applicant1")).json()
+        case = client.get(f"/cases/{case_id}", headers=login_headers(client, "applicant1")).json()
         assert case["status"] == "completed"
         assert {step["step"] for step in case["steps"] if step["status"] == "done"} == BIRTH_STEPS
 
-        timeline = client.get(f"/cases/{case_id}/timeline", headers=_login(client, "supervisor"))
+        timeline = client.get(f"/cases/{case_id}/timeline", headers=login_headers(client, "supervisor"))
         assert timeline.status_code == 200, timeline.text
         steps = {step["step"]: step for step in timeline.json()["steps"]}
         assert set(steps) == BIRTH_STEPS
@@ -69,6 +64,6 @@ def test_birth_case_runs_end_to_end_over_http(live_stack: str) -> None:
         again = client.post(
             "/cases",
             json={"thing": "birth", "channel": "online", "form": form},
-            headers={**_login(client, "applicant1"), "Idempotency-Key": "e2e-1"},
+            headers={**login_headers(client, "applicant1"), "Idempotency-Key": "e2e-1"},
         )
         assert again.status_code == 200 and again.json()["case_id"] == case_id

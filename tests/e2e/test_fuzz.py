@@ -28,6 +28,7 @@ from schemathesis import checks
 
 from models.catalogue import shipped_definitions
 from models.samples import sample_birth_form, sample_result
+from tests.e2e.conftest import login_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -64,12 +65,6 @@ class FuzzTarget:
     session: requests.Session = field(default_factory=requests.Session)
 
 
-def _login(client: httpx.Client, username: str) -> dict[str, str]:
-    response = client.post("/auth/token", data={"username": username, "password": "demo"})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def _claim(client: httpx.Client, task: str, officer: dict[str, str]) -> None:
     # A step opens once the previous one's completion and its deadline activity have run: 409 until then.
     for _ in range(50):
@@ -94,7 +89,7 @@ def _finish_case(client: httpx.Client, headers: dict[str, dict[str, str]], case:
 def _seed(base_url: str) -> FuzzTarget:
     """Two birth cases (one open, one completed), a complaint and a 督办 notice to aim at."""
     with httpx.Client(base_url=base_url, timeout=60) as client:
-        headers = {user: _login(client, user) for user in SEED_LOGINS}
+        headers = {user: login_headers(client, user) for user in SEED_LOGINS}
         applicant = headers["applicant1"]
         form = sample_birth_form(delivery="mail", born_at=datetime.now(UTC) - timedelta(days=2))
         cases = {}
