@@ -25,9 +25,12 @@ from models.logs import configure_logging
 from models.tracing import configure_tracing
 from models.workcalendar import WorkingCalendar, make_calendar
 from settings import Settings, get_settings
-from workflows.case_workflow import CaseWorkflow
-from workflows.complaint_workflow import ComplaintWorkflow
+from workflows.case.workflow import CaseWorkflow
+from workflows.complaint.workflow import ComplaintWorkflow
 from workflows.connection import connect_temporal
+
+# Every workflow type this worker runs; the recorded-history replay test replays against the same list.
+WORKFLOWS: list[type] = [CaseWorkflow, ComplaintWorkflow]
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -62,7 +65,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[CaseWorkflow, ComplaintWorkflow],
+        workflows=WORKFLOWS,
         activities=[
             calendar_activities.compute_deadlines,
             calendar_activities.compute_remaining_time,

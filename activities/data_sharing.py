@@ -6,7 +6,7 @@ HTTP when ``ONETHING_DATA_SHARING_URL`` is set; otherwise (dev and tests)
 ``FixtureDataSharingGateway`` answers from a JSON file. A platform that errs or is
 slower than its timeout raises ``DataSharingUnavailable``; the workflow retries the
 activity with backoff for a bounded time, then asks the applicant for the materials
-(补正) instead of waiting (workflows/case_workflow.py ``DATA_SHARING_RETRY``).
+(补正) instead of waiting (workflows/kit/retry.py ``DATA_SHARING_RETRY``).
 """
 
 from __future__ import annotations

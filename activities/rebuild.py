@@ -67,8 +67,8 @@ from models.tables import (
     TaskRecord,
 )
 from models.workcalendar import WorkingCalendar
-from workflows.case_workflow import CaseWorkflow
-from workflows.complaint_workflow import ComplaintWorkflow
+from workflows.case.workflow import CaseWorkflow
+from workflows.complaint.workflow import ComplaintWorkflow
 from workflows.history import local_activity_outcome
 
 # The workflows that write the read model (a workflow's type is its class name).
@@ -234,7 +234,7 @@ async def read_recorded_writes(client: Client, execution: WorkflowExecution) -> 
 
     A regular activity's write is its input (ActivityTaskScheduled); a local activity's
     is its result, which the read-model activities return for this purpose, in the
-    marker that records it (workflows/short_activities.py).
+    marker that records it (workflows/kit/calls.py).
     """
     run_id = execution.run_id or ""
     handle = client.get_workflow_handle(execution.id, run_id=run_id)

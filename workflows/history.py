@@ -2,7 +2,7 @@
 
 Read-model writes are recorded two ways: a regular activity's input is in its
 ActivityTaskScheduled event; a local activity's result is in the marker that records
-its completion (workflows/short_activities.py), and the read-model activities return
+its completion (workflows/kit/calls.py), and the read-model activities return
 what they wrote for exactly this reason.
 """
 

@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from models.case import SEARCH_ATTRIBUTE_STATUS, SEARCH_ATTRIBUTE_THING, CaseInput, CaseSnapshot, CaseStatus
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 THING_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_THING)
 STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)

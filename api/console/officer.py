@@ -56,7 +56,7 @@ from models.errors import DomainError, ErrorCode
 from models.redaction import masked, sees_case_personal_data
 from models.tables import CaseRecord, TaskRecord
 from models.workcalendar import WorkingCalendar
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 router = console_router()
 

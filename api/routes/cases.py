@@ -40,7 +40,7 @@ from models.forms import FORMS
 from models.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
 from settings import Settings
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
 router = APIRouter(tags=["cases"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))

@@ -58,7 +58,7 @@ from models.complaint import (
 from models.errors import DomainError, ErrorCode
 from models.redaction import masked, sees_complaint_personal_data
 from models.tables import ComplaintRecord
-from workflows.complaint_workflow import ComplaintWorkflow
+from workflows.complaint.workflow import ComplaintWorkflow
 
 router = APIRouter(
     prefix="/complaints", tags=["complaints"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)

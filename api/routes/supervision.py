@@ -33,7 +33,7 @@ from models.redaction import mask_personal_data, masked
 from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
 from models.timeliness import step_timeliness
 from models.workcalendar import SHANGHAI, WorkingCalendar
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 router = APIRouter(
     prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)

@@ -42,7 +42,7 @@ from models.case import (
 from models.errors import DomainError, ErrorCode
 from models.redaction import masked, sees_case_personal_data
 from models.tables import CaseRecord, TaskRecord
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 

@@ -19,7 +19,7 @@ from api.timeline import read_case_history
 from models.identity import check_character
 from models.tables import CaseRecord
 from tests.api.helpers import assert_error, birth_form, result_for
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id
 
 APPLICANT = "applicant1"

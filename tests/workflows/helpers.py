@@ -28,7 +28,7 @@ from models.catalogue import ThingDefinition, resolve_for_case, shipped_definiti
 from models.samples import sample_birth_form, sample_result
 from models.tables import CaseEventRecord, CaseRecord, NotificationRecord, SupervisionNotice, TaskRecord
 from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
 CaseHandle = WorkflowHandle[CaseWorkflow, CaseSnapshot]

@@ -52,7 +52,7 @@ from tests.workflows.helpers import (
     view,
     wait_accepted,
 )
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 
 @pytest.fixture(scope="module")

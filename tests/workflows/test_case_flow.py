@@ -30,7 +30,7 @@ from tests.workflows.helpers import (
     view,
     wait_accepted,
 )
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 HOSPITAL_STEPS = ("birth_certificate", "vaccination_certificate")
 

@@ -24,7 +24,7 @@ from tests.workflows.helpers import (
     tasks,
     wait_accepted,
 )
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id
 
 DEFINITIONS = shipped_definitions()

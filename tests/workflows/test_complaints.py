@@ -45,7 +45,7 @@ from tests.workflows.helpers import (
     sleep_until,
 )
 from tests.workflows.helpers import rejected_without_history as rejected_without_case_history
-from workflows.complaint_workflow import ComplaintWorkflow
+from workflows.complaint.workflow import ComplaintWorkflow
 
 ComplaintHandle = WorkflowHandle[ComplaintWorkflow, ComplaintSnapshot]
 

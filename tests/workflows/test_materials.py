@@ -35,7 +35,8 @@ from tests.workflows.helpers import (
     view,
     wait_accepted,
 )
-from workflows.case_workflow import DATA_SHARING_RETRY, CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
+from workflows.kit.retry import DATA_SHARING_RETRY
 
 DATA_SHARING_MATERIALS = ["mother_id_card", "father_id_card", "father_hukou_booklet", "marriage_certificate"]
 

@@ -28,7 +28,7 @@ from tests.workflows.helpers import (
     update,
     wait_accepted,
 )
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 
 ONLINE_ORDER = [
     "birth_certificate",

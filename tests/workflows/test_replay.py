@@ -15,7 +15,7 @@ from models.catalogue import resolve_for_case, shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from models.workcalendar import SHANGHAI
 from tests.conftest import TEST_DATA_CONVERTER, running_worker, time_skipping_env
-from workflows.case_workflow import CaseWorkflow
+from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 
 

@@ -19,9 +19,15 @@ class Projection(Generic[Event]):
     def __init__(self) -> None:
         self.revision = 0
         self.projected = 0
+        self.events: list[Event] = []  # every event recorded, for the archive
         self._pending: list[Event] = []
 
+    @property
+    def next_seq(self) -> int:
+        return len(self.events) + 1
+
     def record(self, event: Event) -> None:
+        self.events.append(event)
         self._pending.append(event)
 
     def changed(self) -> None:

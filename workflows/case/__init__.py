@@ -1,0 +1,1 @@
+"""The case workflow: one durable run per "one thing" application."""

@@ -1,0 +1,119 @@
+"""What a case shows others: the snapshot (read model, queries, Update answers), each
+step's view and the acceptance notice (受理通知书). Pure functions of the case's state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+
+from workflows.case.state import CaseState, StepState
+
+with workflow.unsafe.imports_passed_through():
+    from models.case import (
+        CASE_STATUS_ZH,
+        STEP_STATUS_ZH,
+        AcceptanceNotice,
+        CaseSnapshot,
+        MaterialEntry,
+        StepView,
+    )
+    from models.catalogue import read_path
+
+DELIVERY_METHOD_ZH = {"pickup": "窗口领取", "mail": "邮寄送达"}
+
+
+def delivery_method(state: CaseState) -> str:
+    return str(read_path(state.case.form, "delivery.method") or "pickup")
+
+
+def step_view(state: CaseState, step: StepState) -> StepView:
+    clock = step.clock
+    return StepView(
+        step=step.code,
+        name_zh=step.definition.name_zh,
+        department=step.department,
+        department_zh=state.case.definition.department_name(step.department),
+        status=step.status,
+        status_zh=STEP_STATUS_ZH[step.status],
+        time_limit_working_days=step.time_limit,
+        opened_at=step.opened_at,
+        due_at=clock.due_at,
+        warning_at=clock.warning_at,
+        provisional=clock.provisional,
+        completed_at=step.completed_at,
+        overdue=clock.overdue,
+        assignee=step.assignee,
+        result=step.result,
+        missing=list(step.missing),
+        escalations=clock.escalations,
+        actors=list(step.definition.actors),
+    )
+
+
+def snapshot(
+    state: CaseState,
+    *,
+    submitted_at: datetime,
+    notice: AcceptanceNotice | None,
+    revision: int,
+) -> CaseSnapshot:
+    case = state.case
+    definition = case.definition
+    status = state.status()
+    return CaseSnapshot(
+        case_id=case.case_id,
+        thing=definition.code,
+        thing_zh=definition.name_zh,
+        catalogue_version=definition.version,
+        situation=definition.situation,
+        channel=case.channel,
+        status=status,
+        status_zh=CASE_STATUS_ZH[status],
+        submitted_at=submitted_at,
+        owner=case.owner,
+        submitted_by=case.submitted_by.username,
+        accepting_unit=definition.channel(case.channel).accepting_unit,
+        missing_materials=state.owed_materials(),
+        steps=[step_view(state, step) for step in [*state.steps.values(), *state.follow_ups.values()]],
+        acceptance_notice=notice,
+        revision=revision,
+        request_fingerprint=case.request_fingerprint,
+        ratings=list(state.ratings),
+        rating_open=state.rating_open,
+        rating_closes_at=state.rating_closes_at,
+    )
+
+
+def acceptance_notice(
+    state: CaseState,
+    *,
+    accepted_at: datetime,
+    received: list[MaterialEntry],
+    shared: list[MaterialEntry],
+    to_supply: list[MaterialEntry],
+) -> AcceptanceNotice:
+    case = state.case
+    definition = case.definition
+    channel = definition.channel(case.channel)
+    method = delivery_method(state)
+    unit = channel.accepting_unit
+    submitter = case.submitted_by
+    return AcceptanceNotice(
+        case_id=case.case_id,
+        thing=definition.code,
+        thing_zh=definition.name_zh,
+        channel=channel.code,
+        channel_zh=channel.name_zh,
+        accepting_unit=unit,
+        accepting_unit_zh=definition.department_name(unit) if unit else "网上办事大厅",
+        accepting_staff=submitter.username if submitter.role == "clerk" else None,
+        accepted_at=accepted_at,
+        materials_received=received,
+        materials_shared=shared,
+        materials_to_supply=to_supply,
+        steps=[step_view(state, step) for step in state.steps.values()],
+        delivery_method=method,
+        delivery_method_zh=DELIVERY_METHOD_ZH.get(method, method),
+        supervision_phone=case.supervision_phone,
+    )

@@ -1,0 +1,450 @@
+"""The case workflow: one durable run per "one thing" application.
+
+It interprets the catalogue definition it was started with (workflows/case/state.py
+holds the rules), keeps each open step's statutory clock (workflows/kit/clock.py) and
+takes officers' and applicants' actions as Updates whose validators reject bad requests
+before anything is written to history. Every state change is projected to the read
+model through one writer (workflows/kit/projection.py) whose writes double as the
+case's timeline in history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+
+from workflows.case import notices, views
+from workflows.case.intake import gather_materials
+from workflows.case.state import LOW_SCORE, RATING_DAYS, CaseState, StepState, follow_up_step
+from workflows.kit import calls
+from workflows.kit.calls import CalendarCalls
+from workflows.kit.clock import ClockHooks, StatutoryClock
+from workflows.kit.projection import Projection
+from workflows.kit.rejection import rejection_from
+
+with workflow.unsafe.imports_passed_through():
+    from models.case import (
+        SEARCH_ATTRIBUTE_STATUS,
+        AcceptanceNotice,
+        ArchiveCaseInput,
+        CaseEvent,
+        CaseInput,
+        CaseSnapshot,
+        CaseStatus,
+        ClaimInput,
+        CompleteStepInput,
+        DeadlineRequest,
+        EscalationInput,
+        EventType,
+        NotificationInput,
+        ProjectCaseInput,
+        RateInput,
+        RatingView,
+        RefuseStepInput,
+        ReturnStepInput,
+        StepStatus,
+        StepView,
+        SuperviseInput,
+        SupervisionNoticeInput,
+        SupplementInput,
+    )
+    from models.errors import DomainError
+    from models.results import validate_result
+
+CASE_STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)
+
+
+@workflow.defn
+class CaseWorkflow:
+    @workflow.init
+    def __init__(self, case: CaseInput) -> None:
+        self._state = CaseState.start(case)
+        self._calendar = CalendarCalls(short=True)
+        self._submitted_at: datetime | None = None
+        self._notice: AcceptanceNotice | None = None
+        self._projection: Projection[CaseEvent] = Projection()
+        self._status_seen: CaseStatus | None = None
+        self._side_tasks: list[asyncio.Task[None]] = []
+
+    # --- the run ----------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, case: CaseInput) -> CaseSnapshot:
+        state = self._state
+        self._submitted_at = workflow.now()
+        projector = asyncio.create_task(self._projection.run(lambda: state.accepted, self._write_projection))
+        received, shared, to_supply = await gather_materials(state)
+        state.intake_missing = [material.code for material in to_supply]
+        self._record(EventType.ACCEPTED, actor=case.submitted_by.username)
+        await self._open_ready_steps()
+        self._notice = views.acceptance_notice(
+            state, accepted_at=self._submitted_at, received=received, shared=shared, to_supply=to_supply
+        )
+        state.accepted = True
+        self._changed()
+
+        while state.refused_step is None and not state.all_steps_done():
+            await workflow.wait_condition(
+                lambda: state.refused_step is not None or state.all_steps_done() or bool(state.ready_steps())
+            )
+            if state.refused_step is None:
+                await self._open_ready_steps()
+
+        if state.refused_step is not None:
+            self._close_refused()
+        else:
+            self._record(EventType.CASE_COMPLETED)
+            self._notify(notices.case_completed(state))
+        state.closed = True
+        self._changed()
+        if state.refused_step is None and workflow.patched("rating-window"):
+            await self._collect_ratings()
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._projection.settled)
+        await asyncio.gather(*self._side_tasks)
+        projector.cancel()
+        if workflow.patched("archive-closed-cases"):
+            await self._archive()
+        return self._snapshot()
+
+    async def _open_ready_steps(self) -> None:
+        ready = self._state.ready_steps()
+        if not ready:
+            return
+        now = workflow.now()
+        deadlines = await self._calendar.deadlines(
+            [DeadlineRequest(step=s.code, opened_at=now, working_days=s.time_limit) for s in ready]
+        )
+        by_step = {deadline.step: deadline for deadline in deadlines}
+        for step in ready:
+            self._state.open_step(step, now)
+            step.clock.start(by_step[step.code])
+            self._record(EventType.OPENED, step=step, due_at=step.clock.due_at)
+            self._keep_clock(step)
+        self._changed()
+
+    def _close_refused(self) -> None:
+        state = self._state
+        for step in state.cancel_unfinished():
+            self._record(EventType.CANCELLED, step=step)
+        self._notify(notices.case_refused(state, state.steps[state.refused_step or ""]))
+
+    async def _collect_ratings(self) -> None:
+        """好差评 (§8.1.2): the applicant may rate for 5 working days after delivery; a low
+        rating opens a 回访 for the supervisors, kept on the same statutory clock."""
+        state = self._state
+        window = await self._calendar.deadline(
+            DeadlineRequest(step="rating_window", opened_at=workflow.now(), working_days=RATING_DAYS)
+        )
+        state.rating_closes_at = window.due_at
+        state.rating_open = True
+        self._changed()
+        remaining = (window.due_at - workflow.now()).total_seconds()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: False, timeout=remaining)
+        state.rating_open = False
+        self._changed()
+        await workflow.wait_condition(state.all_follow_ups_finished)
+
+    async def _open_follow_up(self, rating: RatingView) -> None:
+        step = follow_up_step(len(self._state.follow_ups) + 1)
+        now = workflow.now()
+        deadline = await self._calendar.deadline(
+            DeadlineRequest(step=step.code, opened_at=now, working_days=step.time_limit)
+        )
+        step.opened_at = now
+        step.clock.start(deadline)
+        self._state.follow_ups[step.code] = step
+        self._record(
+            EventType.OPENED,
+            step=step,
+            due_at=deadline.due_at,
+            detail={"rating_score": rating.score, "rated_step": rating.step},
+        )
+        self._keep_clock(step)
+
+    async def _archive(self) -> None:
+        """File the closed case in the electronic archive (§7.1.3)."""
+        await calls.archive_case(
+            ArchiveCaseInput(
+                case=self._state.case,
+                snapshot=self._snapshot(),
+                events=list(self._projection.events),
+                ratings=[rating.model_dump(mode="json") for rating in self._state.ratings],
+            )
+        )
+
+    # --- each open step's statutory clock ----------------------------------------------
+
+    def _keep_clock(self, step: StepState) -> None:
+        state = self._state
+
+        async def send_escalation(sequence: int, at: datetime) -> None:
+            assert step.clock.due_at is not None
+            await calls.escalate_overdue_step(
+                EscalationInput(
+                    case_id=state.case.case_id,
+                    step=step.code,
+                    department=step.department,
+                    sequence=sequence,
+                    due_at=step.clock.due_at,
+                    at=at,
+                    assignee=step.assignee,
+                )
+            )
+
+        hooks = ClockHooks(
+            running=lambda: state.clock_running(step),
+            paused=lambda: step.status == StepStatus.AWAITING_SUPPLEMENT,
+            warned=lambda: self._record(EventType.WARNING, step=step, due_at=step.clock.due_at),
+            overdue=lambda: self._record(EventType.OVERDUE, step=step, due_at=step.clock.due_at),
+            send_escalation=send_escalation,
+            escalated=lambda sequence: self._record(
+                EventType.SUPERVISION_NOTICE, step=step, due_at=step.clock.due_at, detail={"sequence": sequence}
+            ),
+            next_escalation=self._calendar.next_escalation,
+            changed=self._changed,
+        )
+        clock = StatutoryClock(step.clock, hooks, warns=step.warns)
+        self._side_tasks.append(asyncio.create_task(clock.keep()))
+
+    # --- queries and Updates ------------------------------------------------------------
+
+    @workflow.query
+    def snapshot(self) -> CaseSnapshot:
+        return self._snapshot()
+
+    @workflow.update
+    async def wait_accepted(self) -> CaseSnapshot:
+        """Answers once the case is accepted and its acceptance notice is in the read model."""
+        await workflow.wait_condition(lambda: self._state.accepted)
+        await self._projection.flush()
+        return self._snapshot()
+
+    @workflow.update
+    async def claim(self, action: ClaimInput) -> StepView:
+        step = self._step(action.step)
+        if self._state.claim(step, action.actor.username):
+            self._record(EventType.CLAIMED, step=step, actor=action.actor.username)
+            self._changed()
+        await self._projection.flush()
+        return views.step_view(self._state, step)
+
+    @claim.validator
+    def _validate_claim(self, action: ClaimInput) -> None:
+        self._check(self._state.check_claim, action.actor, action.step)
+
+    @workflow.update
+    async def complete(self, action: CompleteStepInput) -> StepView:
+        state = self._state
+        step = self._step(action.step)
+        state.complete(step, validate_result(step.definition, action.result, state.case.form), workflow.now())
+        detail = {"comment": action.comment} if action.comment else {}
+        self._record(EventType.COMPLETED, step=step, actor=action.actor.username, detail=detail)
+        if step.definition.delivers_case:
+            self._record(EventType.DELIVERED, step=step, actor=action.actor.username)
+        if step.code not in state.follow_ups:
+            for notice in notices.after_completion(state, step):
+                self._notify(notice)
+        self._changed()
+        # Answer once the steps this one unblocked are open, so the next
+        # department sees its task as soon as this officer sees "done".
+        await workflow.wait_condition(lambda: not state.ready_steps())
+        await self._projection.flush()
+        return views.step_view(state, step)
+
+    @complete.validator
+    def _validate_complete(self, action: CompleteStepInput) -> None:
+        state = self._state
+
+        def check() -> None:
+            step = state.actionable_step(action.actor, action.step)
+            state.require_own_claim(step, action.actor)
+            validate_result(step.definition, action.result, state.case.form)
+
+        self._check(check)
+
+    @workflow.update
+    async def return_for_supplement(self, action: ReturnStepInput) -> StepView:
+        step = self._step(action.step)
+        self._state.return_for_supplement(step, action.missing)
+        self._record(
+            EventType.RETURNED,
+            step=step,
+            actor=action.actor.username,
+            detail={"missing": step.missing, "reason": action.reason},
+        )
+        assert step.clock.due_at is not None
+        step.clock.pause(await self._calendar.remaining_seconds(workflow.now(), step.clock.due_at))
+        self._notify(notices.supplement_requested(step, action.reason))
+        self._changed()
+        await self._projection.flush()
+        return views.step_view(self._state, step)
+
+    @return_for_supplement.validator
+    def _validate_return(self, action: ReturnStepInput) -> None:
+        self._check(self._state.check_return, action)
+
+    @workflow.update
+    async def refuse(self, action: RefuseStepInput) -> StepView:
+        step = self._step(action.step)
+        self._state.refuse(step, action.reason, workflow.now())
+        self._record(EventType.REFUSED, step=step, actor=action.actor.username, detail={"reason": action.reason})
+        self._changed()
+        await workflow.wait_condition(lambda: self._state.closed)
+        await self._projection.flush()
+        return views.step_view(self._state, step)
+
+    @refuse.validator
+    def _validate_refuse(self, action: RefuseStepInput) -> None:
+        self._check(self._state.check_refuse, action.actor, action.step, action.reason)
+
+    @workflow.update
+    async def supervise(self, action: SuperviseInput) -> StepView:
+        """A supervisor's manual 督办 to the step's department, or 催办 to its assignee."""
+        state = self._state
+        step = self._step(action.step)
+        state.manual_notices += 1
+        event = EventType.SUPERVISION_NOTICE if action.kind == "notice" else EventType.URGED
+        self._record(
+            event,
+            step=step,
+            actor=action.actor.username,
+            due_at=step.clock.due_at,
+            detail={"origin": "manual", "message": action.message, "sequence": state.manual_notices},
+        )
+        await calls.record_supervision_notice(
+            SupervisionNoticeInput(
+                case_id=state.case.case_id,
+                step=step.code,
+                department=step.department,
+                kind=action.kind,
+                sequence=state.manual_notices,
+                message_zh=action.message,
+                issued_by=action.actor.username,
+                assignee=step.assignee,
+                due_at=step.clock.due_at,
+                at=workflow.now(),
+            )
+        )
+        self._changed()
+        await self._projection.flush()
+        return views.step_view(state, step)
+
+    @supervise.validator
+    def _validate_supervise(self, action: SuperviseInput) -> None:
+        self._check(self._state.check_supervise, action.actor, action.step, action.kind)
+
+    @workflow.update
+    async def supplement(self, action: SupplementInput) -> CaseSnapshot:
+        state = self._state
+        now = workflow.now()
+        self._record(
+            EventType.SUPPLEMENTED, actor=action.actor.username, detail={"materials": sorted(action.materials)}
+        )
+        state.intake_missing = []
+        resumed = state.awaiting_supplement()
+        with_time_left = [step for step in resumed if not step.clock.overdue]
+        if with_time_left:
+            computed = await self._calendar.deadlines(
+                [
+                    DeadlineRequest(step=s.code, opened_at=now, remaining_seconds=s.clock.remaining_seconds)
+                    for s in with_time_left
+                ]
+            )
+            for deadline in computed:
+                state.steps[deadline.step].clock.extend(deadline)
+        for step in resumed:
+            step.clock.resume(await self._calendar.next_escalation(now) if step.clock.overdue else None)
+            state.resume(step)
+            self._record(EventType.SUPPLEMENTED, step=step, actor=action.actor.username, due_at=step.clock.due_at)
+        self._changed()
+        await workflow.wait_condition(lambda: not state.ready_steps())
+        await self._projection.flush()
+        return self._snapshot()
+
+    @supplement.validator
+    def _validate_supplement(self, action: SupplementInput) -> None:
+        self._check(self._state.check_supplement, action)
+
+    @workflow.update
+    async def rate(self, rating: RateInput) -> RatingView:
+        view = self._state.add_rating(rating, workflow.now())
+        step = self._state.steps.get(rating.step) if rating.step else None
+        self._record(
+            EventType.RATED,
+            step=step,
+            actor=rating.actor.username,
+            detail={"score": rating.score, "comment": rating.comment or ""},
+        )
+        if rating.score <= LOW_SCORE:
+            await self._open_follow_up(view)
+        self._changed()
+        await self._projection.flush()
+        return view
+
+    @rate.validator
+    def _validate_rate(self, rating: RateInput) -> None:
+        self._check(self._state.check_rate, rating)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(rule: Any, *arguments: Any) -> None:
+        """Run a pure rule in a validator: its refusal becomes the Update's rejection."""
+        try:
+            rule(*arguments)
+        except DomainError as error:
+            raise rejection_from(error) from None
+
+    def _step(self, code: str) -> StepState:
+        step = self._state.find_step(code)
+        assert step is not None  # the validator found it
+        return step
+
+    def _notify(self, notice: notices.Notice) -> None:
+        notification = NotificationInput(
+            case_id=self._state.case.case_id,
+            kind=notice.kind,
+            recipient=self._state.case.owner,
+            message_zh=notice.message_zh,
+            step=notice.step,
+            at=workflow.now(),
+        )
+        self._side_tasks.append(asyncio.create_task(calls.send_notification(notification)))
+
+    def _record(self, event_type: EventType, *, step: StepState | None = None, **fields: Any) -> None:
+        """Record a business event (fields: actor, due_at, detail); the next write projects it."""
+        self._projection.record(
+            CaseEvent(
+                seq=self._projection.next_seq,
+                at=workflow.now(),
+                type=event_type,
+                step=step.code if step else None,
+                department=step.department if step else None,
+                **fields,
+            )
+        )
+
+    def _changed(self) -> None:
+        self._projection.changed()
+        status = self._state.status()
+        if status != self._status_seen:
+            self._status_seen = status
+            workflow.upsert_search_attributes([CASE_STATUS_KEY.value_set(status.value)])
+
+    async def _write_projection(self, events: list[CaseEvent]) -> None:
+        await calls.project_case(ProjectCaseInput(snapshot=self._snapshot(), events=events))
+
+    def _snapshot(self) -> CaseSnapshot:
+        return views.snapshot(
+            self._state,
+            submitted_at=self._submitted_at or workflow.now(),
+            notice=self._notice,
+            revision=self._projection.revision,
+        )

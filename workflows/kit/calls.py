@@ -1,0 +1,173 @@
+"""Typed calls of every activity a workflow runs: one function per activity, taking and
+returning its payload models, with its timeout and retry policy in one place.
+
+Workflow code calls these and never an activity by name; the names live here and in
+the worker's registrations (models.case.ActivityName, models.complaint.ComplaintActivityName).
+
+Short work (calendar arithmetic, read-model writes) runs as a *local* activity in a case:
+its result is one marker in history instead of three activity events and a workflow
+task. Cases started before that existed replay their regular activities, so the choice
+is guarded by a patch. Complaints keep regular activities (``short=False``): their
+histories were recorded that way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+
+from workflows.kit.retry import CALENDAR_TIMEOUT, DATA_SHARING_RETRY, LOCAL_SERVICE_RETRY, WRITE_TIMEOUT
+
+with workflow.unsafe.imports_passed_through():
+    from models.case import (
+        ActivityName,
+        ArchiveCaseInput,
+        ArchiveResult,
+        ComputeDeadlinesInput,
+        ComputeDeadlinesResult,
+        DeadlineRequest,
+        DeadlineResult,
+        EscalationInput,
+        FetchSharedMaterialsInput,
+        FetchSharedMaterialsResult,
+        NextEscalationInput,
+        NextEscalationResult,
+        NotificationInput,
+        ProjectCaseInput,
+        RemainingTimeInput,
+        RemainingTimeResult,
+        SupervisionNoticeInput,
+    )
+    from models.complaint import ComplaintActivityName, ComplaintEscalationInput, ProjectComplaintInput
+
+LOCAL_ACTIVITIES_PATCH = "local-short-activities"
+
+Result = TypeVar("Result")
+
+
+async def _short(
+    name: str, argument: Any, result_type: type[Result] | None, timeout: timedelta, *, short: bool
+) -> Result:
+    """A local activity where the case's history allows it (see the module docstring)."""
+    if short and workflow.patched(LOCAL_ACTIVITIES_PATCH):
+        return await workflow.execute_local_activity(  # type: ignore[no-any-return]
+            name, argument, result_type=result_type, start_to_close_timeout=timeout, retry_policy=LOCAL_SERVICE_RETRY
+        )
+    return await workflow.execute_activity(  # type: ignore[no-any-return]
+        name, argument, result_type=result_type, start_to_close_timeout=timeout, retry_policy=LOCAL_SERVICE_RETRY
+    )
+
+
+class CalendarCalls:
+    """The working-day calendar, asked through activities so every answer is in history
+    and a later calendar update never changes what a running case replays."""
+
+    def __init__(self, *, short: bool) -> None:
+        self._short = short
+
+    async def deadlines(self, requests: list[DeadlineRequest]) -> list[DeadlineResult]:
+        computed = await _short(
+            ActivityName.COMPUTE_DEADLINES,
+            ComputeDeadlinesInput(requests=requests),
+            ComputeDeadlinesResult,
+            CALENDAR_TIMEOUT,
+            short=self._short,
+        )
+        return computed.deadlines
+
+    async def deadline(self, request: DeadlineRequest) -> DeadlineResult:
+        (deadline,) = await self.deadlines([request])
+        return deadline
+
+    async def remaining_seconds(self, paused_at: datetime, due_at: datetime) -> float:
+        remaining = await _short(
+            ActivityName.COMPUTE_REMAINING_TIME,
+            RemainingTimeInput(paused_at=paused_at, due_at=due_at),
+            RemainingTimeResult,
+            CALENDAR_TIMEOUT,
+            short=self._short,
+        )
+        return remaining.remaining_seconds
+
+    async def next_escalation(self, after: datetime) -> datetime:
+        result = await _short(
+            ActivityName.COMPUTE_NEXT_ESCALATION,
+            NextEscalationInput(after=after),
+            NextEscalationResult,
+            CALENDAR_TIMEOUT,
+            short=self._short,
+        )
+        return result.at
+
+
+# --- the case's writes --------------------------------------------------------------
+
+
+async def project_case(projection: ProjectCaseInput) -> None:
+    await _short(ActivityName.PROJECT_CASE, projection, None, WRITE_TIMEOUT, short=True)
+
+
+async def send_notification(notification: NotificationInput) -> None:
+    await _short(ActivityName.SEND_NOTIFICATION, notification, None, WRITE_TIMEOUT, short=True)
+
+
+async def escalate_overdue_step(escalation: EscalationInput) -> None:
+    await workflow.execute_activity(
+        ActivityName.ESCALATE_OVERDUE_STEP,
+        escalation,
+        start_to_close_timeout=WRITE_TIMEOUT,
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
+
+
+async def record_supervision_notice(notice: SupervisionNoticeInput) -> None:
+    await workflow.execute_activity(
+        ActivityName.RECORD_SUPERVISION_NOTICE,
+        notice,
+        start_to_close_timeout=WRITE_TIMEOUT,
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
+
+
+async def archive_case(archive: ArchiveCaseInput) -> ArchiveResult:
+    return await workflow.execute_activity(  # type: ignore[no-any-return]
+        ActivityName.ARCHIVE_CASE,
+        archive,
+        result_type=ArchiveResult,
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
+
+
+async def fetch_shared_materials(request: FetchSharedMaterialsInput) -> FetchSharedMaterialsResult:
+    """Someone else's platform: bounded retries, then the caller asks the applicant instead."""
+    return await workflow.execute_activity(  # type: ignore[no-any-return]
+        ActivityName.FETCH_SHARED_MATERIALS,
+        request,
+        result_type=FetchSharedMaterialsResult,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=DATA_SHARING_RETRY,
+    )
+
+
+# --- the complaint's writes -----------------------------------------------------------
+
+
+async def project_complaint(projection: ProjectComplaintInput) -> None:
+    await workflow.execute_activity(
+        ComplaintActivityName.PROJECT_COMPLAINT,
+        projection,
+        start_to_close_timeout=WRITE_TIMEOUT,
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
+
+
+async def escalate_overdue_complaint(escalation: ComplaintEscalationInput) -> None:
+    await workflow.execute_activity(
+        ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT,
+        escalation,
+        start_to_close_timeout=WRITE_TIMEOUT,
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
