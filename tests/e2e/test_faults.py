@@ -32,8 +32,8 @@ from models.catalogue import shipped_definitions
 from models.samples import sample_birth_form, sample_result
 from settings import Settings
 from tests.e2e.conftest import LiveStack, StackFactory
-from workflows.kit.retry import DATA_SHARING_RETRY
 from workflows.connection import connect_temporal
+from workflows.kit.retry import DATA_SHARING_RETRY
 
 pytestmark = pytest.mark.e2e
 
