@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # load balancer, its address, so per-address login limits see the client, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # The inbox change feed (GET /tasks/events): each API process reads the departments'
+    # inbox versions this often, in one query however many streams are open.
+    inbox_watch_interval_seconds: float = Field(default=0.5, gt=0, le=60)
 
     calendar_file: Path | None = None  # holiday notices beyond the calendar package's years
     # Tests, demos and benchmarks on a real server: each working day lasts this many
@@ -61,7 +64,7 @@ class Settings(BaseSettings):
     # a failure, so the activity retries it (well inside its 30 s start-to-close timeout).
     data_sharing_url: str | None = None
     data_sharing_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
-    # Fault injection for the fault-injection tests (api/faults.py): the API process
+    # Fault injection for the fault-injection tests (services/faults.py): the API process
     # exits at this point of POST /cases. Refused in production.
     fault_crash_at: Literal["before_case_start", "after_case_start"] | None = None
     supervision_phone: str = "12345"

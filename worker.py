@@ -16,21 +16,18 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.archive import ArchiveActivities
 from activities.calendar import CalendarActivities
+from activities.case_changes import CaseChangeActivities
 from activities.complaints import ComplaintActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, gateway_from_settings
-from activities.observability import start_metrics_server
 from activities.read_model import ReadModelActivities
+from infra.logs import configure_logging
+from infra.temporal import connect_temporal
+from infra.tracing import configure_tracing
+from infra.worker_telemetry import start_metrics_server
 from models.db import init_db, make_engine
-from models.logs import configure_logging
-from models.tracing import configure_tracing
 from models.workcalendar import WorkingCalendar, make_calendar
 from settings import Settings, get_settings
-from workflows.case.workflow import CaseWorkflow
-from workflows.complaint.workflow import ComplaintWorkflow
-from workflows.connection import connect_temporal
-
-# Every workflow type this worker runs; the recorded-history replay test replays against the same list.
-WORKFLOWS: list[type] = [CaseWorkflow, ComplaintWorkflow]
+from workflows.registry import WORKFLOWS
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -60,6 +57,7 @@ def build_worker(
     calendar_activities = CalendarActivities(calendar)
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
+    case_changes = CaseChangeActivities(engine, calendar)
     archive = ArchiveActivities(settings.archive_dir)
     complaints = ComplaintActivities(engine)
     return Worker(
@@ -72,11 +70,13 @@ def build_worker(
             calendar_activities.compute_next_escalation,
             data_sharing.fetch_shared_materials,
             read_model.project_case,
+            case_changes.write_case_changes,
             read_model.send_notification,
             read_model.escalate_overdue_step,
             read_model.record_supervision_notice,
             archive.archive_case,
             complaints.project_complaint,
+            complaints.write_complaint_changes,
             complaints.escalate_overdue_complaint,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),

@@ -13,10 +13,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 
+from models.case import WriteResult
 from models.complaint import (
     ANSWER_CLOCK,
     SUPERVISION_ORIGIN,
     ComplaintActivityName,
+    ComplaintChanges,
     ComplaintEscalationInput,
     ProjectComplaintInput,
 )
@@ -98,6 +100,19 @@ def apply_complaint_escalation(session: Session, escalation: ComplaintEscalation
     return True
 
 
+def apply_complaint_changes(session: Session, changes: ComplaintChanges) -> bool:
+    """One change of a complaint in one transaction; False (nothing written) when its
+    revision is stored already, so a retried or replayed write changes nothing."""
+    snapshot = changes.snapshot
+    record = session.get(ComplaintRecord, snapshot.complaint_id)
+    if record is not None and record.revision >= snapshot.revision:
+        return False
+    apply_complaint_projection(session, ProjectComplaintInput(snapshot=snapshot, events=changes.events))
+    for escalation in changes.escalations:
+        apply_complaint_escalation(session, escalation)
+    return True
+
+
 class ComplaintActivities:
     """The activities the worker registers; each writes through one ``apply_*`` function
     above, which activities/rebuild.py also calls to rebuild the read model."""
@@ -110,6 +125,15 @@ class ComplaintActivities:
         with Session(self._engine) as session:
             apply_complaint_projection(session, projection)
             session.commit()
+
+    @activity.defn(name=ComplaintActivityName.WRITE_COMPLAINT_CHANGES)
+    def write_complaint_changes(self, changes: ComplaintChanges) -> WriteResult:
+        with Session(self._engine) as session:
+            written = apply_complaint_changes(session, changes)
+            session.commit()
+        for escalation in changes.escalations if written else []:
+            logger.warning("complaint overdue: %s escalation %d", escalation.complaint_id, escalation.sequence)
+        return WriteResult(revision=changes.snapshot.revision)
 
     @activity.defn(name=ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT)
     def escalate_overdue_complaint(self, escalation: ComplaintEscalationInput) -> None:

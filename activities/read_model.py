@@ -7,14 +7,18 @@ or the event), so a retried activity never duplicates a task, event or notice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
+from sqlalchemy import Engine, inspect, select
+from sqlmodel import Session, SQLModel, col
 from temporalio import activity
 
 from models.case import (
     ActivityName,
+    AuditEntry,
     CaseEvent,
     CaseSnapshot,
     EscalationInput,
@@ -24,15 +28,20 @@ from models.case import (
     StepStatus,
     SupervisionNoticeInput,
 )
+from models.db import dialect_insert
+from models.redaction import mask_personal_data
 from models.tables import (
+    AuditRecord,
     CaseEventRecord,
     CaseRecord,
+    InboxVersion,
     NotificationRecord,
     RatingRecord,
     SupervisionNotice,
     TaskRecord,
 )
 from models.timeliness import StepTimeliness, step_timeliness
+from models.timeliness_rollup import count_newly_finished, finished_steps
 from models.workcalendar import SHANGHAI, WorkingCalendar
 
 logger = logging.getLogger(__name__)
@@ -97,7 +106,10 @@ def apply_projection(session: Session, projection: ProjectCaseInput, calendar: W
     record.snapshot = snapshot.model_dump(mode="json")
     session.add(record)
     session.flush()
-    _project_tasks(session, snapshot, calendar)
+    insert_new(session, AuditRecord, [audit_row(entry, snapshot.case_id) for entry in projection.audit])
+    # Inbox change feed: the departments whose tasks this write changes get their version bumped.
+    with inbox_versions_bumped(session, snapshot.case_id):
+        _project_tasks(session, snapshot, calendar)
 
 
 def _case_events(session: Session, case_id: str) -> list[CaseEvent]:
@@ -122,6 +134,9 @@ def _case_events(session: Session, case_id: str) -> list[CaseEvent]:
 def _project_tasks(session: Session, snapshot: CaseSnapshot, calendar: WorkingCalendar) -> None:
     events = _case_events(session, snapshot.case_id)
     now = events[-1].at if events else snapshot.submitted_at
+    # Timeliness rollup (models/timeliness_rollup.py): the case's done steps before this write,
+    # its task rows locked, so that the steps it finishes are counted once, at the end.
+    done_before = finished_steps(session, snapshot.case_id, lock=True)
     for step in snapshot.steps:
         if step.status == StepStatus.PENDING:
             continue
@@ -146,6 +161,7 @@ def _project_tasks(session: Session, snapshot: CaseSnapshot, calendar: WorkingCa
         task.warning_at = step.warning_at
         _apply_timeliness(task, step_timeliness(step.step, events, calendar, now))
         session.add(task)
+    count_newly_finished(session, snapshot.case_id, done_before)  # timeliness rollup, same transaction
 
 
 def _apply_timeliness(task: TaskRecord, timeliness: StepTimeliness) -> None:
@@ -157,6 +173,53 @@ def _apply_timeliness(task: TaskRecord, timeliness: StepTimeliness) -> None:
     task.on_time = timeliness.on_time
     task.hours_bucket = round((timeliness.working_hours_used or 0.0) * 10)
     task.completed_on = timeliness.completed_at.astimezone(SHANGHAI).date().isoformat()
+
+
+# --- inbox change feed -----------------------------------------------------------------------
+# Each department's InboxVersion row counts the changes to its tasks. It is bumped in the
+# transaction that writes them, so a reader that sees the new version also sees the new
+# tasks; GET /tasks derives its ETag from it and GET /tasks/events watches it.
+
+
+@contextmanager
+def inbox_versions_bumped(session: Session, case_id: str) -> Iterator[None]:
+    """Around a write of ``case_id``'s tasks: bump the versions of the departments whose
+    tasks it inserted, changed (any column) or removed, and of no other."""
+    before = _case_task_rows(session, case_id)
+    yield
+    session.flush()
+    after = _case_task_rows(session, case_id)
+    changed = {row[0] for task, row in after.items() if before.get(task) != row}
+    changed |= {row[0] for task, row in before.items() if after.get(task) != row}
+    bump_inbox_versions(session, changed)
+
+
+def _case_task_rows(session: Session, case_id: str) -> dict[str, tuple[Any, ...]]:
+    """Every column of the case's task rows, the department first, by task id."""
+    columns = inspect(TaskRecord).columns
+    ordered = [columns["department"], *(column for column in columns if column.key != "department")]
+    rows = session.execute(select(*ordered).where(columns["case_id"] == case_id))
+    return {row.task_id: tuple(row) for row in rows}
+
+
+def bump_inbox_versions(session: Session, departments: set[str]) -> None:
+    """Add one to each department's inbox version (a new department starts at 1), in one
+    INSERT … ON CONFLICT DO UPDATE statement for all of them.
+
+    Rows are written in department order, so two transactions bumping the same
+    departments lock them in the same order and cannot deadlock (PostgreSQL).
+    """
+    if not departments:
+        return
+    now = datetime.now(UTC)
+    insert = dialect_insert(session)(InboxVersion)
+    session.connection().execute(
+        insert.on_conflict_do_update(
+            index_elements=[col(InboxVersion.department)],
+            set_={"version": col(InboxVersion.version) + 1, "changed_at": insert.excluded.changed_at},
+        ),
+        [{"department": department, "version": 1, "changed_at": now} for department in sorted(departments)],
+    )
 
 
 def task_id_for(case_id: str, step: str) -> str:
@@ -300,3 +363,26 @@ class ReadModelActivities:
             logger.warning(
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
             )
+
+
+# --- set-based writes (activities/case_changes.py writes with these too) ----------------------
+
+
+def insert_new(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows that do not exist yet: one cached statement, executed for all rows at once."""
+    if rows:
+        session.connection().execute(dialect_insert(session)(table).on_conflict_do_nothing(), list(rows))
+
+
+def audit_row(entry: AuditEntry, case_id: str) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "actor": entry.actor.username,
+        "role": entry.actor.role,
+        "unit": entry.actor.unit,
+        "action": entry.action,
+        "case_id": case_id,
+        "target": entry.target,
+        "detail": mask_personal_data(entry.detail),
+        "request_key": entry.request_key,
+    }

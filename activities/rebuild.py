@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,10 +38,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client, WorkflowExecution
+from temporalio.client import Client, WorkflowExecution, WorkflowHistory
 from temporalio.service import RPCError
 
-from activities.complaints import apply_complaint_escalation, apply_complaint_projection
+from activities.case_changes import apply_case_changes
+from activities.complaints import apply_complaint_changes, apply_complaint_escalation, apply_complaint_projection
 from activities.read_model import (
     apply_escalation,
     apply_notification,
@@ -55,6 +56,7 @@ from models.case import (
     NotificationInput,
     ProjectCaseInput,
     SupervisionNoticeInput,
+    WriteResult,
 )
 from models.complaint import ComplaintActivityName, ComplaintEscalationInput, ProjectComplaintInput
 from models.tables import (
@@ -65,17 +67,24 @@ from models.tables import (
     RatingRecord,
     SupervisionNotice,
     TaskRecord,
+    TimelinessRollup,
 )
+from models.timeliness_rollup import recompute_timeliness_rollup
 from models.workcalendar import WorkingCalendar
 from workflows.case.workflow import CaseWorkflow
 from workflows.complaint.workflow import ComplaintWorkflow
-from workflows.history import local_activity_outcome
+from workflows.history import local_activity_outcome, replayed_local_writes
 
 # The workflows that write the read model (a workflow's type is its class name).
 REBUILD_QUERY = " OR ".join(f'WorkflowType="{workflow.__name__}"' for workflow in (CaseWorkflow, ComplaintWorkflow))
 
-# Every read-model activity and the type of its one argument.
+# Activities that write a whole change and record only its revision (WriteResult).
+ONE_WRITE_ACTIVITIES = frozenset({ActivityName.WRITE_CASE_CHANGES, ComplaintActivityName.WRITE_COMPLAINT_CHANGES})
+
+# Every read-model activity and the type of its one argument (a one-write activity: its result).
 REPLAYED_ACTIVITIES: dict[str, type[Any]] = {
+    ActivityName.WRITE_CASE_CHANGES: WriteResult,
+    ComplaintActivityName.WRITE_COMPLAINT_CHANGES: WriteResult,
     ActivityName.PROJECT_CASE: ProjectCaseInput,
     ActivityName.SEND_NOTIFICATION: NotificationInput,
     ActivityName.ESCALATE_OVERDUE_STEP: EscalationInput,
@@ -93,11 +102,15 @@ REBUILT_TABLES: tuple[type[SQLModel], ...] = (
     NotificationRecord,
     SupervisionNotice,
     ComplaintRecord,
+    TimelinessRollup,
 )
 
 # What only the API writes, so only a backup can restore (said in every report).
-NOT_IN_TEMPORAL_ZH = "用户账号、经接口发布的事项版本、督办签收记录、审计日志"
-NOT_IN_TEMPORAL = "user accounts, catalogue versions published via the API/CLI, notice acknowledgements, audit log"
+NOT_IN_TEMPORAL_ZH = "用户账号、经接口发布的事项版本、督办签收记录、案件以外操作的审计日志"
+NOT_IN_TEMPORAL = (
+    "user accounts, catalogue versions published via the API/CLI, notice acknowledgements, "
+    "the audit log of actions outside cases (a case's own actions are rebuilt with it)"
+)
 
 Progress = Callable[[int, int | None], None]
 """Called with (workflows done, workflows in all or None if unknown)."""
@@ -181,8 +194,16 @@ async def rebuild_read_model(
             batch = []
     if batch:
         await _rebuild_batch(client, engine, calendar, batch, report, progress, total)
+    await asyncio.to_thread(recompute_rollup, engine)
     report.table_counts = await asyncio.to_thread(count_rows, engine)
     return report
+
+
+def recompute_rollup(engine: Engine) -> None:
+    """The timeliness rollup from the rebuilt tasks, in one transaction. The replayed
+    projections kept it already; recomputing it also mends one that drifted from the tasks."""
+    with engine.begin() as connection:
+        recompute_timeliness_rollup(connection)
 
 
 def count_rows(engine: Engine) -> dict[str, int]:
@@ -242,7 +263,9 @@ async def read_recorded_writes(client: Client, execution: WorkflowExecution) -> 
     started_at: dict[int, datetime] = {}
     ended: set[int] = set()
     writes: list[RecordedWrite] = []
-    async for event in handle.fetch_history_events():
+    history = await handle.fetch_history()
+    changes = iter(await _replayed_changes(client, history))
+    for event in history.events:
         kind = event.event_type
         if kind == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             if event.activity_task_scheduled_event_attributes.activity_type.name in REPLAYED_ACTIVITIES:
@@ -274,11 +297,24 @@ async def read_recorded_writes(client: Client, execution: WorkflowExecution) -> 
             ended.add(event.activity_task_canceled_event_attributes.scheduled_event_id)
         elif kind == HistoryEventType.EVENT_TYPE_MARKER_RECORDED:
             local_write = await _local_activity_write(client, event)
+            if local_write is not None and local_write.activity_type in ONE_WRITE_ACTIVITIES:
+                # The marker holds the revision; the change itself comes from the replay.
+                local_write = replace(local_write, argument=next(changes)[1])
             if local_write is not None:
                 writes.append(local_write)
     # Scheduled with no outcome yet: left to the worker.
     in_flight = len(set(scheduled) - ended)
     return RecordedWorkflow(execution.id, run_id, writes, in_flight)
+
+
+async def _replayed_changes(client: Client, history: WorkflowHistory) -> list[tuple[str, Any]]:
+    """What a workflow's one-write-per-change activities wrote, in order (none for older runs)."""
+    for event in history.events:
+        if event.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED:
+            outcome = await local_activity_outcome(client, event, REPLAYED_ACTIVITIES)
+            if outcome is not None and outcome.activity_type in ONE_WRITE_ACTIVITIES:
+                return await replayed_local_writes(history, client.data_converter, ONE_WRITE_ACTIVITIES)
+    return []
 
 
 async def _local_activity_write(client: Client, event: HistoryEvent) -> RecordedWrite | None:
@@ -325,6 +361,8 @@ def apply_write(engine: Engine, calendar: WorkingCalendar, run_id: str, write: R
     argument = write.argument
     with Session(engine) as session:
         match write.activity_type:
+            case ActivityName.WRITE_CASE_CHANGES:
+                apply_case_changes(session, argument, calendar)
             case ActivityName.PROJECT_CASE:
                 apply_projection(session, argument, calendar)
             case ActivityName.SEND_NOTIFICATION:
@@ -334,6 +372,8 @@ def apply_write(engine: Engine, calendar: WorkingCalendar, run_id: str, write: R
                 apply_escalation(session, argument)
             case ActivityName.RECORD_SUPERVISION_NOTICE:
                 apply_supervision_notice(session, argument)
+            case ComplaintActivityName.WRITE_COMPLAINT_CHANGES:
+                apply_complaint_changes(session, argument)
             case ComplaintActivityName.PROJECT_COMPLAINT:
                 apply_complaint_projection(session, argument)
             case ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT:

@@ -8,19 +8,18 @@ whose ``type`` is an ErrorCode; statuses come from the code, never from message 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.errors import DomainError, ErrorCode, RateLimited
+from models.errors import DomainError, ErrorCode, RateLimited, fields_from_pydantic, invalid_input  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -81,24 +80,6 @@ def error_response(error: DomainError) -> JSONResponse:
     return JSONResponse(
         error_body(error.code, error.message, error.fields), status_code=STATUS_BY_CODE[error.code], headers=headers
     )
-
-
-def fields_from_pydantic(errors: Sequence[Any], prefix: str = "") -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for error in errors:
-        if error["type"] == "json_invalid":
-            # FastAPI puts the character offset in the location; the field is the body itself.
-            reason = error.get("ctx", {}).get("error", "")
-            fields.setdefault("body", f"不是有效的 JSON (invalid JSON at character {error['loc'][-1]}: {reason})")
-            continue
-        location = [str(part) for part in error["loc"] if part != "body"]
-        path = ".".join([prefix, *location] if prefix else location) or prefix or "body"
-        fields.setdefault(path, error["msg"])
-    return fields
-
-
-def invalid_input(error: ValidationError, prefix: str) -> DomainError:
-    return DomainError(ErrorCode.INVALID, "输入有误 (invalid input)", fields_from_pydantic(error.errors(), prefix))
 
 
 def from_update_failure(error: WorkflowUpdateFailedError) -> DomainError:

@@ -22,12 +22,14 @@ from api import console
 from api.accounts import ensure_demo_accounts
 from api.deps import ClientDep, EngineDep
 from api.errors import error_body, install_error_handlers
+from api.inbox_feed import InboxWatcher
 from api.metrics import ApiMetrics, metrics_endpoint
 from api.routes import audit as audit_routes
 from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks
 from api.routes import codec as codec_routes
 from api.schemas import HealthResponse
 from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
+from infra.temporal import connect_temporal
 from models.catalogue import shipped_definitions
 from models.catalogue_store import record_shipped_definitions
 from models.db import init_db, make_engine
@@ -35,7 +37,6 @@ from models.errors import DomainError, ErrorCode
 from models.redaction import install_log_redaction
 from models.workcalendar import make_calendar
 from settings import Settings, get_settings
-from workflows.connection import connect_temporal
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,10 @@ def create_app(
             ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()))
         app.state.calendar = make_calendar(settings.calendar_file, settings.working_day_seconds)
         app.state.temporal_client = temporal_client or await connect_temporal(settings)
+        app.state.inbox_watcher = InboxWatcher(app.state.engine, settings.inbox_watch_interval_seconds)
+        await app.state.inbox_watcher.start()  # GET /tasks/events; stopping it ends the open streams
         yield
+        await app.state.inbox_watcher.stop()
         if engine is None:
             app.state.engine.dispose()
 

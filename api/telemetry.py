@@ -18,8 +18,8 @@ from prometheus_client import Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.logs import current_log_fields, log_fields
-from models.tracing import configure_tracing
+from infra.logs import current_log_fields, log_fields
+from infra.tracing import configure_tracing
 from settings import Settings
 
 if TYPE_CHECKING:

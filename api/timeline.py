@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from temporalio.api.enums.v1 import EventType as HistoryEventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from api.schemas import TimelineResponse, TimelineStep, event_to_timeline
-from models.case import EVENT_TYPE_ZH, ActivityName, CaseEvent, CaseInput, ProjectCaseInput
+from models.case import EVENT_TYPE_ZH, ActivityName, CaseEvent, CaseInput, ProjectCaseInput, WriteResult
 from models.errors import DomainError, ErrorCode
 from models.timeliness import step_timeliness
 from models.workcalendar import WorkingCalendar
-from workflows.history import local_activity_outcome
+from workflows.history import local_activity_outcome, replayed_local_writes
 
 Input = TypeVar("Input")
 
@@ -41,13 +41,20 @@ async def read_projected_history(
     input_type: type[Input],
     projection_activity: str,
     projection_type: type[_Projected[Event]],
+    changes_activity: str | None = None,
 ) -> tuple[Input | None, list[Event]]:
     """A workflow's input and the business events it recorded through its projection
-    activity, in order, decoded from its history."""
+    activity, in order, decoded from its history. A workflow that writes each change at
+    once (``changes_activity``) records only revisions: its events come from a replay."""
     handle = client.get_workflow_handle(workflow_id)
     started: Input | None = None
     events: dict[int, Event] = {}
-    async for event in handle.fetch_history_events():
+    history = await handle.fetch_history()
+    if changes_activity is not None and await _writes_changes(client, history, changes_activity):
+        for _, changes in await replayed_local_writes(history, client.data_converter, {changes_activity}):
+            for recorded in changes.events:
+                events[recorded.seq] = recorded
+    for event in history.events:
         if event.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             (started,) = await client.data_converter.decode(payloads, [input_type])
@@ -65,8 +72,19 @@ async def read_projected_history(
     return started, [events[seq] for seq in sorted(events)]
 
 
+async def _writes_changes(client: Client, history: WorkflowHistory, changes_activity: str) -> bool:
+    for event in history.events:
+        if event.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED:
+            outcome = await local_activity_outcome(client, event, {changes_activity: WriteResult})
+            if outcome is not None:
+                return True
+    return False
+
+
 async def read_case_history(client: Client, case_id: str) -> tuple[CaseInput, list[CaseEvent]]:
-    case, events = await read_projected_history(client, case_id, CaseInput, ActivityName.PROJECT_CASE, ProjectCaseInput)
+    case, events = await read_projected_history(
+        client, case_id, CaseInput, ActivityName.PROJECT_CASE, ProjectCaseInput, ActivityName.WRITE_CASE_CHANGES
+    )
     if case is None:
         raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)")
     return case, events

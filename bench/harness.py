@@ -1,22 +1,32 @@
-"""The benchmark: OneThing's full path measured against the raw Temporal ceiling, side by side.
+"""The benchmark: OneThing's full path measured against raw Temporal baselines, side by side.
 
     python -m bench.harness                 # the full run (make bench)
-    python -m bench.harness --smoke         # a ~20 s run that keeps the harness from rotting
+    python -m bench.harness --smoke         # a ~30 s run that keeps the harness from rotting
 
 One run starts its own Temporal dev server (file DB, as `make run` does) and, one
 after the other on that server, measures:
 
 1. raw ceiling — bench/raw_case.py's RawBirthCase (the birth case's six steps, an
    Update and a timer per step) started and driven by the bare client;
-2. OneThing, full path — birth cases submitted over HTTP to the real API (uvicorn),
-   officers simulated by HTTP clients that read their inbox, claim and complete.
+2. raw, same interaction — RawSameInteractionCase: the same steps driven as OneThing's
+   officers drive them, a `claim` and a `complete` Update per step, each with its timer;
+3. OneThing, full path — birth cases submitted over HTTP to the real API (uvicorn),
+   officers simulated by HTTP clients that learn of new tasks from the inbox change
+   feed (`GET /tasks/events`) when the server offers one and poll `GET /tasks`
+   otherwise, then claim and complete.
 
 Closed loops at 50 and 200 cases in flight, and open loops at 50 % and 80 % of the
 measured raw ceiling (closed loops hide queueing). Every OneThing process runs the
 accelerated clock (ONETHING_WORKING_DAY_SECONDS) so that SLA timers fire during the
-run; the raw workflow's timers use the same length. Warm-up cases are excluded.
+run; the raw workflows' timers use the same length. Warm-up cases are excluded.
 
-Results go to bench/results/<date>.json and a PNG chart beside it; a table is printed.
+Per scenario, beside throughput and latency: CPU milliseconds per case for each
+process (server, worker, API, driver), history events per case (by type too), HTTP
+requests per case (counted in the driver, by route) and read-model transactions per
+case (the worker's and the API's `onething_db_transactions_total`, scraped before and
+after), and the share of the machine's CPU other work took meanwhile (a shared machine
+shows in the figures). Results go to bench/results/<date>.json and a PNG chart beside
+it; a table is printed.
 """
 
 from __future__ import annotations
@@ -27,7 +37,6 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -42,28 +51,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 import psutil
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 from tqdm import tqdm
 
+from bench.drivers import OFFICERS, FullPathDriver, InboxFeed, RawDriver, RequestCounter, Samples
+from bench.figures import CpuMeter, TransactionMeter, history_figures, per_case, per_case_ms, percentile
 from bench.profile import Profiler
-from bench.raw_case import RawBirthCase, RawCaseInput, RawStep
-from cli import Stack, dev_server_command, free_port, wait_for_api, wait_for_port
+from bench.raw_case import RawStep
 from models.catalogue import shipped_definitions
-from models.samples import sample_birth_form, sample_result
+from models.samples import sample_birth_form
+from ops.processes import Stack, dev_server_command, free_port, onething_command, wait_for_api, wait_for_port
 from settings import ROOT, Settings
 
 RESULTS_DIR = ROOT / "bench" / "results"
 DRAIN_SECONDS = 120.0  # an open loop's wait for its last arrivals to complete
-CASE_BOUND_SECONDS = 300.0  # a case not completed by then counts as an error
 LOAD_CACHE_SIZE = 2000  # the worker's sticky cache during the load scenarios (see BenchStack)
-OFFICERS = {
-    "hospital": "hospital_officer",
-    "police": "police_officer",
-    "medical_security": "medical_security_officer",
-    "hr_social_security": "hr_social_security_officer",
-}
+RAW_TASK_QUEUE = "raw-cases"
+# The paths compared, as their scenarios are named ("<label> closed 50", ...).
+RAW, RAW_SAME, FULL = "raw", "raw same-interaction", "onething"
 
 
 # -- the work ---------------------------------------------------------------------------
@@ -79,176 +85,6 @@ def birth_shape() -> tuple[dict[str, Any], list[RawStep]]:
     return form, [RawStep(code=step.code, depends_on=list(step.depends_on)) for step in steps]
 
 
-@dataclass
-class Samples:
-    """What one scenario measured, in seconds."""
-
-    submit: list[float] = field(default_factory=list)
-    complete: list[float] = field(default_factory=list)
-    e2e: list[float] = field(default_factory=list)
-    errors: int = 0
-    cases_completed: int = 0
-    steps_completed: int = 0
-    case_ids: list[str] = field(default_factory=list)
-    error_kinds: dict[str, int] = field(default_factory=dict)
-
-    def error(self, kind: str) -> None:
-        self.errors += 1
-        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
-
-
-class RawDriver:
-    """Starts RawBirthCase workflows and completes their steps with Updates, in order."""
-
-    def __init__(self, client: Client, task_queue: str, steps: list[RawStep], timer_seconds: float) -> None:
-        self.client = client
-        self.task_queue = task_queue
-        self.steps = steps
-        self.timer_seconds = timer_seconds
-
-    async def run_case(self, samples: Samples) -> None:
-        workflow_id = f"raw-{uuid.uuid4().hex[:16]}"
-        begun = time.perf_counter()
-        try:
-            handle = await self.client.start_workflow(
-                RawBirthCase.run,
-                RawCaseInput(steps=self.steps, timer_seconds=self.timer_seconds),
-                id=workflow_id,
-                task_queue=self.task_queue,
-            )
-            samples.submit.append(time.perf_counter() - begun)
-            done: set[str] = set()
-            while len(done) < len(self.steps):
-                ready = [s.code for s in self.steps if s.code not in done and set(s.depends_on) <= done]
-                await asyncio.gather(*(self._complete(handle, code, samples) for code in ready))
-                done.update(ready)
-            await handle.result()
-        except Exception as exc:  # a benchmark counts failures; it doesn't stop on them
-            samples.error(type(exc).__name__)
-            return
-        samples.e2e.append(time.perf_counter() - begun)
-        samples.cases_completed += 1
-        samples.case_ids.append(workflow_id)
-
-    async def _complete(self, handle: Any, step: str, samples: Samples) -> None:
-        begun = time.perf_counter()
-        await handle.execute_update(RawBirthCase.complete, step)
-        samples.complete.append(time.perf_counter() - begun)
-        samples.steps_completed += 1
-
-
-class FullPathDriver:
-    """Applicants submit over HTTP; one simulated officer desk per department works the
-    inbox (GET /tasks, claim, complete) until each case is completed."""
-
-    def __init__(self, http: httpx.AsyncClient, form: dict[str, Any], step_count: int) -> None:
-        self.http = http
-        self.form = form
-        self.step_count = step_count
-        self.definition = shipped_definitions()["birth"]
-        self.headers: dict[str, dict[str, str]] = {}
-        self._waiting: dict[str, asyncio.Event] = {}
-        self._done_steps: dict[str, int] = {}
-        self._in_hand: set[str] = set()
-        self._stopping = False
-        self.samples = Samples()
-
-    async def login_all(self) -> None:
-        for username in ["applicant1", *OFFICERS.values(), "supervisor"]:
-            response = await self.http.post("/auth/token", data={"username": username, "password": "demo"})
-            response.raise_for_status()
-            self.headers[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    async def run_case(self, samples: Samples) -> None:
-        begun = time.perf_counter()
-        try:
-            response = await self.http.post(
-                "/cases",
-                json={"thing": "birth", "channel": "online", "form": self.form},
-                headers={**self.headers["applicant1"], "Idempotency-Key": uuid.uuid4().hex},
-            )
-        except httpx.HTTPError as exc:
-            samples.error(type(exc).__name__)
-            return
-        if response.status_code != 201:
-            samples.error(f"submit {response.status_code}")
-            return
-        samples.submit.append(time.perf_counter() - begun)
-        case_id = response.json()["case_id"]
-        finished = self._waiting.setdefault(case_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(finished.wait(), CASE_BOUND_SECONDS)
-        except TimeoutError:
-            samples.error("case not completed within the bound")
-            return
-        # The last step is done; the case is completed once the workflow has said so.
-        while True:
-            case = await self.http.get(f"/cases/{case_id}", headers=self.headers["supervisor"])
-            if case.status_code == 200 and case.json()["status"] == "completed":
-                break
-            await asyncio.sleep(0.02)
-        samples.e2e.append(time.perf_counter() - begun)
-        samples.cases_completed += 1
-        samples.case_ids.append(case_id)
-        self._waiting.pop(case_id, None)
-
-    async def officer_desk(self, department: str, concurrency: int) -> None:
-        headers = self.headers[OFFICERS[department]]
-        slots = asyncio.Semaphore(concurrency)
-        working: set[asyncio.Task[None]] = set()
-        while not self._stopping:
-            try:
-                # Open and claimed: a claim whose completion failed is picked up again.
-                inbox = await self.http.get("/tasks", params={"limit": 200}, headers=headers)
-                items = inbox.json()["items"] if inbox.status_code == 200 else []
-            except httpx.HTTPError:
-                items = []
-            fresh = [task for task in items if task["task_id"] not in self._in_hand]
-            for task in fresh:
-                self._in_hand.add(task["task_id"])
-                await slots.acquire()
-                job = asyncio.create_task(self._work(task, headers, slots))
-                working.add(job)
-                job.add_done_callback(working.discard)
-            if not fresh:
-                await asyncio.sleep(0.05)
-        if working:
-            await asyncio.gather(*working, return_exceptions=True)
-
-    async def _work(self, task: dict[str, Any], headers: dict[str, str], slots: asyncio.Semaphore) -> None:
-        samples = self.samples
-        task_id = task["task_id"]
-        # Idempotency keys make a retried claim or completion answer as the first did.
-        keyed = {**headers, "Idempotency-Key": f"bench-{task_id}"}
-        try:
-            claim = await self.http.post(f"/tasks/{task_id}/claim", headers=keyed)
-            if claim.status_code != 200:
-                samples.error(f"claim {claim.status_code}")
-                self._in_hand.discard(task_id)  # the desk tries again on its next look
-                return
-            result = sample_result(self.definition.step(task["step"]), self.form)
-            begun = time.perf_counter()
-            done = await self.http.post(f"/tasks/{task_id}/complete", headers=keyed, json={"result": result})
-            if done.status_code != 200:
-                samples.error(f"complete {done.status_code}")
-                self._in_hand.discard(task_id)
-                return
-            samples.complete.append(time.perf_counter() - begun)
-            samples.steps_completed += 1
-            case_id = task["case_id"]
-            self._done_steps[case_id] = self._done_steps.get(case_id, 0) + 1
-            if self._done_steps[case_id] == self.step_count:
-                self._waiting.setdefault(case_id, asyncio.Event()).set()
-        except Exception as exc:  # counted, and the task is tried again
-            samples.error(type(exc).__name__)
-            self._in_hand.discard(task_id)
-        finally:
-            slots.release()
-
-    def stop(self) -> None:
-        self._stopping = True
-
-
 # -- load shapes --------------------------------------------------------------------
 
 
@@ -257,6 +93,7 @@ if TYPE_CHECKING:
     Bar: TypeAlias = tqdm[Any]
 else:
     Bar = tqdm
+Load = Callable[[RunCase, Samples, Bar], Awaitable[float]]
 
 
 async def closed_loop(run_case: RunCase, in_flight: int, cases: int, samples: Samples, bar: Bar) -> float:
@@ -298,98 +135,67 @@ async def open_loop(run_case: RunCase, rate: float, duration: float, samples: Sa
     return time.perf_counter() - begun
 
 
-# -- measurements from the server -------------------------------------------------------
+# -- one scenario's figures -----------------------------------------------------------
 
 
-async def history_figures(client: Client, workflow_ids: list[str]) -> dict[str, float]:
-    """Timer lateness (fired − started − timeout), events and state transitions per case."""
-    lateness: list[float] = []
-    events: list[int] = []
-    transitions: list[int] = []
-    for workflow_id in workflow_ids:
-        handle = client.get_workflow_handle(workflow_id)
-        history = await handle.fetch_history()
-        events.append(len(history.events))
-        started: dict[int, tuple[datetime, float]] = {}
-        for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
-                attributes = event.timer_started_event_attributes
-                started[event.event_id] = (
-                    event.event_time.ToDatetime(UTC),
-                    attributes.start_to_fire_timeout.ToTimedelta().total_seconds(),
-                )
-            elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
-                when, timeout = started[event.timer_fired_event_attributes.started_event_id]
-                fired = event.event_time.ToDatetime(UTC)
-                lateness.append((fired - when).total_seconds() - timeout)
-        description = await handle.describe()
-        transitions.append(description.raw_description.workflow_execution_info.state_transition_count)
-    return {
-        "timers_fired": len(lateness),
-        "timer_lateness_p50_s": _percentile(lateness, 50),
-        "timer_lateness_p99_s": _percentile(lateness, 99),
-        "history_events_per_case": statistics.fmean(events) if events else 0.0,
-        "state_transitions_per_case": statistics.fmean(transitions) if transitions else 0.0,
-    }
+@dataclass
+class Measured:
+    """What the processes and the driver said about one scenario, beside the samples."""
+
+    cpu_s: dict[str, float]
+    history: dict[str, Any]
+    other_cpu_s: float = 0.0  # what the rest of the machine spent meanwhile
+    db_transactions: dict[str, int | None] = field(default_factory=dict)
+    http_requests: dict[str, int] | None = None  # by route; None where no HTTP is involved
+    inbox_feed: InboxFeed | None = None
 
 
-def _percentile(values: list[float], percent: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(percent / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
-class CpuMeter:
-    """CPU seconds (user + system) each process spent between start() and stop()."""
-
-    def __init__(self, processes: dict[str, int]) -> None:
-        self.processes = {name: psutil.Process(pid) for name, pid in processes.items()}
-        self._before: dict[str, float] = {}
-
-    def _read(self) -> dict[str, float]:
-        readings = {}
-        for name, process in self.processes.items():
-            times = process.cpu_times()
-            readings[name] = times.user + times.system
-        return readings
-
-    def start(self) -> None:
-        self._before = self._read()
-
-    def stop(self) -> dict[str, float]:
-        after = self._read()
-        return {name: round(after[name] - self._before[name], 2) for name in after}
-
-
-def summarise(
-    name: str, samples: Samples, wall: float, figures: dict[str, float], cpu: dict[str, float]
-) -> dict[str, Any]:
+def summarise(name: str, samples: Samples, wall: float, measured: Measured) -> dict[str, Any]:
     def ms(values: list[float], percent: float) -> float:
-        return round(_percentile(values, percent) * 1000, 1)
+        return round(percentile(values, percent) * 1000, 1)
 
-    return {
+    cases = samples.cases_completed
+    figures = measured.history
+    summary: dict[str, Any] = {
         "name": name,
-        "cases_completed": samples.cases_completed,
+        "cases_completed": cases,
         "wall_s": round(wall, 2),
-        "cases_per_s": round(samples.cases_completed / wall, 3) if wall else 0.0,
+        "cases_per_s": round(cases / wall, 3) if wall else 0.0,
         "steps_per_s": round(samples.steps_completed / wall, 2) if wall else 0.0,
         "submit_p50_ms": ms(samples.submit, 50),
         "submit_p99_ms": ms(samples.submit, 99),
+        "claim_p50_ms": ms(samples.claim, 50) if samples.claim else None,
+        "claim_p99_ms": ms(samples.claim, 99) if samples.claim else None,
         "complete_p50_ms": ms(samples.complete, 50),
         "complete_p99_ms": ms(samples.complete, 99),
-        "e2e_p50_s": round(_percentile(samples.e2e, 50), 3),
-        "e2e_p99_s": round(_percentile(samples.e2e, 99), 3),
+        "e2e_p50_s": round(percentile(samples.e2e, 50), 3),
+        "e2e_p99_s": round(percentile(samples.e2e, 99), 3),
         "timers_fired": int(figures["timers_fired"]),
         "timer_lateness_p50_s": round(figures["timer_lateness_p50_s"], 3),
         "timer_lateness_p99_s": round(figures["timer_lateness_p99_s"], 3),
         "errors": samples.errors,
         "error_kinds": samples.error_kinds,
-        "cpu_s": cpu,
+        "cpu_s": measured.cpu_s,
+        "cpu_ms_per_case": per_case_ms(measured.cpu_s, cases),
+        # Other work on the machine during the scenario, as a share of all its cores' time.
+        "other_cpu_share": round(measured.other_cpu_s / (wall * (os.cpu_count() or 1)), 3) if wall else 0.0,
         "history_events_per_case": round(figures["history_events_per_case"], 1),
+        "history_events_by_type_per_case": figures["history_events_by_type_per_case"],
+        "history_sample": figures["history_sample"],
         "state_transitions_per_case": round(figures["state_transitions_per_case"], 1),
+        "http_requests_per_case": 0.0,
+        "http_requests_by_route_per_case": {},
+        "db_transactions": measured.db_transactions,
+        "db_transactions_per_case": per_case(measured.db_transactions, cases),
     }
+    if measured.http_requests is not None and cases:
+        summary["http_requests_per_case"] = round(sum(measured.http_requests.values()) / cases, 2)
+        summary["http_requests_by_route_per_case"] = {
+            route: round(count / cases, 2) for route, count in measured.http_requests.items()
+        }
+    if measured.inbox_feed is not None:
+        summary["inbox_feed"] = measured.inbox_feed
+    return summary
 
 
 # -- the run ------------------------------------------------------------------------
@@ -407,6 +213,7 @@ class Plan:
     open_cases: int  # left open at the end to measure the worker's memory
     profile_dir: str | None = None  # py-spy samples the worker and API during the first full closed loop
     workdir: str | None = None  # keep the processes' databases and logs here (default: a temporary folder)
+    inbox_feed: str = "auto"  # "auto": the change feed when the server offers it; "poll": always poll
 
     @classmethod
     def full(cls) -> Plan:
@@ -431,6 +238,7 @@ class BenchStack:
         self.workdir = workdir
         self.temporal_address = f"127.0.0.1:{free_port()}"
         self.api_port = free_port()
+        self.worker_metrics_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.env = {
             **os.environ,
@@ -440,6 +248,9 @@ class BenchStack:
             "ONETHING_API_PORT": str(self.api_port),
             "ONETHING_TASK_QUEUE": "bench-cases",
             "ONETHING_WORKING_DAY_SECONDS": str(working_day_seconds),
+            # The worker serves its Prometheus series (read-model transactions among them).
+            "ONETHING_WORKER_METRICS_PORT": str(self.worker_metrics_port),
+            "ONETHING_METRICS_HOST": "127.0.0.1",
             # Every simulated officer logs in from the driver's one address.
             "ONETHING_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
             # On a 60-second working day every running case is hot (timers fire each
@@ -451,8 +262,17 @@ class BenchStack:
             "DATABASE_URL": f"sqlite:///{workdir / 'read-model.db'}",
             "ONETHING_ARCHIVE_DIR": str(workdir / "archive"),
         }
+        for inherited in ("ONETHING_METRICS_TOKEN", "ONETHING_TEMPORAL_METRICS_PORT"):
+            self.env.pop(inherited, None)  # the driver scrapes without a token; no port clash
         self.stack = Stack()
         self.pids: dict[str, int] = {}
+
+    def metrics_endpoints(self) -> dict[str, str]:
+        """The OneThing processes' Prometheus endpoints (while they run)."""
+        return {
+            "worker": f"http://127.0.0.1:{self.worker_metrics_port}/metrics",
+            "api": f"{self.base_url}/metrics",
+        }
 
     def start_server(self) -> None:
         settings = Settings(env="dev", temporal_address=self.temporal_address)
@@ -468,15 +288,29 @@ class BenchStack:
     def start_raw_worker(self) -> None:
         command = [sys.executable, "-m", "bench.raw_case", "--address", self.temporal_address]
         worker = self.stack.start(
-            "raw-worker", [*command, "--task-queue", "raw-cases"], self.env, self.workdir / "raw.log"
+            "raw-worker", [*command, "--task-queue", RAW_TASK_QUEUE], self.env, self.workdir / "raw.log"
         )
         self.pids["worker"] = worker.pid
 
     def start_onething(self) -> None:
-        worker = self.stack.start("worker", [sys.executable, "cli.py", "worker"], self.env, self.workdir / "worker.log")
-        api = self.stack.start("api", [sys.executable, "cli.py", "api"], self.env, self.workdir / "api.log")
-        wait_for_port(f"127.0.0.1:{self.api_port}", 60, api)
-        wait_for_api(self.base_url, 60)
+        # Ports chosen now, not when the run began: on a shared machine a port free then
+        # may have been taken by the time the raw scenarios are over.
+        self.api_port, self.worker_metrics_port = free_port(), free_port()
+        self.base_url = f"http://127.0.0.1:{self.api_port}"
+        self.env["ONETHING_API_PORT"] = str(self.api_port)
+        self.env["ONETHING_WORKER_METRICS_PORT"] = str(self.worker_metrics_port)
+        worker = self.stack.start("worker", onething_command("worker"), self.env, self.workdir / "worker.log")
+        api = self.stack.start("api", onething_command("api"), self.env, self.workdir / "api.log")
+        try:
+            wait_for_port(f"127.0.0.1:{self.api_port}", 60, api)
+            wait_for_api(self.base_url, 60)
+            wait_for_port(f"127.0.0.1:{self.worker_metrics_port}", 60, worker)
+        except RuntimeError as error:
+            logs = {
+                name: (self.workdir / f"{name}.log").read_text(errors="replace")[-2000:] for name in ("api", "worker")
+            }
+            tails = "\n".join(f"--- {name}.log\n{tail}" for name, tail in logs.items())
+            raise RuntimeError(f"{error}\n{tails}") from error
         self.pids["worker"] = worker.pid
         self.pids["api"] = api.pid
 
@@ -500,34 +334,47 @@ class BenchStack:
 async def measure(
     name: str,
     run_case: RunCase,
-    load: Callable[[RunCase, Samples, Bar], Awaitable[float]],
+    load: Load,
     expected: int,
     samples: Samples,
     client: Client,
     stack: BenchStack,
     plan: Plan,
+    *,
+    requests: RequestCounter | None = None,
+    inbox_feed: InboxFeed | None = None,
     profiler: Profiler | None = None,
 ) -> dict[str, Any]:
     meter = CpuMeter({**stack.pids, "driver": os.getpid()})
+    transactions = TransactionMeter(stack.metrics_endpoints() if "api" in stack.pids else {})
+    sent_before = requests.snapshot() if requests is not None else None
+    transactions.start()
     meter.start()
     if profiler is not None:
         profiler.start({name: pid for name, pid in stack.pids.items() if name in {"worker", "api"}})
-    with tqdm(total=expected, desc=f"{name:<28}", unit="case", leave=False) as bar:
+    with tqdm(total=expected, desc=f"{name:<34}", unit="case", leave=False) as bar:
         wall = await load(run_case, samples, bar)
     profile = profiler.stop() if profiler is not None else None
     cpu = meter.stop()
-    figures = await history_figures(client, samples.case_ids[-plan.history_sample :])
-    summary = summarise(name, samples, wall, figures, cpu)
+    db_transactions = transactions.stop()
+    sent = requests.since(sent_before) if requests is not None and sent_before is not None else None
+    history = await history_figures(client, samples.case_ids[-plan.history_sample :])
+    measured = Measured(cpu, history, meter.others, db_transactions, sent, inbox_feed)
+    summary = summarise(name, samples, wall, measured)
     if profile is not None:
         summary["profile"] = profile
     return summary
 
 
-async def run_raw(stack: BenchStack, plan: Plan, client: Client, steps: list[RawStep]) -> list[dict[str, Any]]:
-    driver = RawDriver(client, "raw-cases", steps, timer_seconds=plan.working_day_seconds)
+async def run_raw(
+    stack: BenchStack, plan: Plan, client: Client, steps: list[RawStep], *, claim: bool
+) -> list[dict[str, Any]]:
+    """The closed loops of one raw baseline: RawBirthCase, or with ``claim`` RawSameInteractionCase."""
+    label = RAW_SAME if claim else RAW
+    driver = RawDriver(client, RAW_TASK_QUEUE, steps, timer_seconds=plan.working_day_seconds, claim=claim)
     results = []
     warmup = Samples()
-    with tqdm(total=plan.warmup_cases, desc="raw warm-up", leave=False) as bar:
+    with tqdm(total=plan.warmup_cases, desc=f"{label} warm-up", leave=False) as bar:
         await closed_loop(driver.run_case, min(plan.warmup_cases, 10), plan.warmup_cases, warmup, bar)
     for in_flight in plan.in_flight:
         cases = plan.cases_per_loop[in_flight]
@@ -537,7 +384,7 @@ async def run_raw(stack: BenchStack, plan: Plan, client: Client, steps: list[Raw
             return await closed_loop(run, n, total, s, bar)
 
         results.append(
-            await measure(f"raw closed {in_flight}", driver.run_case, load, cases, samples, client, stack, plan)
+            await measure(f"{label} closed {in_flight}", driver.run_case, load, cases, samples, client, stack, plan)
         )
     return results
 
@@ -547,16 +394,20 @@ async def run_full(
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    requests = RequestCounter()
     # Longer than the API's own 30 s wait for the worker, so a 503 arrives first.
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=45, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.base_url, timeout=45, limits=limits, event_hooks={"request": [requests]}
+    ) as http:
 
-        async def scenario(name: str, load: Callable[[RunCase, Samples, Bar], Awaitable[float]], expected: int) -> None:
+        async def scenario(name: str, load: Load, expected: int) -> None:
             driver = FullPathDriver(http, form, steps)
             await driver.login_all()
+            feed = await driver.choose_feed("poll" if plan.inbox_feed == "poll" else None)
             desks = [asyncio.create_task(driver.officer_desk(department, 32)) for department in OFFICERS]
             try:
                 if name == "warm-up":
-                    with tqdm(total=expected, desc="full warm-up", leave=False) as bar:
+                    with tqdm(total=expected, desc=f"{FULL} warm-up ({feed})", leave=False) as bar:
                         await load(driver.run_case, driver.samples, bar)
                 else:
                     profiler = None
@@ -564,7 +415,17 @@ async def run_full(
                         profiler = Profiler(Path(plan.profile_dir))
                     results.append(
                         await measure(
-                            name, driver.run_case, load, expected, driver.samples, client, stack, plan, profiler
+                            name,
+                            driver.run_case,
+                            load,
+                            expected,
+                            driver.samples,
+                            client,
+                            stack,
+                            plan,
+                            requests=requests,
+                            inbox_feed=feed,
+                            profiler=profiler,
                         )
                     )
             finally:
@@ -581,7 +442,7 @@ async def run_full(
             async def closed(run: RunCase, s: Samples, bar: Bar, n: int = in_flight, total: int = cases) -> float:
                 return await closed_loop(run, n, total, s, bar)
 
-            await scenario(f"onething closed {in_flight}", closed, cases)
+            await scenario(f"{FULL} closed {in_flight}", closed, cases)
         for fraction in plan.open_fractions:
             rate = max(0.1, ceiling * fraction)
 
@@ -589,7 +450,7 @@ async def run_full(
                 return await open_loop(run, r, plan.open_seconds, s, bar)
 
             await scenario(
-                f"onething open {round(fraction * 100)}% ({rate:.1f}/s)", opened, max(1, int(rate * plan.open_seconds))
+                f"{FULL} open {round(fraction * 100)}% ({rate:.1f}/s)", opened, max(1, int(rate * plan.open_seconds))
             )
     return results
 
@@ -698,8 +559,69 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
+def load_average() -> list[float]:
+    """The machine's 1-, 5- and 15-minute load averages (other work shares the cores)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+class LoadSampler:
+    """The 1-minute load average every ``interval`` seconds while the run lasts: on a
+    shared machine, how much else was running."""
+
+    def __init__(self, interval: float = 15.0) -> None:
+        self.interval = interval
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append(round(os.getloadavg()[0], 2))
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample())
+
+    def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+        if not self.samples:
+            return {}
+        return {
+            "load1_mean": round(sum(self.samples) / len(self.samples), 2),
+            "load1_max": max(self.samples),
+            "samples": len(self.samples),
+        }
+
+
+def comparison(scenarios: list[dict[str, Any]], in_flight: int) -> dict[str, Any]:
+    """The three paths side by side in their closed loops at ``in_flight``."""
+    by_name = {scenario["name"]: scenario for scenario in scenarios}
+    paths = {"raw": RAW, "raw_same_interaction": RAW_SAME, "onething": FULL}
+    found = {key: by_name[f"{label} closed {in_flight}"] for key, label in paths.items()}
+    keys = [
+        "cases_per_s",
+        "submit_p50_ms",
+        "claim_p50_ms",
+        "complete_p50_ms",
+        "e2e_p50_s",
+        "cpu_ms_per_case",
+        "history_events_per_case",
+        "http_requests_per_case",
+        "db_transactions_per_case",
+    ]
+    return {"in_flight": in_flight, **{key: {path: found[path][key] for path in found} for key in keys}}
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3) if denominator else 0.0
+
+
+async def run(plan: Plan, output: Path | None, note: str | None = None) -> dict[str, Any]:
     form, raw_steps = birth_shape()
+    load_before = load_average()
+    sampler = LoadSampler()
+    sampler.start()
+    begun = time.perf_counter()
     with contextlib.ExitStack() as cleanup:
         if plan.workdir:
             directory = plan.workdir
@@ -714,7 +636,8 @@ async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
                 stack.start_onething()
                 return memory_report(plan, await run_memory(stack, plan, client, form), output)
             stack.start_raw_worker()
-            raw = await run_raw(stack, plan, client, raw_steps)
+            raw = await run_raw(stack, plan, client, raw_steps, claim=False)
+            raw_same = await run_raw(stack, plan, client, raw_steps, claim=True)
             stack.stop_raw_worker()
             ceiling = raw[0]["cases_per_s"]
             stack.start_onething()
@@ -722,22 +645,35 @@ async def run(plan: Plan, output: Path | None) -> dict[str, Any]:
             memory = await run_memory(stack, plan, client, form) if plan.open_cases else None
         finally:
             stack.stack.stop()
-    scenarios = raw + full
+            during = sampler.stop()
+    scenarios = raw + raw_same + full
     by_name = {scenario["name"]: scenario for scenario in scenarios}
     first = plan.in_flight[0]
-    raw_closed, full_closed = by_name[f"raw closed {first}"], by_name[f"onething closed {first}"]
-    report = {
+    raw_closed = by_name[f"{RAW} closed {first}"]
+    same_closed = by_name[f"{RAW_SAME} closed {first}"]
+    full_closed = by_name[f"{FULL} closed {first}"]
+    report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "machine_load": {
+            "before": load_before,
+            "during": during,
+            "after": load_average(),
+            "other_cpu_share_by_scenario": {s["name"]: s["other_cpu_share"] for s in scenarios},
+        },
+        "run_minutes": round((time.perf_counter() - begun) / 60, 1),
         "plan": asdict(plan),
+        "inbox_feed": full_closed.get("inbox_feed"),
         "scenarios": scenarios,
-        "ratio_full_vs_raw": round(full_closed["cases_per_s"] / raw_closed["cases_per_s"], 3)
-        if raw_closed["cases_per_s"]
-        else 0.0,
+        "ratio_full_vs_raw": ratio(full_closed["cases_per_s"], raw_closed["cases_per_s"]),
+        "ratio_full_vs_raw_same_interaction": ratio(full_closed["cases_per_s"], same_closed["cases_per_s"]),
         "submit_p50_over_raw_ms": round(full_closed["submit_p50_ms"] - raw_closed["submit_p50_ms"], 1),
+        "closed_loop_comparison": comparison(scenarios, first),
         "worker_max_cached_workflows_under_load": LOAD_CACHE_SIZE,
         "memory": memory,
     }
+    if note:
+        report["note"] = note
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -774,29 +710,49 @@ def memory_report(plan: Plan, memory: dict[str, Any], output: Path | None) -> di
     return report
 
 
+def _colour(name: str) -> str:
+    return "#5b7fa6" if name.startswith(RAW_SAME) else "#888888" if name.startswith(RAW) else "#c8102e"
+
+
 def draw_chart(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [scenario["name"] for scenario in report["scenarios"]]
-    figure, (throughput, latency) = plt.subplots(1, 2, figsize=(13, 4.8))
-    colours = ["#888888" if name.startswith("raw") else "#c8102e" for name in names]
-    throughput.barh(names, [s["cases_per_s"] for s in report["scenarios"]], color=colours)
+    scenarios = report["scenarios"]
+    names = [scenario["name"] for scenario in scenarios]
+    figure, (throughput, latency, cpu) = plt.subplots(1, 3, figsize=(19, 5.2))
+    throughput.barh(names, [s["cases_per_s"] for s in scenarios], color=[_colour(name) for name in names])
     throughput.set_xlabel("cases completed per second")
     throughput.invert_yaxis()
     positions = range(len(names))
-    latency.barh([p - 0.2 for p in positions], [s["e2e_p50_s"] for s in report["scenarios"]], 0.4, label="p50")
-    latency.barh([p + 0.2 for p in positions], [s["e2e_p99_s"] for s in report["scenarios"]], 0.4, label="p99")
+    latency.barh([p - 0.2 for p in positions], [s["e2e_p50_s"] for s in scenarios], 0.4, label="p50")
+    latency.barh([p + 0.2 for p in positions], [s["e2e_p99_s"] for s in scenarios], 0.4, label="p99")
     latency.set_yticks(list(positions), names)
     latency.invert_yaxis()
     latency.set_xlabel("end-to-end case time (s)")
     latency.legend()
-    figure.suptitle(f"OneThing vs raw Temporal — full/raw = {report['ratio_full_vs_raw']}")
+    left = [0.0] * len(names)
+    for process, colour in (("server", "#4c72b0"), ("worker", "#dd8452"), ("api", "#55a868"), ("driver", "#8172b3")):
+        widths = [s["cpu_ms_per_case"].get(process, 0.0) for s in scenarios]
+        cpu.barh(names, widths, left=left, color=colour, label=process)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    cpu.set_xlabel("CPU ms per completed case")
+    cpu.invert_yaxis()
+    cpu.legend()
+    figure.suptitle(
+        f"OneThing vs raw Temporal — full/raw = {report['ratio_full_vs_raw']}, "
+        f"full/raw same interaction = {report['ratio_full_vs_raw_same_interaction']} "
+        f"(inbox: {report.get('inbox_feed')})"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _cell(value: Any, pattern: str) -> str:
+    return "–" if value is None else pattern.format(value)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -807,28 +763,32 @@ def table(report: dict[str, Any]) -> str:
             f"{memory['worker_rss_mb_after']} MB (peak {memory['worker_rss_mb_peak']} MB, "
             f"at start {memory['worker_rss_mb_before']} MB, cache {memory['max_cached_workflows']})"
         )
-    columns = [
-        ("scenario", "name", "{}"),
-        ("cases/s", "cases_per_s", "{:.2f}"),
-        ("steps/s", "steps_per_s", "{:.1f}"),
-        ("submit p50/p99 ms", ("submit_p50_ms", "submit_p99_ms"), "{:.0f}/{:.0f}"),
-        ("complete p50/p99 ms", ("complete_p50_ms", "complete_p99_ms"), "{:.0f}/{:.0f}"),
-        ("e2e p50/p99 s", ("e2e_p50_s", "e2e_p99_s"), "{:.2f}/{:.2f}"),
-        ("timer late p50/p99 s", ("timer_lateness_p50_s", "timer_lateness_p99_s"), "{:.3f}/{:.3f}"),
-        ("errors", "errors", "{}"),
-        ("events/case", "history_events_per_case", "{:.0f}"),
+    columns: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("scenario", lambda s: s["name"]),
+        ("cases/s", lambda s: f"{s['cases_per_s']:.2f}"),
+        ("steps/s", lambda s: f"{s['steps_per_s']:.1f}"),
+        ("submit p50/p99 ms", lambda s: f"{s['submit_p50_ms']:.0f}/{s['submit_p99_ms']:.0f}"),
+        ("claim p50 ms", lambda s: _cell(s["claim_p50_ms"], "{:.0f}")),
+        ("complete p50/p99 ms", lambda s: f"{s['complete_p50_ms']:.0f}/{s['complete_p99_ms']:.0f}"),
+        ("e2e p50/p99 s", lambda s: f"{s['e2e_p50_s']:.2f}/{s['e2e_p99_s']:.2f}"),
+        ("timer late p50/p99 s", lambda s: f"{s['timer_lateness_p50_s']:.3f}/{s['timer_lateness_p99_s']:.3f}"),
+        ("errors", lambda s: str(s["errors"])),
+        ("events/case", lambda s: f"{s['history_events_per_case']:.0f}"),
+        ("CPU ms/case", lambda s: _cell(s["cpu_ms_per_case"].get("total"), "{:.0f}")),
+        ("HTTP req/case", lambda s: f"{s['http_requests_per_case']:.1f}"),
+        ("DB tx/case", lambda s: _cell(s["db_transactions_per_case"].get("total"), "{:.1f}")),
+        ("other CPU", lambda s: f"{s['other_cpu_share']:.0%}"),
     ]
-    lines = ["| " + " | ".join(title for title, _, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |", "|" + "---|" * len(columns)]
     for scenario in report["scenarios"]:
-        cells = []
-        for _, key, pattern in columns:
-            values = [scenario[k] for k in key] if isinstance(key, tuple) else [scenario[key]]
-            cells.append(pattern.format(*values))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cell(scenario) for _, cell in columns) + " |")
+    first = report["plan"]["in_flight"][0]
+    lines.append(f"\nfull/raw cases/s (closed, {first} in flight): {report['ratio_full_vs_raw']}")
     lines.append(
-        f"\nfull/raw cases/s (closed, {report['plan']['in_flight'][0]} in flight): {report['ratio_full_vs_raw']}"
+        f"full/raw same-interaction cases/s (closed, {first} in flight): {report['ratio_full_vs_raw_same_interaction']}"
     )
     lines.append(f"submit p50 − raw start_workflow p50: {report['submit_p50_over_raw_ms']} ms")
+    lines.append(f"officers' inbox: {report['inbox_feed']}")
     if report.get("memory"):
         memory = report["memory"]
         lines.append(
@@ -840,13 +800,29 @@ def table(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="a ~20 s run that checks the harness works")
+    parser.add_argument("--smoke", action="store_true", help="a ~30 s run that checks the harness works")
     parser.add_argument(
         "--output", type=Path, help="results file (default bench/results/<date>.json; none for --smoke)"
     )
-    parser.add_argument("--quick", action="store_true", help="only the closed loops at 50 (raw and full)")
+    parser.add_argument("--quick", action="store_true", help="only the closed loops at 50 (raw baselines and full)")
     parser.add_argument("--open-cases", type=int, help="cases left open for the memory measurement")
     parser.add_argument("--memory-only", action="store_true", help="only the memory measurement (--open-cases)")
+    parser.add_argument(
+        "--in-flight", type=int, action="append", help="closed loops at these cases in flight (repeatable)"
+    )
+    parser.add_argument(
+        "--open-fraction",
+        type=float,
+        action="append",
+        help="open loops at these fractions of the raw ceiling (repeatable; 0 for none)",
+    )
+    parser.add_argument(
+        "--inbox-feed",
+        choices=["auto", "poll"],
+        default="auto",
+        help="officers use the inbox change feed when the server offers it (auto), or always poll",
+    )
+    parser.add_argument("--note", help="a remark kept in the results file (e.g. what else ran on the machine)")
     parser.add_argument("--keep", type=Path, help="keep the servers' databases and logs in this folder")
     parser.add_argument(
         "--profile", type=Path, help="folder for py-spy profiles of the worker and API during the first full loop"
@@ -861,13 +837,20 @@ def main(argv: list[str] | None = None) -> int:
         plan.open_cases = arguments.open_cases
     if arguments.keep is not None:
         plan.workdir = str(arguments.keep.resolve())
+    if arguments.in_flight:
+        default_cases = Plan.full().cases_per_loop
+        plan.in_flight = arguments.in_flight
+        plan.cases_per_loop = {n: plan.cases_per_loop.get(n, default_cases.get(n, 3 * n)) for n in plan.in_flight}
+    if arguments.open_fraction is not None:
+        plan.open_fractions = [fraction for fraction in arguments.open_fraction if fraction > 0]
+    plan.inbox_feed = arguments.inbox_feed
     if arguments.memory_only:
         plan.in_flight, plan.open_fractions = [], []
     output = arguments.output
     if output is None and not arguments.smoke:
         suffix = "-memory" if arguments.memory_only else ""
         output = RESULTS_DIR / f"{datetime.now(UTC):%Y-%m-%d}{suffix}.json"
-    report = asyncio.run(run(plan, output))
+    report = asyncio.run(run(plan, output, arguments.note))
     print(table(report))
     if output is not None:
         print(f"\nwritten: {output} and {output.with_suffix('.png')}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 # Frames from these folders are OneThing's own; everything else is a library.
-OWN_PREFIXES = ("workflows/", "activities/", "api/", "models/", "worker.py", "settings.py", "cli.py")
+OWN_PREFIXES = ("workflows/", "activities/", "api/", "models/", "ops/", "worker.py", "settings.py", "cli.py")
 
 
 @dataclass

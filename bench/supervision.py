@@ -4,6 +4,8 @@ query plans that show which indexes answer them.
 
     python -m bench.supervision [--cases 100000] [--postgres-url postgresql://…]
 
+Timeliness is read from the rollup the seeder fills as the projection would have kept it.
+
 The API runs in-process (httpx over ASGI, so no network in the numbers); each
 request is timed from the client's side, after a warm-up. Writes
 bench/results/<date>-supervision.json.
@@ -29,7 +31,8 @@ from temporalio.client import Client
 
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
-from bench.harness import RESULTS_DIR, _percentile, machine
+from bench.figures import percentile
+from bench.harness import RESULTS_DIR, machine
 from bench.seed_read_model import seed
 from models.catalogue import shipped_definitions
 from models.db import make_engine
@@ -37,6 +40,10 @@ from settings import Settings
 
 NOW = datetime.now(UTC)
 MONTH_AGO = (NOW - timedelta(days=30)).date().isoformat()
+# A 30-day window whose ends fall mid-month: read from the days at its edges, not whole months.
+WINDOW = f"from={(NOW - timedelta(days=45)).date().isoformat()}&to={(NOW - timedelta(days=15)).date().isoformat()}"
+LAST_MONTH_END = NOW.date().replace(day=1) - timedelta(days=1)
+LAST_MONTH = f"from={LAST_MONTH_END.replace(day=1).isoformat()}&to={LAST_MONTH_END.isoformat()}"
 
 # (name, account, path): what a supervisor's dashboard and an officer's inbox ask.
 QUERIES = [
@@ -47,11 +54,19 @@ QUERIES = [
     ("overdue list", "supervisor", "/supervision/overdue"),
     ("officer inbox GET /tasks", "police_officer", "/tasks"),
     ("case list GET /cases", "supervisor", "/cases"),
+    ("timeliness by step, last calendar month", "supervisor", f"/supervision/timeliness?group_by=step&{LAST_MONTH}"),
+    ("timeliness by step, 30 days to 15 days ago", "supervisor", f"/supervision/timeliness?group_by=step&{WINDOW}"),
 ]
 
 PLANS = {
-    "timeliness": "SELECT department, hours_bucket, count(*) FROM tasks WHERE status = 'done' "
-    f"AND completed_on >= '{MONTH_AGO}' GROUP BY department, hours_bucket",
+    # Timeliness reads the rollup (models/timeliness_rollup.py): whole-hour cells of a month per
+    # department, then the tenths of one hour of one department, by primary key.
+    "timeliness": "SELECT department, hours_bucket, sum(count), sum(on_time_count) FROM timeliness_rollup "
+    "WHERE span = 'month' AND scope = 'department' AND bucket_width = 10 "
+    f"AND period >= '{MONTH_AGO[:7]}' GROUP BY department, hours_bucket",
+    "timeliness tenths": "SELECT hours_bucket, count FROM timeliness_rollup WHERE span = 'month' "
+    f"AND scope = 'department' AND bucket_width = 1 AND period = '{MONTH_AGO[:7]}' AND thing = '' AND step = '' "
+    "AND department = 'police' AND hours_bucket >= 100 AND hours_bucket < 110",
     "overdue": "SELECT * FROM tasks WHERE status IN ('open', 'claimed', 'awaiting_supplement') "
     f"AND due_at < '{NOW.isoformat()}' ORDER BY due_at, task_id LIMIT 50",
     "inbox": "SELECT * FROM tasks WHERE status IN ('open', 'claimed', 'awaiting_supplement') "
@@ -96,8 +111,8 @@ async def time_queries(engine: Engine, settings: Settings, repeat: int) -> list[
                     {
                         "name": name,
                         "path": path,
-                        "p50_ms": round(_percentile(samples, 50) * 1000, 1),
-                        "p95_ms": round(_percentile(samples, 95) * 1000, 1),
+                        "p50_ms": round(percentile(samples, 50) * 1000, 1),
+                        "p95_ms": round(percentile(samples, 95) * 1000, 1),
                         "requests": repeat,
                     }
                 )

@@ -106,6 +106,20 @@ class Actor(_Model):
     unit: str | None = None
 
 
+class AuditEntry(_Model):
+    """A staff action's audit-log row (审计日志). It travels with the action's Update and is
+    written in the same transaction as the change it records (activities/case_changes.py),
+    so the log holds a row exactly when the change happened. ``detail`` is already masked."""
+
+    action: str
+    actor: Actor
+    target: str | None = None
+    detail: dict[str, Any] = {}
+    # Unique per request: a retried request with the same Idempotency-Key adds no second row.
+    request_key: str | None = None
+    at: datetime | None = None  # when the staff member acted (the API's clock; else workflow time)
+
+
 class CaseInput(_Model):
     case_id: str
     definition: ThingDefinition
@@ -117,6 +131,9 @@ class CaseInput(_Model):
     # Hash of the submitted request, so a reused Idempotency-Key with another body is caught.
     request_fingerprint: str = ""
     answers: dict[str, str] = {}
+    audit: AuditEntry | None = None  # the clerk's acceptance (窗口受理); None for applicants
+    # Unique per submitting request: the request whose id the case carries created it.
+    submission_id: str = ""
 
 
 class StepView(_Model):
@@ -216,6 +233,7 @@ class CaseSnapshot(_Model):
     acceptance_notice: AcceptanceNotice | None = None
     revision: int = 0
     request_fingerprint: str = ""
+    submission_id: str = ""
     ratings: list[RatingView] = []
     rating_open: bool = False
     rating_closes_at: datetime | None = None
@@ -224,6 +242,7 @@ class CaseSnapshot(_Model):
 class ProjectCaseInput(_Model):
     snapshot: CaseSnapshot
     events: list[CaseEvent]
+    audit: list[AuditEntry] = []  # staff actions since the previous write
 
 
 # --- Officer and applicant actions (workflow Updates) -------------------------
@@ -232,6 +251,7 @@ class ProjectCaseInput(_Model):
 class ClaimInput(_Model):
     actor: Actor
     step: str
+    audit: AuditEntry | None = None
 
 
 class CompleteStepInput(_Model):
@@ -239,6 +259,7 @@ class CompleteStepInput(_Model):
     step: str
     result: dict[str, Any]
     comment: str | None = Field(default=None, max_length=500)
+    audit: AuditEntry | None = None
 
 
 class ReturnStepInput(_Model):
@@ -246,17 +267,20 @@ class ReturnStepInput(_Model):
     step: str
     missing: list[str]
     reason: str
+    audit: AuditEntry | None = None
 
 
 class RefuseStepInput(_Model):
     actor: Actor
     step: str
     reason: str
+    audit: AuditEntry | None = None
 
 
 class SupplementInput(_Model):
     actor: Actor
     materials: dict[str, str]
+    audit: AuditEntry | None = None
 
 
 # --- Activities -----------------------------------------------------------------
@@ -330,6 +354,8 @@ class NotificationInput(_Model):
     message_zh: str
     step: str | None = None
     at: datetime | None = None  # workflow time of the event that caused it
+    # Set by a case that writes its changes at once: the row's key, unique in the case.
+    notification_id: str | None = None
 
 
 class EscalationInput(_Model):
@@ -349,6 +375,7 @@ class SuperviseInput(_Model):
     step: str
     kind: Literal["notice", "urge"]
     message: str = Field(min_length=1, max_length=500)
+    audit: AuditEntry | None = None
 
 
 class SupervisionNoticeInput(_Model):
@@ -379,6 +406,28 @@ class ArchiveResult(_Model):
     files: int
 
 
+class CaseChanges(_Model):
+    """Everything one workflow task changed, written in one transaction: the case's newest
+    state, its new events, the notifications and 督办 they cause and the audit rows of the
+    actions that caused them (activities/case_changes.py)."""
+
+    snapshot: CaseSnapshot
+    events: list[CaseEvent]
+    notifications: list[NotificationInput] = []
+    escalations: list[EscalationInput] = []
+    supervision_notices: list[SupervisionNoticeInput] = []
+    audit: list[AuditEntry] = []
+    # Every event of the steps that finished in this change, for their timeliness figures.
+    finished_step_events: list[CaseEvent] = []
+
+
+class WriteResult(_Model):
+    """What a one-write-per-change activity records in history: the revision it wrote.
+    The change itself is rebuilt by replaying the history (workflows/history.py)."""
+
+    revision: int
+
+
 class ActivityName(StrEnum):
     """Activity type names, shared by the workflow (which calls them by name so it
     never imports database code) and the worker (which registers them)."""
@@ -388,6 +437,7 @@ class ActivityName(StrEnum):
     COMPUTE_NEXT_ESCALATION = "compute_next_escalation"
     FETCH_SHARED_MATERIALS = "fetch_shared_materials"
     PROJECT_CASE = "project_case"
+    WRITE_CASE_CHANGES = "write_case_changes"
     SEND_NOTIFICATION = "send_notification"
     ESCALATE_OVERDUE_STEP = "escalate_overdue_step"
     RECORD_SUPERVISION_NOTICE = "record_supervision_notice"

@@ -88,6 +88,8 @@ class ComplaintInput(_Model):
     answer_working_days: int = ANSWER_WORKING_DAYS
     # Hash of the filed request, so a reused Idempotency-Key with another body is caught.
     request_fingerprint: str = ""
+    # Unique per filing request: the request whose id the complaint carries created it.
+    submission_id: str = ""
 
 
 class ComplaintEvent(_Model):
@@ -133,6 +135,7 @@ class ComplaintSnapshot(_Model):
     escalations: int = 0
     revision: int = 0
     request_fingerprint: str = ""
+    submission_id: str = ""
 
 
 class ProjectComplaintInput(_Model):
@@ -171,9 +174,19 @@ class ComplaintEscalationInput(_Model):
     at: datetime
 
 
+class ComplaintChanges(_Model):
+    """Everything one workflow task of a complaint changed, written in one transaction:
+    its newest state, its new events and the 督办 they cause (activities/complaints.py)."""
+
+    snapshot: ComplaintSnapshot
+    events: list[ComplaintEvent]
+    escalations: list[ComplaintEscalationInput] = []
+
+
 class ComplaintActivityName(StrEnum):
     """Activity type names of the complaint workflow (the calendar ones are shared
     with cases and named in models.case.ActivityName)."""
 
     PROJECT_COMPLAINT = "project_complaint"
+    WRITE_COMPLAINT_CHANGES = "write_complaint_changes"
     ESCALATE_OVERDUE_COMPLAINT = "escalate_overdue_complaint"

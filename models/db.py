@@ -16,8 +16,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from prometheus_client import Counter
 from sqlalchemy import Connection, Engine, event, inspect, text
-from sqlmodel import create_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from models.migrations import MIGRATIONS_DIR
@@ -41,6 +43,9 @@ BASELINE_TABLES = frozenset(
 )
 # pg_advisory_xact_lock key that every process migrating the read model shares.
 MIGRATION_LOCK_KEY = 0x0E7E_71A6_2026
+# Transactions committed by the engines make_engine made, in this process (prometheus_client's
+# registry: the worker's metrics port; the benchmark reads it per case).
+DB_TRANSACTIONS = Counter("onething_db_transactions", "读模型已提交事务 (read-model transactions committed)")
 
 
 def make_engine(url: str) -> Engine:
@@ -49,6 +54,7 @@ def make_engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "commit", lambda _connection: DB_TRANSACTIONS.inc())
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -61,7 +67,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "commit", lambda _connection: DB_TRANSACTIONS.inc())
+    return engine
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -120,3 +128,13 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def dialect_insert(session: Session | Connection) -> Any:
+    """The engine dialect's INSERT, which has ON CONFLICT (the read model runs on SQLite or PostgreSQL)."""
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"no upsert for the {dialect} dialect (the read model runs on SQLite or PostgreSQL)")

@@ -4,7 +4,11 @@ The API maps these codes to HTTP statuses in one place (api/errors.py); nothing
 matches on message text.
 """
 
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
 
 
 class ErrorCode(StrEnum):
@@ -34,3 +38,21 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after_seconds: int, fields: dict[str, str] | None = None) -> None:
         super().__init__(ErrorCode.RATE_LIMITED, message, fields)
         self.retry_after_seconds = retry_after_seconds
+
+
+def fields_from_pydantic(errors: Sequence[Any], prefix: str = "") -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in errors:
+        if error["type"] == "json_invalid":
+            # FastAPI puts the character offset in the location; the field is the body itself.
+            reason = error.get("ctx", {}).get("error", "")
+            fields.setdefault("body", f"不是有效的 JSON (invalid JSON at character {error['loc'][-1]}: {reason})")
+            continue
+        location = [str(part) for part in error["loc"] if part != "body"]
+        path = ".".join([prefix, *location] if prefix else location) or prefix or "body"
+        fields.setdefault(path, error["msg"])
+    return fields
+
+
+def invalid_input(error: ValidationError, prefix: str) -> DomainError:
+    return DomainError(ErrorCode.INVALID, "输入有误 (invalid input)", fields_from_pydantic(error.errors(), prefix))

@@ -81,17 +81,24 @@ def masked(model: Model) -> Model:
 
 def sees_case_personal_data(actor: Actor, case: CaseSnapshot) -> bool:
     """The owning applicant, the accepting clerk or unit, and the departments whose step has opened."""
+    # Opened, not merely "not pending": a refusal cancels steps that never opened.
+    opened = {step.department for step in case.steps if step.opened_at is not None}
+    return sees_personal_data_of(actor, case.owner, case.submitted_by, case.accepting_unit, opened)
+
+
+def sees_personal_data_of(
+    actor: Actor, owner: str | None, submitted_by: str, accepting_unit: str | None, opened_departments: set[str]
+) -> bool:
+    """``sees_case_personal_data`` from a case's parts (the case workflow answers Updates with it)."""
     if actor.role == "applicant":
-        return case.owner is not None and case.owner == actor.username
+        return owner is not None and owner == actor.username
     if actor.role not in {"clerk", "officer"}:
         return False
-    if actor.username == case.submitted_by:
+    if actor.username == submitted_by:
         return True
     if actor.unit is None:
         return False
-    # Opened, not merely "not pending": a refusal cancels steps that never opened.
-    opened = {step.department for step in case.steps if step.opened_at is not None}
-    return actor.unit in opened or (actor.role == "clerk" and actor.unit == case.accepting_unit)
+    return actor.unit in opened_departments or (actor.role == "clerk" and actor.unit == accepting_unit)
 
 
 def sees_complaint_personal_data(actor: Actor, complaint: ComplaintSnapshot) -> bool:

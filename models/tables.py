@@ -223,7 +223,7 @@ class RatingRecord(SQLModel, table=True):
 class AuditRecord(SQLModel, table=True):
     """审计日志: one staff action that succeeded — who, when, on which case, what.
 
-    Append-only: rows are written by api/audit.py and never updated or deleted (the
+    Append-only: rows are written by services/audit.py and never updated or deleted (the
     mapper refuses both, below). A request retried with the same Idempotency-Key
     finds its row by (action, request_key) instead of adding a second one.
     """
@@ -267,3 +267,47 @@ class LoginAttempt(SQLModel, table=True):
     username: str = Field(max_length=64)
     address: str = Field(max_length=64)
     succeeded: bool = False
+
+
+class InboxVersion(SQLModel, table=True):
+    """The inbox change feed: one counter per department, bumped in the same transaction as
+    any projection that changes a task of that department (activities/read_model.py).
+
+    ``GET /tasks`` derives its ETag from these rows and ``GET /tasks/events`` watches them,
+    so neither runs the inbox query to learn whether the inbox changed.
+    """
+
+    __tablename__ = "inbox_versions"
+
+    department: str = Field(primary_key=True, max_length=64)
+    version: int = 0
+    changed_at: datetime = _when(nullable=False)
+
+
+class TimelinessRollup(SQLModel, table=True):
+    """Finished steps counted per period, thing, step, department and working hours used:
+    the timeliness statistics read these rows instead of the tasks (models/timeliness_rollup.py).
+
+    A cell is one ``span`` of completion, Beijing time ("day", "dekad", "month" or "year";
+    ``period`` "2026-11-02", "2026-11-1" for days 1-10, "2026-11" or "2026"), one ``scope``
+    ("step" keeps thing, step and department; "department", "thing" and "all" keep only those,
+    "" in the others) and one bucket of working hours: a tenth of an hour (``bucket_width`` 1)
+    or a whole hour (10), so that percentiles are found among hours first, then among the tenths
+    of one hour. The projection adds each step in the transaction that marks it done; rebuild
+    and the synthetic seeder recompute the table from the tasks. A step done without figures
+    has period "" and ``hours_bucket`` -1.
+    """
+
+    __tablename__ = "timeliness_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}  # the primary key is the table: range reads stay in it
+
+    span: str = Field(primary_key=True, max_length=8)
+    scope: str = Field(primary_key=True, max_length=16)
+    bucket_width: int = Field(primary_key=True)  # tenths of an hour per bucket: 1, or 10 (whole hours)
+    period: str = Field(primary_key=True, max_length=10)
+    thing: str = Field(primary_key=True, max_length=64)
+    step: str = Field(primary_key=True, max_length=64)
+    department: str = Field(primary_key=True, max_length=64)
+    hours_bucket: int = Field(primary_key=True)  # the bucket's first tenth of an hour (TaskRecord.hours_bucket)
+    count: int = 0
+    on_time_count: int = 0

@@ -25,12 +25,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from infra.temporal import build_data_converter
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
 from models.db import init_db, make_engine
 from models.tables import CaseRecord, ComplaintRecord
 from settings import Settings, installed_binary
 from worker import build_worker
-from workflows.connection import build_data_converter
 
 # Debian's libfaketime (installed by `make test`), wherever the architecture puts it.
 LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("/nonexistent"))

@@ -12,10 +12,10 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
+from infra.codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, PayloadCodecError, PayloadEncryptionCodec
+from infra.temporal import build_data_converter
 from models.samples import MOTHER_ID
 from settings import DEV_PAYLOAD_KEY, Settings
-from workflows.codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, PayloadCodecError, PayloadEncryptionCodec
-from workflows.connection import build_data_converter
 
 OCTOBER_KEY = bytes(range(32))
 NOVEMBER_KEY = bytes(range(32, 64))

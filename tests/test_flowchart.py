@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from documents.flowchart import mermaid_flowchart, svg_flowchart
 from models.catalogue import StepDefinition, ThingDefinition, shipped_definitions
 from models.errors import DomainError
-from models.flowchart import mermaid_flowchart, svg_flowchart
 
 SVG = "{http://www.w3.org/2000/svg}"
 EDGE = re.compile(r"^\s*s_(\w+) --> s_(\w+)\s*$", re.MULTILINE)

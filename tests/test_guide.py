@@ -11,9 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from models.catalogue import DataSharing, FaqEntry, StepDefinition, ThingDefinition, shipped_definitions
-from models.errors import DomainError
-from models.guide import (
+from documents.guide import (
     DATA_SHARING_CSV_HEADERS,
     data_sharing_csv,
     data_sharing_needs,
@@ -22,6 +20,8 @@ from models.guide import (
     render_guide_html,
     service_guide,
 )
+from models.catalogue import DataSharing, FaqEntry, StepDefinition, ThingDefinition, shipped_definitions
+from models.errors import DomainError
 
 URL = "https://zwfw.example.gov.cn/guides/birth"
 
@@ -44,7 +44,7 @@ ALL_VIEW_IDS = [name for definition in shipped_definitions().values() for name i
 
 
 def longest_days(definition: ThingDefinition, channel: str) -> int:
-    """Written independently of models.flowchart: the latest finish over the channel's
+    """Written independently of documents.flowchart: the latest finish over the channel's
     steps, where a step finishes its limit after its latest dependency on the channel."""
     steps = {step.code: step for step in definition.steps if step.applies_to(channel)}
 

@@ -21,11 +21,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.observability import ACTIVITY_DURATION
 from api.main import create_app
-from models.logs import configure_logging, log_fields
+from infra.logs import configure_logging, log_fields
+from infra.temporal import with_observability
+from infra.worker_telemetry import ACTIVITY_DURATION
 from tests.conftest import test_settings as settings_for
-from workflows.connection import with_observability
 
 ID_NUMBER = "330102199003070027"
 PHONE = "13800001234"

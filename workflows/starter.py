@@ -1,4 +1,4 @@
-"""Client-side operations on case workflows: start one exactly once, find one.
+"""Client-side operations on case and complaint workflows: start one exactly once, find one.
 
 Workflow IDs carry no personal data: a case started with an idempotency key gets
 an ID derived from a hash of (account, key), so a retried request finds the same
@@ -15,7 +15,9 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from models.case import SEARCH_ATTRIBUTE_STATUS, SEARCH_ATTRIBUTE_THING, CaseInput, CaseSnapshot, CaseStatus
+from models.complaint import ComplaintInput, ComplaintSnapshot
 from workflows.case.workflow import CaseWorkflow
+from workflows.complaint.workflow import ComplaintWorkflow
 
 THING_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_THING)
 STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)
@@ -49,3 +51,20 @@ async def start_case(
         return handle, True
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle_for(CaseWorkflow.run, case.case_id), False
+
+
+async def start_complaint(
+    client: Client, task_queue: str, complaint: ComplaintInput
+) -> tuple[WorkflowHandle[ComplaintWorkflow, ComplaintSnapshot], bool]:
+    """Start the complaint's workflow unless it exists; returns the handle and whether it was created."""
+    try:
+        handle = await client.start_workflow(
+            ComplaintWorkflow.run,
+            complaint,
+            id=complaint.complaint_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        return handle, True
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(ComplaintWorkflow.run, complaint.complaint_id), False

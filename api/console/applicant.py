@@ -23,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from temporalio.client import WorkflowUpdateFailedError
 
-from api.access import visible_case, visible_cases_filter
 from api.console.base import (
     ApplicantActor,
     checked_form,
@@ -34,7 +33,7 @@ from api.console.base import (
     render,
 )
 from api.errors import STATUS_BY_CODE, from_update_failure
-from api.routes.cases import RatingRequest, accept_submission, rate_case_as, supply_case_materials
+from api.routes.cases import RatingRequest
 from api.schemas import SubmitCaseRequest
 from models.case import Actor, CaseSnapshot, EventType, StepStatus
 from models.catalogue import FOLLOW_UP, Material, ThingDefinition, load_life_stages
@@ -42,6 +41,8 @@ from models.catalogue_store import current_definitions, definition_for
 from models.errors import DomainError, ErrorCode
 from models.forms import FORMS
 from models.tables import CaseEventRecord, CaseRecord
+from services.access import visible_case, visible_cases_filter
+from services.cases import accept_submission, rate_case_as, supply_case_materials
 
 router = console_router()
 
@@ -492,12 +493,15 @@ async def submit_intake(request: Request, actor: Actor, intake: IntakeForm, form
     app = request.app
     try:
         snapshot, _ = await accept_submission(
-            body,
-            actor,
-            app.state.temporal_client,
-            app.state.engine,
-            app.state.settings,
-            idempotency_key_of(form),
+            thing=body.thing,
+            channel=body.channel,
+            form=body.form,
+            answers=body.answers,
+            actor=actor,
+            client=app.state.temporal_client,
+            engine=app.state.engine,
+            settings=app.state.settings,
+            idempotency_key=idempotency_key_of(form),
         )
     except DomainError as error:
         if error.code in {ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND}:
@@ -768,7 +772,16 @@ async def my_case_rating(request: Request, case_id: str, actor: ApplicantActor) 
         return flash_redirect(request, f"/my/cases/{case_id}", "请选择 1 至 5 分的评价（评价意见不超过500字）", "error")
     app = request.app
     error = await refusal_of(
-        rate_case_as(case_id, body, actor, app.state.temporal_client, app.state.engine, idempotency_key_of(form))
+        rate_case_as(
+            case_id,
+            score=body.score,
+            comment=body.comment,
+            step=body.step,
+            actor=actor,
+            client=app.state.temporal_client,
+            engine=app.state.engine,
+            idempotency_key=idempotency_key_of(form),
+        )
     )
     if error is not None:
         return flash_redirect(request, f"/my/cases/{case_id}", f"评价未提交：{error.message}", kind="error")

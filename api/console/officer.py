@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, ValidationError
@@ -26,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from api.access import visible_case
 from api.console.base import (
     checked_form,
     console_router,
@@ -39,7 +38,6 @@ from api.console.base import (
 from api.deps import ClientDep, EngineDep
 from api.errors import from_update_failure
 from api.routes.notices import AcknowledgeRequest, acknowledge, department_notice_page
-from api.routes.tasks import act_on_task, inbox_tasks, parse_task_id
 from models.case import (
     Actor,
     CaseSnapshot,
@@ -56,6 +54,9 @@ from models.errors import DomainError, ErrorCode
 from models.redaction import masked, sees_case_personal_data
 from models.tables import CaseRecord, TaskRecord
 from models.workcalendar import WorkingCalendar
+from services.access import visible_case
+from services.inbox import inbox_etag, inbox_tasks
+from services.tasks import act_on_task, parse_task_id
 from workflows.case.workflow import CaseWorkflow
 
 router = console_router()
@@ -165,7 +166,11 @@ def inbox(
     with Session(engine) as session:
         # Supervisors' own tasks are the 回访 of their unit; officers and clerks see their unit's.
         department = actor.unit if actor.role == "supervisor" else None
-        tasks, total = inbox_tasks(session, actor, status, department, INBOX_PAGE_SIZE, (page - 1) * INBOX_PAGE_SIZE)
+        offset = (page - 1) * INBOX_PAGE_SIZE
+        # Read before the tasks (as GET /tasks does): the page's script reloads it once
+        # GET /tasks/events streams another ETag for the same listing.
+        etag = inbox_etag(session, actor, status, department, INBOX_PAGE_SIZE, offset)
+        tasks, total = inbox_tasks(session, actor, status, department, INBOX_PAGE_SIZE, offset)
         labels = Labels(session)
         dues = [due_badge(task, calendar, now) for task in tasks]
         rows = [
@@ -198,9 +203,21 @@ def inbox(
             ],
             "counts": counts,
             "department_zh": department_names().get(actor.unit or "", actor.unit or ""),
+            "inbox_etag": etag,
+            "inbox_events_url": inbox_events_url(status, department, offset),
         },
         actor=actor,
     )
+
+
+def inbox_events_url(status: StepStatus | None, department: str | None, offset: int) -> str:
+    """The change feed of the listing an inbox page shows (the same query as its GET /tasks)."""
+    query: dict[str, str | int] = {"limit": INBOX_PAGE_SIZE, "offset": offset}
+    if status is not None:
+        query["status"] = status.value
+    if department is not None:
+        query["department"] = department
+    return f"/tasks/events?{urlencode(query)}"
 
 
 # --- 督办 notices -----------------------------------------------------------------------------
@@ -461,7 +478,7 @@ async def _act(
     # The task must be the actor's before anything reaches the workflow (404 otherwise).
     await run_in_threadpool(_load_own_task, engine, actor, task_id)
     try:
-        await act_on_task(task_id, actor, client, engine, action, update, make_input, idempotency_key_of(form))
+        await act_on_task(task_id, actor, client, action, update, make_input, idempotency_key_of(form))
     except (DomainError, WorkflowUpdateFailedError) as error:
         return await _after_refusal(request, actor, engine, task_id, error, state)
     return flash_redirect(request, _task_url(task_id), done_message)

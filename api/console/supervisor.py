@@ -20,7 +20,6 @@ from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 
-from api.access import visible_case
 from api.console.base import (
     checked_form,
     console_router,
@@ -43,7 +42,6 @@ from api.routes.supervision import (
     TimelinessGroup,
     overdue_tasks,
     rating_rows,
-    supervise,
     timeliness_csv_columns,
     timeliness_rows,
     warning_tasks,
@@ -55,6 +53,8 @@ from models.errors import DomainError, ErrorCode
 from models.redaction import mask_personal_data, masked, sees_case_personal_data
 from models.tables import SupervisionNotice
 from models.workcalendar import SHANGHAI, WorkingCalendar
+from services.access import visible_case
+from services.supervision import supervise
 
 router = console_router()
 
@@ -341,7 +341,7 @@ async def supervise_step(
         return await _case_page(request, actor, engine, client, case_id, errors=errors, values=values, status_code=422)
     action: Literal["notice", "urge"] = "notice" if kind == "notice" else "urge"
     try:
-        await supervise(client, engine, actor, body, action, idempotency_key_of(form))
+        await supervise(client, actor, body.case_id, body.step, body.message, action, idempotency_key_of(form))
     except (DomainError, WorkflowUpdateFailedError) as error:
         domain = from_update_failure(error) if isinstance(error, WorkflowUpdateFailedError) else error
         if domain.code == ErrorCode.INVALID:

@@ -10,12 +10,12 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, func, select
 from sqlmodel import col
 
-from api.audit import AUDIT_ACTION_ZH, AuditAction
 from api.deps import ActorDep, SessionDep, require_role
 from api.errors import error_responses
 from api.schemas import IsoDateTime, OffsetQuery
 from models.tables import AuditRecord
 from models.workcalendar import SHANGHAI
+from services.audit import AUDIT_ACTION_ZH, AuditAction
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=error_responses(401, 403, 422))
 

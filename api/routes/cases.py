@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, func, select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
 
-from api.access import is_case_staff, visible_case, visible_cases_filter
-from api.actions import WORKER_WAIT, refuse_reused_key, request_fingerprint, run_case_update, update_id
-from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
-from api.errors import error_responses, invalid_input
-from api.faults import crash_if_injected
+from api.errors import error_responses
 from api.schemas import (
     CaseList,
     CaseResponse,
@@ -32,67 +24,18 @@ from api.schemas import (
 )
 from api.timeline import build_timeline, read_case_history
 from models.archive import ArchiveCheck, check_package
-from models.case import Actor, CaseInput, CaseSnapshot, RateInput, RatingView, SupplementInput
-from models.catalogue import ThingDefinition, resolve_for_case
-from models.catalogue_store import definition_for
+from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
-from models.forms import FORMS
 from models.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
-from settings import Settings
-from workflows.case.workflow import CaseWorkflow
-from workflows.starter import new_case_id, start_case
+from services.access import is_case_staff, visible_case, visible_cases_filter
+from services.cases import accept_submission, rate_case_as, supply_case_materials
 
 router = APIRouter(tags=["cases"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
 
-def _current_definition(engine: Engine, thing: str) -> ThingDefinition:
-    with Session(engine) as session:
-        try:
-            return definition_for(session, thing)
-        except DomainError:
-            raise DomainError(
-                ErrorCode.INVALID, "未知的事项 (unknown thing)", {"thing": f"no active thing {thing!r}"}
-            ) from None
-
-
-def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[str, Any]:
-    try:
-        model = FORMS[definition.form].model_validate(form)
-    except ValidationError as exc:
-        raise invalid_input(exc, "form") from exc
-    clean = model.model_dump(mode="json", exclude_none=True)
-    born_at = clean.get("newborn", {}).get("born_at")
-    if born_at and datetime.fromisoformat(born_at) > datetime.now(UTC) + timedelta(minutes=5):
-        raise DomainError(
-            ErrorCode.INVALID, "输入有误 (invalid input)", {"form.newborn.born_at": "cannot be in the future"}
-        )
-    return clean
-
-
 def _case_response(snapshot: CaseSnapshot) -> CaseResponse:
     return CaseResponse.model_validate(snapshot.model_dump())
-
-
-async def _accepted_snapshot(handle: WorkflowHandle[CaseWorkflow, CaseSnapshot]) -> CaseSnapshot:
-    """The case once accepted: from the running workflow, or by query once it has closed."""
-    try:
-        snapshot: CaseSnapshot = await asyncio.wait_for(
-            handle.execute_update(CaseWorkflow.wait_accepted),
-            WORKER_WAIT.total_seconds(),
-        )
-        return snapshot
-    # wait_for's cancellation reaches the SDK's update poll, which re-raises it as its own timeout error.
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-        raise DomainError(
-            ErrorCode.UNAVAILABLE,
-            f"案件{handle.id}已接收，正在排队受理，请稍后查询 (accepted for processing; try again shortly)",
-        ) from exc
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        closed: CaseSnapshot = await handle.query(CaseWorkflow.snapshot)
-        return closed
 
 
 @router.post("/cases", status_code=201, response_model=CaseResponse)
@@ -105,61 +48,20 @@ async def submit_case(
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> CaseResponse:
-    snapshot, created = await accept_submission(body, actor, client, engine, settings, idempotency_key)
+    snapshot, created = await accept_submission(
+        thing=body.thing,
+        channel=body.channel,
+        form=body.form,
+        answers=body.answers,
+        actor=actor,
+        client=client,
+        engine=engine,
+        settings=settings,
+        idempotency_key=idempotency_key,
+    )
     if not created:
         response.status_code = 200
     return _case_response(snapshot)
-
-
-async def accept_submission(
-    body: SubmitCaseRequest,
-    actor: Actor,
-    client: Client,
-    engine: Engine,
-    settings: Settings,
-    idempotency_key: str | None,
-) -> tuple[CaseSnapshot, bool]:
-    """受理: validate a submission, start its case (once per Idempotency-Key) and wait until it is
-    accepted; returns the case and whether this request created it. POST /cases and the web
-    console's application forms both come here."""
-    require_role(actor, "applicant", "clerk")
-    definition = await run_in_threadpool(_current_definition, engine, body.thing)
-    channels = {channel.code: channel for channel in definition.channels}
-    if body.channel not in channels:
-        raise DomainError(ErrorCode.INVALID, "输入有误 (invalid input)", {"channel": "not offered for this thing"})
-    if actor.role == "clerk" and channels[body.channel].accepting_unit != actor.unit:
-        raise DomainError(ErrorCode.FORBIDDEN, "只能受理本单位窗口的申请 (clerks accept for their own unit)")
-    form = _validated_form(definition, body.form)
-    case = CaseInput(
-        case_id=new_case_id(actor.username, idempotency_key),
-        definition=resolve_for_case(definition, form, body.answers),
-        answers=body.answers or {},
-        channel=body.channel,
-        form=form,
-        owner=actor.username if actor.role == "applicant" else None,
-        submitted_by=actor,
-        supervision_phone=settings.supervision_phone,
-        request_fingerprint=request_fingerprint(
-            {"thing": body.thing, "channel": body.channel, "form": form, "answers": body.answers or {}}
-        ),
-    )
-    crash_if_injected(settings, "before_case_start")
-    handle, created = await start_case(client, settings.task_queue, case)
-    crash_if_injected(settings, "after_case_start")
-    snapshot = await _accepted_snapshot(handle)
-    if not created:
-        refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
-    await run_in_threadpool(
-        record_staff_action,
-        engine,
-        actor,
-        AuditAction.CASE_ACCEPT,
-        case_id=snapshot.case_id,
-        target=snapshot.case_id,
-        detail={"thing": snapshot.thing, "channel": snapshot.channel},
-        idempotency_key=idempotency_key,
-    )
-    return snapshot, created
 
 
 @router.get("/cases/{case_id}", response_model=CaseResponse)
@@ -227,39 +129,6 @@ async def supply_materials(
     return _case_response(await supply_case_materials(case_id, body.materials, actor, client, engine, idempotency_key))
 
 
-async def supply_case_materials(
-    case_id: str,
-    materials: dict[str, str],
-    actor: Actor,
-    client: Client,
-    engine: Engine,
-    idempotency_key: str | None,
-) -> CaseSnapshot:
-    """补正: the applicant (or the accepting clerk) supplies missing materials; used by
-    POST /cases/{case_id}/supplements and the web console."""
-    require_role(actor, "applicant", "clerk")
-    await run_in_threadpool(_load_visible, engine, actor, case_id)
-    snapshot = await run_case_update(
-        client,
-        case_id,
-        CaseWorkflow.supplement,
-        SupplementInput(actor=actor, materials=materials),
-        result_type=CaseSnapshot,
-        update_id=update_id("supplement", case_id, idempotency_key),
-    )
-    await run_in_threadpool(
-        record_staff_action,
-        engine,
-        actor,
-        AuditAction.CASE_SUPPLEMENT,
-        case_id=case_id,
-        target=case_id,
-        detail={"materials": sorted(materials)},
-        idempotency_key=idempotency_key,
-    )
-    return snapshot
-
-
 class RatingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -278,27 +147,15 @@ async def rate_case(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> RatingView:
     """好差评 by the applicant, for the case or one of its steps, once it is delivered."""
-    return await rate_case_as(case_id, body, actor, client, engine, idempotency_key)
-
-
-async def rate_case_as(
-    case_id: str,
-    body: RatingRequest,
-    actor: Actor,
-    client: Client,
-    engine: Engine,
-    idempotency_key: str | None,
-) -> RatingView:
-    """The applicant's 好差评, once per Idempotency-Key; POST /cases/{case_id}/rating and the console."""
-    require_role(actor, "applicant")
-    await run_in_threadpool(_load_visible, engine, actor, case_id)
-    return await run_case_update(
-        client,
+    return await rate_case_as(
         case_id,
-        CaseWorkflow.rate,
-        RateInput(actor=actor, score=body.score, comment=body.comment, step=body.step),
-        result_type=RatingView,
-        update_id=update_id("rate", f"{case_id}:{body.step or ''}", idempotency_key),
+        score=body.score,
+        comment=body.comment,
+        step=body.step,
+        actor=actor,
+        client=client,
+        engine=engine,
+        idempotency_key=idempotency_key,
     )
 
 

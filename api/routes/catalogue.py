@@ -10,17 +10,11 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
 from api.schemas import also_as
-from models.case import Actor
-from models.catalogue import ThingDefinition, load_life_stages
-from models.catalogue_store import current_definitions, definition_for, list_versions, publish, retire
-from models.errors import DomainError, ErrorCode
-from models.flowchart import mermaid_flowchart, svg_flowchart
-from models.forms import FORMS
-from models.guide import (
+from documents.flowchart import mermaid_flowchart, svg_flowchart
+from documents.guide import (
     data_sharing_csv,
     data_sharing_needs,
     guide_qr_svg,
@@ -28,9 +22,15 @@ from models.guide import (
     render_guide_html,
     service_guide,
 )
+from models.case import Actor
+from models.catalogue import ThingDefinition, load_life_stages
+from models.catalogue_store import current_definitions, definition_for, list_versions, publish, retire
+from models.errors import DomainError, ErrorCode
+from models.forms import FORMS
 from models.results import result_json_schema
 from models.samples import sample_answers, sample_form, sample_result
 from models.tables import CatalogueVersion
+from services.audit import AuditAction, record_staff_action
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"], responses=error_responses(404, 422))
 

@@ -22,9 +22,9 @@ from temporalio.api.common.v1 import Payload
 from api.deps import SettingsDep, oauth2_scheme, require_role
 from api.errors import error_responses
 from api.security import read_token
+from infra.codec import PayloadCodecError, PayloadEncryptionCodec
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
-from workflows.codec import PayloadCodecError, PayloadEncryptionCodec
 
 SESSION_COOKIE = "onething_session"
 

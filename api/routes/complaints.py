@@ -11,7 +11,6 @@ from the request's Idempotency-Key. Lists and reads come from the read model
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import uuid
@@ -24,13 +23,7 @@ from sqlalchemy import ColumnElement, Engine, false, func, or_, select, true
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from api.access import visible_case
-from api.actions import WORKER_WAIT, refuse_reused_key, request_fingerprint, run_case_update, update_id
-from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response
@@ -58,6 +51,9 @@ from models.complaint import (
 from models.errors import DomainError, ErrorCode
 from models.redaction import masked, sees_complaint_personal_data
 from models.tables import ComplaintRecord
+from services.access import visible_case
+from services.audit import AuditAction, record_staff_action
+from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
 from workflows.complaint.workflow import ComplaintWorkflow
 
 router = APIRouter(
@@ -168,40 +164,6 @@ def new_complaint_id(username: str, idempotency_key: str | None) -> str:
     return f"cp-{digest[:20]}"
 
 
-async def start_complaint(client: Client, task_queue: str, complaint: ComplaintInput) -> tuple[ComplaintHandle, bool]:
-    """Start the complaint's workflow unless it exists; returns the handle and whether it was created."""
-    try:
-        handle = await client.start_workflow(
-            ComplaintWorkflow.run,
-            complaint,
-            id=complaint.complaint_id,
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        return handle, True
-    except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(ComplaintWorkflow.run, complaint.complaint_id), False
-
-
-async def _accepted_snapshot(handle: ComplaintHandle) -> ComplaintSnapshot:
-    """The complaint once accepted: from the running workflow, or by query once it has closed."""
-    try:
-        snapshot: ComplaintSnapshot = await asyncio.wait_for(
-            handle.execute_update(ComplaintWorkflow.wait_accepted), WORKER_WAIT.total_seconds()
-        )
-        return snapshot
-    except TimeoutError as exc:
-        raise DomainError(
-            ErrorCode.UNAVAILABLE,
-            f"投诉{handle.id}已接收，正在排队受理，请稍后查询 (accepted for processing; try again shortly)",
-        ) from exc
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        closed: ComplaintSnapshot = await handle.query(ComplaintWorkflow.snapshot)
-        return closed
-
-
 def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, complaint_id: str) -> ComplaintInput:
     """Check what the complaint is about and who follows it (404 for a case the actor may not see)."""
     departments = load_departments()
@@ -243,6 +205,7 @@ def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, c
         assignable=[code for code, item in departments.items() if item.tasks],
         answer_working_days=ANSWER_WORKING_DAYS,
         request_fingerprint=request_fingerprint(body.model_dump()),
+        submission_id=uuid.uuid4().hex,
     )
 
 
@@ -260,9 +223,18 @@ async def file_complaint(
     require_role(actor, "applicant", "clerk")
     complaint_id = new_complaint_id(actor.username, idempotency_key)
     complaint = await run_in_threadpool(_complaint_input, engine, actor, body, complaint_id)
-    handle, created = await start_complaint(client, settings.task_queue, complaint)
-    snapshot = await _accepted_snapshot(handle)
-    if not created:
+    snapshot = await start_with_update(
+        client,
+        ComplaintWorkflow.run,
+        complaint,
+        workflow_id=complaint_id,
+        task_queue=settings.task_queue,
+        update=ComplaintWorkflow.wait_accepted,
+        query=ComplaintWorkflow.snapshot,
+        result_type=ComplaintSnapshot,
+        noun_zh="投诉",
+    )
+    if snapshot.submission_id != complaint.submission_id:
         refuse_reused_key(snapshot.request_fingerprint, complaint.request_fingerprint)
         response.status_code = 200
     await run_in_threadpool(
@@ -404,7 +376,12 @@ def _load_visible(engine: Engine, actor: Actor, complaint_id: str) -> ComplaintR
 async def read_complaint_history(client: Client, complaint_id: str) -> tuple[ComplaintInput, list[ComplaintEvent]]:
     """The complaint's input and business events, decoded from its workflow history."""
     complaint, events = await read_projected_history(
-        client, complaint_id, ComplaintInput, ComplaintActivityName.PROJECT_COMPLAINT, ProjectComplaintInput
+        client,
+        complaint_id,
+        ComplaintInput,
+        ComplaintActivityName.PROJECT_COMPLAINT,
+        ProjectComplaintInput,
+        ComplaintActivityName.WRITE_COMPLAINT_CHANGES,
     )
     if complaint is None:
         raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在 (no such complaint)")
@@ -456,7 +433,7 @@ async def _act(
 ) -> ComplaintResponse:
     _known_id(complaint_id)
     try:
-        snapshot = await run_case_update(
+        snapshot = await send_update(
             client,
             complaint_id,
             update,

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlmodel import Session, col
 
-from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response, wants_csv
@@ -20,6 +19,7 @@ from api.schemas import OffsetQuery, also_as
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import SupervisionNotice
+from services.audit import AuditAction, record_staff_action
 
 router = APIRouter(prefix="/notices", tags=["notices"], responses=error_responses(401, 403, 404, 409, 413, 422))
 

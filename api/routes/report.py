@@ -19,11 +19,11 @@ from sqlmodel import Session, col
 from api.deps import ActorDep, SessionDep, SettingsDep, require_role
 from api.errors import error_responses
 from api.schemas import also_as, not_a_timestamp
+from documents.flowchart import svg_flowchart
+from documents.guide import service_guide
 from models.archive import check_package
 from models.catalogue import ThingDefinition
 from models.catalogue_store import current_definitions
-from models.flowchart import svg_flowchart
-from models.guide import service_guide
 from models.tables import CaseRecord, ComplaintRecord, TaskRecord
 from models.workcalendar import SHANGHAI
 

@@ -2,38 +2,36 @@
 warning lists, manual 督办 and 催办, and a check that the statistics agree with
 the workflow history.
 
-Statistics come from the read model with indexed queries; percentiles are read
-from per-group histograms (tenths of a working hour) so no query scans a
-history or ships every row to Python.
+Statistics come from the read model with indexed queries; timeliness from its
+rollup (models/timeliness_rollup.py), where percentiles are read from per-group
+histograms (tenths of a working hour) in the database, so no query scans the
+finished tasks, a history, or ships every row to Python.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
-from api.access import visible_case
-from api.actions import run_case_update, update_id
-from api.audit import AuditAction, record_staff_action
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response, wants_csv
 from api.schemas import IsoDate, OffsetQuery, also_as
 from api.timeline import read_case_history
-from models.case import Actor, StepView, SuperviseInput
-from models.errors import DomainError, ErrorCode
-from models.redaction import mask_personal_data, masked
+from models.case import Actor, StepView
+from models.redaction import mask_personal_data
 from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
 from models.timeliness import step_timeliness
+from models.timeliness_rollup import UNKNOWN_PERIOD, timeliness_figures
 from models.workcalendar import SHANGHAI, WorkingCalendar
-from workflows.case.workflow import CaseWorkflow
+from services.access import visible_case
+from services.supervision import supervise
 
 router = APIRouter(
     prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)
@@ -52,20 +50,6 @@ GROUP_HEADERS_ZH = {"department": "部门", "thing": "事项", "step": "环节",
 
 def _supervisor(actor: Actor) -> None:
     require_role(actor, "supervisor", "admin")
-
-
-def _percentile(histogram: list[tuple[int, int]], fraction: float) -> float | None:
-    """Nearest-rank percentile of (tenths of an hour, count) pairs, in hours."""
-    total = sum(count for _, count in histogram)
-    if total == 0:
-        return None
-    rank = max(1, -(-int(fraction * total * 1000) // 1000))  # ceil without float drift
-    seen = 0
-    for bucket, count in sorted(histogram):
-        seen += count
-        if seen >= rank:
-            return bucket / 10
-    return histogram[-1][0] / 10
 
 
 @router.get("/timeliness", response_model=None, responses=also_as("text/csv"))
@@ -112,24 +96,15 @@ def timeliness_rows(
     step: str | None = None,
 ) -> list[dict[str, Any]]:
     """Timeliness per group (the JSON statistics, their CSV and the console's dashboard): steps
-    completed in the period, on time and overdue, median and p90 working hours, open steps now overdue."""
-    keys = GROUP_COLUMNS[group_by]
-    key_columns = [getattr(TaskRecord, key) for key in keys]
-    filters: list[ColumnElement[bool]] = []
-    if thing:
-        filters.append(col(TaskRecord.thing) == thing)
-    if department:
-        filters.append(col(TaskRecord.department) == department)
-    if step:
-        filters.append(col(TaskRecord.step) == step)
-    done = [*filters, col(TaskRecord.status) == "done"]
-    if from_:
-        done.append(col(TaskRecord.completed_on) >= from_.isoformat())
-    if to:
-        done.append(col(TaskRecord.completed_on) <= to.isoformat())
+    completed in the period, on time and overdue, median and p90 working hours, open steps now overdue.
 
+    Completed steps come from the timeliness rollup (models/timeliness_rollup.py), never from
+    the tasks: per group and tenth of an hour, how many and how many on time; counts and
+    percentiles both come from it. Open steps now overdue depend on "now", so they are counted
+    from the tasks (the few open ones, by index)."""
+    keys = GROUP_COLUMNS[group_by]
+    filters = {key: value for key, value in (("thing", thing), ("department", department), ("step", step)) if value}
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-    on_time_flag = case((col(TaskRecord.on_time).is_(True), 1), else_=0)
 
     def row_for(key: tuple[Any, ...]) -> dict[str, Any]:
         return rows.setdefault(
@@ -137,45 +112,58 @@ def timeliness_rows(
             {**dict(zip(keys, key, strict=True)), "completed": 0, "on_time": 0, "overdue": 0, "open_overdue": 0},
         )
 
-    # One pass over the period's finished steps: per group and tenth of an hour,
-    # how many and how many on time; counts and percentiles both come from it.
-    histograms: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
-    for *key, bucket, count, on_time in session.execute(
-        select(*key_columns, col(TaskRecord.hours_bucket), func.count(), func.sum(on_time_flag))
-        .where(*done)
-        .group_by(*key_columns, col(TaskRecord.hours_bucket))
-    ).all():
-        row = row_for(tuple(key))
-        row["completed"] += int(count)
-        row["on_time"] += int(on_time or 0)
-        row["overdue"] = row["completed"] - row["on_time"]
-        if bucket is not None:
-            histograms[tuple(key)].append((int(bucket), int(count)))
+    rollup_keys = [ROLLUP_COLUMN.get(key, key) for key in keys]
+    today = datetime.now(SHANGHAI).date()
+    figures = timeliness_figures(session, rollup_keys, from_, to, today, filters)
+    percentiles: dict[tuple[Any, ...], tuple[float | None, float | None]] = {}
+    for rollup_group, figure in figures.items():
+        group = (None,) if group_by == "day" and rollup_group == (UNKNOWN_PERIOD,) else rollup_group  # no day
+        row = row_for(group)
+        row["completed"], row["on_time"] = figure.completed, figure.on_time
+        row["overdue"] = figure.completed - figure.on_time
+        # Nearest-rank percentiles of the tenths of an hour, in hours.
+        percentiles[group] = (_hours(figure.median_tenths), _hours(figure.p90_tenths))
 
     now = datetime.now(UTC)
-    open_key_columns = [col(TaskRecord.due_at)] if group_by == "day" else key_columns
-    for *key, due_at in session.execute(
-        select(*open_key_columns, col(TaskRecord.due_at)).where(
-            *filters, col(TaskRecord.status).in_(OPEN_STATUSES), col(TaskRecord.due_at) < now
-        )
-    ).all():
-        if group_by == "day":
+    task_filters = [col(getattr(TaskRecord, key)) == value for key, value in filters.items()]
+    open_overdue = [*task_filters, col(TaskRecord.status).in_(OPEN_STATUSES), col(TaskRecord.due_at) < now]
+    if group_by == "day":
+        # Grouped by the Beijing day the step fell due: the period's days only.
+        if from_:
+            open_overdue.append(col(TaskRecord.due_at) >= _beijing_midnight(from_))
+        if to:
+            open_overdue.append(col(TaskRecord.due_at) < _beijing_midnight(to + timedelta(days=1)))
+        for (due_at,) in session.execute(select(col(TaskRecord.due_at)).where(*open_overdue)).all():
             day = due_at.astimezone(SHANGHAI).date()
             if (from_ and day < from_) or (to and day > to):
                 continue
-            group = (day.isoformat(),)
-        else:
-            group = tuple(key)
-        row_for(group)["open_overdue"] += 1
+            row_for((day.isoformat(),))["open_overdue"] += 1
+    else:
+        key_columns = [col(getattr(TaskRecord, key)) for key in keys]
+        for *key, count in session.execute(
+            select(*key_columns, func.count()).where(*open_overdue).group_by(*key_columns)
+        ).all():
+            row_for(tuple(key))["open_overdue"] += int(count)
 
     result = []
     for group in sorted(rows, key=lambda k: tuple(str(part) for part in k)):
         row = rows[group]
         row["on_time_rate"] = round(row["on_time"] / row["completed"], 4) if row["completed"] else None
-        row["median_working_hours"] = _percentile(histograms.get(group, []), 0.5)
-        row["p90_working_hours"] = _percentile(histograms.get(group, []), 0.9)
+        row["median_working_hours"], row["p90_working_hours"] = percentiles.get(group, (None, None))
         result.append(row)
     return result
+
+
+# The rollup's name for a timeliness group's key.
+ROLLUP_COLUMN = {"completed_on": "period"}
+
+
+def _hours(tenths: int | None) -> float | None:
+    return None if tenths is None else tenths / 10
+
+
+def _beijing_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), SHANGHAI)
 
 
 OPEN_TASK_COLUMNS = [
@@ -319,39 +307,6 @@ class SupervisionRequest(BaseModel):
     message: str = Field(min_length=1, max_length=500)
 
 
-async def supervise(
-    client: Any,
-    engine: Any,
-    actor: Actor,
-    body: SupervisionRequest,
-    kind: Literal["notice", "urge"],
-    key: str | None,
-) -> StepView:
-    """A supervisor's 督办 (notice) or 催办 (urge) on a case's step, audited (the JSON routes and the console's)."""
-    _supervisor(actor)
-    if actor.role != "supervisor":
-        raise DomainError(ErrorCode.FORBIDDEN, "仅监督人员可督办、催办 (supervisors only)")
-    view = await run_case_update(
-        client,
-        body.case_id,
-        CaseWorkflow.supervise,
-        SuperviseInput(actor=actor, step=body.step, kind=kind, message=body.message),
-        result_type=StepView,
-        update_id=update_id(kind, f"{body.case_id}:{body.step}", key),
-    )
-    await run_in_threadpool(
-        record_staff_action,
-        engine,
-        actor,
-        AuditAction.SUPERVISION_NOTICE if kind == "notice" else AuditAction.SUPERVISION_URGE,
-        case_id=body.case_id,
-        target=f"{body.case_id}:{body.step}",
-        detail={"step": body.step, "message": body.message},
-        idempotency_key=key,
-    )
-    return masked(view)  # supervisors read personal data masked
-
-
 @router.post("/notices", status_code=201)
 async def issue_notice(
     body: SupervisionRequest,
@@ -361,7 +316,7 @@ async def issue_notice(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """督办: a notice to the step's department, listed until an officer there acknowledges it."""
-    return await supervise(client, engine, actor, body, "notice", idempotency_key)
+    return await supervise(client, actor, body.case_id, body.step, body.message, "notice", idempotency_key)
 
 
 @router.post("/urges", status_code=201)
@@ -373,7 +328,7 @@ async def urge_assignee(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """催办: a reminder to the officer who claimed the step."""
-    return await supervise(client, engine, actor, body, "urge", idempotency_key)
+    return await supervise(client, actor, body.case_id, body.step, body.message, "urge", idempotency_key)
 
 
 NOTICE_COLUMNS = [

@@ -7,20 +7,23 @@ nothing to the case's history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Engine, func, select
-from sqlmodel import Session, col
-from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from api.actions import run_case_update, update_id
-from api.audit import AuditAction, record_staff_action
-from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, require_role
+from api.deps import (
+    ActorDep,
+    ClientDep,
+    EngineDep,
+    SessionDep,
+    SettingsDep,
+    actor_from_token,
+    oauth2_scheme,
+)
 from api.errors import error_responses
+from api.inbox_feed import InboxWatcher, matches_if_none_match
+from api.routes.codec import SESSION_COOKIE
 from api.schemas import (
     CompleteTaskRequest,
     OffsetQuery,
@@ -31,7 +34,6 @@ from api.schemas import (
 )
 from models.case import (
     Actor,
-    CaseSnapshot,
     ClaimInput,
     CompleteStepInput,
     RefuseStepInput,
@@ -39,119 +41,80 @@ from models.case import (
     StepStatus,
     StepView,
 )
-from models.errors import DomainError, ErrorCode
-from models.redaction import masked, sees_case_personal_data
-from models.tables import CaseRecord, TaskRecord
+from services.inbox import inbox_query, listing, read_versions
+from services.tasks import act_on_task
 from workflows.case.workflow import CaseWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
-INBOX_STATUSES = [StepStatus.OPEN.value, StepStatus.CLAIMED.value, StepStatus.AWAITING_SUPPLEMENT.value]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-MAX_CASE_ID_LENGTH = 64
 
 
-@router.get("", response_model=TaskList)
+@router.get(
+    "",
+    response_model=TaskList,
+    responses={304: {"description": "列表未变 (not modified: the If-None-Match ETag is current)"}},
+)
 def inbox(
     actor: ActorDep,
     session: SessionDep,
+    response: Response,
     status: StepStatus | None = None,
     department: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: OffsetQuery = 0,
-) -> TaskList:
-    """The department's tasks, oldest due first; open, claimed and awaiting by default."""
-    rows, total = inbox_tasks(session, actor, status, department, limit, offset)
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=2048)] = None,
+) -> TaskList | Response:
+    """The department's tasks, oldest due first; open, claimed and awaiting by default.
+
+    Answers an ``ETag`` that changes whenever a task of a listed department changes; sent
+    back in ``If-None-Match``, it is answered ``304`` without running the listing.
+    ``GET /tasks/events`` streams the ETag as it changes.
+    """
+    query = inbox_query(actor, status, department, limit, offset)
+    # The versions are read before the tasks: a change committed in between makes the
+    # ETag older than the list, never newer, so the next request fetches it.
+    etag = query.etag(read_versions(session, query.department))
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
+    if matches_if_none_match(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    rows, total = listing(session, query)
     items = [TaskResponse.model_validate(row, from_attributes=True) for row in rows]
     return TaskList(items=items, total=total, limit=limit, offset=offset)
 
 
-def inbox_tasks(
-    session: Session, actor: Actor, status: StepStatus | None, department: str | None, limit: int, offset: int
-) -> tuple[list[TaskRecord], int]:
-    """One page of the inbox ``actor`` may read, oldest due first, and its total (the JSON inbox and the console's)."""
-    require_role(actor, "officer", "clerk", "supervisor", "admin")
-    if actor.role in {"officer", "clerk"}:
-        if department not in (None, actor.unit):
-            raise DomainError(ErrorCode.FORBIDDEN, "只能查看本部门的任务 (own department only)")
-        department = actor.unit
-    conditions: list[ColumnElement[bool]] = [col(TaskRecord.status).in_([status.value] if status else INBOX_STATUSES)]
-    if department:
-        conditions.append(col(TaskRecord.department) == department)
-    if actor.role in {"officer", "clerk"}:
-        # A clerk's inbox holds only the tasks clerks may act on (e.g. 出件).
-        conditions.append(col(TaskRecord.roles).contains(actor.role))
-    total = session.execute(select(func.count()).select_from(TaskRecord).where(*conditions)).scalar_one()
-    rows = session.execute(
-        select(TaskRecord)
-        .where(*conditions)
-        .order_by(col(TaskRecord.due_at).asc(), col(TaskRecord.task_id))
-        .limit(limit)
-        .offset(offset)
-    ).scalars()
-    return list(rows), int(total)
+async def get_stream_actor(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    settings: SettingsDep,
+) -> Actor:
+    """The bearer token's actor, or the console session's: a browser's EventSource sends cookies, not headers."""
+    return actor_from_token(token or request.cookies.get(SESSION_COOKIE), settings)
 
 
-def parse_task_id(task_id: str) -> tuple[str, str]:
-    case_id, _, step = task_id.rpartition(":")
-    # An id Temporal would refuse as an argument (empty, or longer than any case id) is simply unknown.
-    if not case_id or not step or len(case_id) > MAX_CASE_ID_LENGTH:
-        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在 (no such task)")
-    return case_id, step
+@router.get("/events", include_in_schema=False)
+async def inbox_events(
+    request: Request,
+    actor: Annotated[Actor, Depends(get_stream_actor)],
+    status: StepStatus | None = None,
+    department: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: OffsetQuery = 0,
+) -> StreamingResponse:
+    """Server-Sent Events: ``event: inbox`` with ``{"etag": ...}``, the ETag ``GET /tasks`` answers
+    for the same query, on connect and each time it changes; ``: keep-alive`` when idle.
 
-
-AUDIT_ACTIONS = {
-    "claim": AuditAction.TASK_CLAIM,
-    "complete": AuditAction.TASK_COMPLETE,
-    "return": AuditAction.TASK_RETURN,
-    "refuse": AuditAction.TASK_REFUSE,
-}
-
-
-async def act_on_task(
-    task_id: str,
-    actor: Actor,
-    client: Client,
-    engine: Engine,
-    action: str,
-    update: Any,
-    make_input: Callable[[str], BaseModel],
-    idempotency_key: str | None,
-) -> StepView:
-    """Send one officer action to the task's case as a workflow Update, and audit it."""
-    # Supervisors act only on 回访 tasks; the workflow's validator holds each role to its steps.
-    require_role(actor, "officer", "clerk", "supervisor")
-    case_id, step = parse_task_id(task_id)
-    argument = make_input(step)
-    view = await run_case_update(
-        client,
-        case_id,
-        update,
-        argument,
-        result_type=StepView,
-        update_id=update_id(action, task_id, idempotency_key),
+    Outside the OpenAPI document: a stream never ends, so it cannot be called like the rest.
+    """
+    query = inbox_query(actor, status, department, limit, offset)
+    watcher: InboxWatcher = request.app.state.inbox_watcher
+    await watcher.refresh()
+    return StreamingResponse(
+        watcher.stream(query),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-    # The result's values may be personal (a newborn's ID number): the log keeps the rest.
-    detail = argument.model_dump(mode="json", exclude={"actor", "result"}, exclude_none=True)
-    await run_in_threadpool(
-        record_staff_action,
-        engine,
-        actor,
-        AUDIT_ACTIONS[action],
-        case_id=case_id,
-        target=task_id,
-        detail=detail,
-        idempotency_key=idempotency_key,
-    )
-    return await run_in_threadpool(_as_seen_by, engine, actor, case_id, view)
-
-
-def _as_seen_by(engine: Engine, actor: Actor, case_id: str, view: StepView) -> StepView:
-    with Session(engine) as session:
-        record = session.get(CaseRecord, case_id)
-    if record is not None and sees_case_personal_data(actor, CaseSnapshot.model_validate(record.snapshot)):
-        return view
-    return masked(view)
 
 
 @router.post("/{task_id}/claim", response_model=StepView)
@@ -162,7 +125,6 @@ async def claim_task(
         task_id,
         actor,
         client,
-        engine,
         "claim",
         CaseWorkflow.claim,
         lambda step: ClaimInput(actor=actor, step=step),
@@ -182,9 +144,7 @@ async def complete_task(
     def make_input(step: str) -> CompleteStepInput:
         return CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment)
 
-    return await act_on_task(
-        task_id, actor, client, engine, "complete", CaseWorkflow.complete, make_input, idempotency_key
-    )
+    return await act_on_task(task_id, actor, client, "complete", CaseWorkflow.complete, make_input, idempotency_key)
 
 
 @router.post("/{task_id}/return", response_model=StepView)
@@ -200,7 +160,7 @@ async def return_task(
         return ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason)
 
     return await act_on_task(
-        task_id, actor, client, engine, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key
+        task_id, actor, client, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key
     )
 
 
@@ -216,4 +176,4 @@ async def refuse_task(
     def make_input(step: str) -> RefuseStepInput:
         return RefuseStepInput(actor=actor, step=step, reason=body.reason)
 
-    return await act_on_task(task_id, actor, client, engine, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)
+    return await act_on_task(task_id, actor, client, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)

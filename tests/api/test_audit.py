@@ -12,9 +12,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from api.audit import AUDIT_ACTION_ZH, AuditAction
 from models.catalogue import shipped_definitions
 from models.tables import AuditRecord
+from services.audit import AUDIT_ACTION_ZH, AuditAction
 from tests.api.helpers import Cases, Login, assert_error, result_for, task_id
 
 MOTHER_ID = "330102199003070027"

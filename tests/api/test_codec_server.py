@@ -13,10 +13,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.routes.codec import SESSION_COOKIE
 from api.security import issue_token
+from infra.codec import ENCRYPTED_ENCODING
 from models.case import Actor
 from models.samples import MOTHER_ID
 from tests.api.helpers import assert_error
-from workflows.codec import ENCRYPTED_ENCODING
 
 UI_ORIGIN = "http://localhost:8233"
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from api.audit import AuditAction
 from api.security import hash_password
 from models.tables import AuditRecord, SupervisionNotice, TaskRecord, UserAccount
+from services.audit import AuditAction
 from tests.api.console_client import ConsoleUsers, console_users
 from tests.api.helpers import events_of, result_for, step_of, task_id
 

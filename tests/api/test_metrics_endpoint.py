@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
-from cli import free_port
 from models.catalogue import shipped_definitions
+from ops.processes import free_port
 from settings import Settings
 from tests.api.helpers import Cases, assert_error, token_login
 from tests.conftest import make_test_engine, terminate_cases
@@ -215,11 +215,12 @@ async def test_the_worker_and_the_sdk_serve_their_metrics_after_a_case(
         )
 
     completed = {"outcome": "completed"}
-    assert total("onething_worker_activity_duration_seconds_count", activity="project_case", **completed) > 0
+    # A case writes the read model once per workflow task (write_case_changes, a local activity).
+    assert total("onething_worker_activity_duration_seconds_count", activity="write_case_changes", **completed) > 0
     assert total("onething_worker_activity_duration_seconds_count", activity="fetch_shared_materials", **completed) > 0
-    assert total("onething_read_model_write_duration_seconds_count", activity="project_case", **completed) > 0
+    assert total("onething_read_model_write_duration_seconds_count", activity="write_case_changes", **completed) > 0
     assert total("onething_read_model_write_duration_seconds_count", activity="fetch_shared_materials") == 0
-    assert total("onething_worker_activities_in_flight", activity="project_case") == 0
+    assert total("onething_worker_activities_in_flight", activity="write_case_changes") == 0
     assert total("process_resident_memory_bytes") > 0
     # The SDK's own series, for this worker's task queue.
     sdk_series = [line for line in sdk_text.splitlines() if line.startswith("temporal_")]

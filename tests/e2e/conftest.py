@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli import Stack, dev_server_command, free_port, wait_for_api, wait_for_port
+from ops.processes import Stack, dev_server_command, free_port, wait_for_api, wait_for_port
 from settings import ROOT, Settings
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import cli
+from ops.processes import free_port
 from settings import ROOT
 from tests.e2e.conftest import login_headers
 
@@ -29,7 +30,7 @@ def _port_open(port: int) -> bool:
 
 
 def test_run_starts_server_worker_and_api_seeds_demo_cases_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
-    temporal_port, ui_port, api_port = cli.free_port(), cli.free_port(), cli.free_port()
+    temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from cli import play_officers
 from models.samples import sample_birth_form
+from ops.demo import play_officers
 from tests.e2e.conftest import login_headers
 
 pytestmark = pytest.mark.e2e

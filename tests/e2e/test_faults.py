@@ -26,13 +26,13 @@ import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
-from api.faults import CRASH_EXIT_STATUS
+from infra.temporal import connect_temporal
 from models.case import CompleteStepInput
 from models.catalogue import shipped_definitions
 from models.samples import sample_birth_form, sample_result
+from services.faults import CRASH_EXIT_STATUS
 from settings import Settings
 from tests.e2e.conftest import LiveStack, StackFactory
-from workflows.connection import connect_temporal
 from workflows.kit.retry import DATA_SHARING_RETRY
 
 pytestmark = pytest.mark.e2e
@@ -270,7 +270,7 @@ async def test_a_worker_killed_in_the_middle_of_50_cases_and_restarted_completes
         await eventually(lambda: steps_done >= all_steps // 4, 180, "a quarter of the steps done")
 
         # SIGKILL while officers' claims and completions are in flight: their requests
-        # wait for a worker, time out (503; 500 from api/actions.py, see the known
+        # wait for a worker, time out (503; 500 from services/gateway.py, see the known
         # defect below) and are retried with their keys.
         stack.kill("worker")
         running_at_kill = sum(not officer.done() for officer in officers)

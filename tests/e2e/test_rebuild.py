@@ -24,15 +24,15 @@ import httpx
 import pytest
 
 from activities.rebuild import REBUILD_QUERY, REBUILT_TABLES, REPLAYED_ACTIVITIES, rebuild_read_model
-from cli import play_officers
+from infra.temporal import connect_temporal
 from models.case import ActivityName
 from models.complaint import ComplaintActivityName
 from models.db import init_db, make_engine
 from models.samples import sample_birth_form
 from models.workcalendar import AcceleratedCalendar
+from ops.demo import play_officers
 from settings import ROOT
 from tests.e2e.conftest import LiveStack
-from workflows.connection import connect_temporal
 
 DAY_SECONDS = 4.0
 # Columns that are the database's own numbering, not data.

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
+from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -282,9 +283,19 @@ async def quiet_history_length(handle: CaseHandle, timeout: float = 10.0) -> int
         await asyncio.sleep(0.05)
 
 
+EMPTY_WORKFLOW_TASK = {
+    HistoryEventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    HistoryEventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    HistoryEventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+}
+
+
 async def rejected_without_history(handle: CaseHandle, call: Awaitable[Any]) -> ApplicationError:
     """Send an Update that must be rejected; check its rejection wrote no history event."""
     before = await quiet_history_length(handle)
     error = await rejection(call)
-    assert len((await handle.fetch_history()).events) == before, "a rejected update wrote history"
+    added = [event.event_type for event in (await handle.fetch_history()).events[before:]]
+    # The rejection writes no event of its own. The server may still keep the empty workflow
+    # task that carried it (it does once after a case accepted within its first task).
+    assert set(added) <= EMPTY_WORKFLOW_TASK, f"a rejected update wrote history: {added}"
     return error

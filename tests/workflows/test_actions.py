@@ -13,7 +13,6 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from api.actions import run_case_update
 from models.case import (
     CaseStatus,
     ClaimInput,
@@ -27,6 +26,7 @@ from models.case import (
 from models.errors import DomainError, ErrorCode
 from models.identity import make_id_number
 from models.samples import sample_birth_form, sample_result
+from services.gateway import send_update
 from settings import installed_binary
 from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker
 from tests.workflows.helpers import (
@@ -374,5 +374,5 @@ async def test_a_refusal_closes_the_case_cancels_open_steps_and_notifies_the_app
             (CaseWorkflow.supplement, SupplementInput(actor=applicant(), materials={"x": "y"})),
         ):
             with pytest.raises(DomainError) as conflict:
-                await run_case_update(env.client, case.case_id, method, argument, result_type=StepView, update_id=None)
+                await send_update(env.client, case.case_id, method, argument, result_type=StepView, update_id=None)
             assert conflict.value.code == ErrorCode.CONFLICT

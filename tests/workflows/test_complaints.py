@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from api.routes.complaints import new_complaint_id, read_complaint_history, start_complaint
+from api.routes.complaints import new_complaint_id, read_complaint_history
 from models.case import Actor, ComputeDeadlinesResult
 from models.catalogue import load_departments
 from models.complaint import (
@@ -46,6 +46,8 @@ from tests.workflows.helpers import (
 )
 from tests.workflows.helpers import rejected_without_history as rejected_without_case_history
 from workflows.complaint.workflow import ComplaintWorkflow
+from workflows.history import local_activity_outcome
+from workflows.starter import start_complaint
 
 ComplaintHandle = WorkflowHandle[ComplaintWorkflow, ComplaintSnapshot]
 
@@ -174,21 +176,15 @@ async def test_complaint_is_assigned_answered_and_closed_with_the_answer_due_fiv
         assert record.due_at == expected.due_at
         assert record.assigned_department is None
 
-        # The deadline is the calendar activity's result, recorded in history.
+        # The deadline is the calendar activity's result, recorded in history (a local activity's marker).
         history = await handle.fetch_history()
-        scheduled = {
-            event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+        outcomes = [
+            await local_activity_outcome(env.client, event, {"compute_deadlines": ComputeDeadlinesResult})
             for event in history.events
-            if event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        }
-        [computed] = [
-            event.activity_task_completed_event_attributes
-            for event in history.events
-            if event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-            and scheduled[event.activity_task_completed_event_attributes.scheduled_event_id] == "compute_deadlines"
+            if event.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED
         ]
-        (result,) = await env.client.data_converter.decode(computed.result.payloads, [ComputeDeadlinesResult])
-        assert result.deadlines[0].due_at == accepted.due_at
+        [computed] = [outcome.result for outcome in outcomes if outcome is not None]
+        assert computed.deadlines[0].due_at == accepted.due_at
 
         # The supervisor routes it to the police; the hospital stays the department complained about.
         assigned = await update(

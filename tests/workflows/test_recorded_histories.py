@@ -5,6 +5,7 @@ deployed; see tests/histories/README.md."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.conftest import TEST_DATA_CONVERTER
-from worker import WORKFLOWS
+from workflows.kit.calls import ONE_WRITE_PATCH
+from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 RECORDED = sorted(HISTORIES.glob("**/*.json"))
@@ -52,3 +54,22 @@ def test_every_workflow_type_of_the_first_version_has_a_recorded_history() -> No
     # A type the worker no longer runs fails the replays above instead.
     missing = [name for name in V1_WORKFLOW_TYPES if name in registered and name not in recorded]
     assert not missing, f"no recorded history of {missing}"
+
+
+def patches(history: WorkflowHistory) -> set[str]:
+    """The patch ids a history's ``workflow.patched`` calls recorded (plain JSON, not encrypted)."""
+    found: set[str] = set()
+    for event in history.events:
+        attributes = event.marker_recorded_event_attributes
+        if attributes.marker_name == "core_patch":
+            for payload in attributes.details["patch-data"].payloads:
+                found.add(json.loads(payload.data)["id"])
+    return found
+
+
+def test_each_edition_of_the_engine_has_every_path_recorded() -> None:
+    """v1 holds first-edition runs (no one-write patch), v2 the same paths under it."""
+    editions = {folder.name: sorted(folder.glob("*.json")) for folder in HISTORIES.iterdir() if folder.is_dir()}
+    assert {path.stem for path in editions["v1"]} == {path.stem for path in editions["v2"]}
+    assert all(ONE_WRITE_PATCH not in patches(load(path)) for path in editions["v1"])
+    assert all(ONE_WRITE_PATCH in patches(load(path)) for path in editions["v2"])

@@ -4,6 +4,7 @@ fetched by data sharing, still owed) and the applicant's notifications. Pure fun
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -11,7 +12,13 @@ from workflows.case.state import CaseState, StepState
 from workflows.case.views import DELIVERY_METHOD_ZH, delivery_method
 
 with workflow.unsafe.imports_passed_through():
-    from models.case import MaterialEntry, MaterialRequest
+    from models.case import (
+        EscalationInput,
+        MaterialEntry,
+        MaterialRequest,
+        SuperviseInput,
+        SupervisionNoticeInput,
+    )
     from models.catalogue import Material, read_path
 
 
@@ -102,3 +109,35 @@ def after_completion(state: CaseState, step: StepState) -> list[Notice]:
             )
         )
     return notices
+
+
+def escalation(state: CaseState, step: StepState, sequence: int, at: datetime) -> EscalationInput:
+    """The automatic 督办 numbered ``sequence`` of an overdue step, for the instant it fell due."""
+    assert step.clock.due_at is not None
+    return EscalationInput(
+        case_id=state.case.case_id,
+        step=step.code,
+        department=step.department,
+        sequence=sequence,
+        due_at=step.clock.due_at,
+        at=at,
+        assignee=step.assignee,
+    )
+
+
+def supervision_notice(
+    state: CaseState, step: StepState, action: SuperviseInput, now: datetime
+) -> SupervisionNoticeInput:
+    """A supervisor's manual 督办 (to the department) or 催办 (to the assignee)."""
+    return SupervisionNoticeInput(
+        case_id=state.case.case_id,
+        step=step.code,
+        department=step.department,
+        kind=action.kind,
+        sequence=state.manual_notices,
+        message_zh=action.message,
+        issued_by=action.actor.username,
+        assignee=step.assignee,
+        due_at=step.clock.due_at,
+        at=now,
+    )

@@ -79,6 +79,7 @@ def snapshot(
         acceptance_notice=notice,
         revision=revision,
         request_fingerprint=case.request_fingerprint,
+        submission_id=case.submission_id,
         ratings=list(state.ratings),
         rating_open=state.rating_open,
         rating_closes_at=state.rating_closes_at,

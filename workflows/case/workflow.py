@@ -3,9 +3,9 @@
 It interprets the catalogue definition it was started with (workflows/case/state.py
 holds the rules), keeps each open step's statutory clock (workflows/kit/clock.py) and
 takes officers' and applicants' actions as Updates whose validators reject bad requests
-before anything is written to history. Every state change is projected to the read
-model through one writer (workflows/kit/projection.py) whose writes double as the
-case's timeline in history.
+before anything is written to history. One writer (workflows/kit/projection.py) takes
+each workflow task's changes to the read model at once (workflows/case/writes.py); a
+case started before that replays its first-edition activities instead.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from temporalio.common import SearchAttributeKey
 from workflows.case import notices, views
 from workflows.case.intake import gather_materials
 from workflows.case.state import LOW_SCORE, RATING_DAYS, CaseState, StepState, follow_up_step
+from workflows.case.writes import CaseWrites
 from workflows.kit import calls
 from workflows.kit.calls import CalendarCalls
 from workflows.kit.clock import ClockHooks, StatutoryClock
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from models.case import (
         SEARCH_ATTRIBUTE_STATUS,
         AcceptanceNotice,
+        Actor,
         ArchiveCaseInput,
         CaseEvent,
         CaseInput,
@@ -39,10 +41,8 @@ with workflow.unsafe.imports_passed_through():
         ClaimInput,
         CompleteStepInput,
         DeadlineRequest,
-        EscalationInput,
         EventType,
         NotificationInput,
-        ProjectCaseInput,
         RateInput,
         RatingView,
         RefuseStepInput,
@@ -50,10 +50,10 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         StepView,
         SuperviseInput,
-        SupervisionNoticeInput,
         SupplementInput,
     )
     from models.errors import DomainError
+    from models.redaction import masked, sees_personal_data_of
     from models.results import validate_result
 
 CASE_STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)
@@ -65,6 +65,7 @@ class CaseWorkflow:
     def __init__(self, case: CaseInput) -> None:
         self._state = CaseState.start(case)
         self._calendar = CalendarCalls(short=True)
+        self._writes = CaseWrites()
         self._submitted_at: datetime | None = None
         self._notice: AcceptanceNotice | None = None
         self._projection: Projection[CaseEvent] = Projection()
@@ -77,8 +78,11 @@ class CaseWorkflow:
     async def run(self, case: CaseInput) -> CaseSnapshot:
         state = self._state
         self._submitted_at = workflow.now()
-        projector = asyncio.create_task(self._projection.run(lambda: state.accepted, self._write_projection))
-        received, shared, to_supply = await gather_materials(state)
+        # One write per workflow task (a first-edition history keeps its own rhythm).
+        settled = (lambda: self._calendar.in_flight == 0) if self._writes.one_write else None
+        projector = asyncio.create_task(self._projection.run(lambda: state.accepted, self._write_projection, settled))
+        self._writes.audit(case.audit)
+        received, shared, to_supply = await gather_materials(state, local=self._writes.one_write)
         state.intake_missing = [material.code for material in to_supply]
         self._record(EventType.ACCEPTED, actor=case.submitted_by.username)
         await self._open_ready_steps()
@@ -106,6 +110,7 @@ class CaseWorkflow:
             await self._collect_ratings()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._projection.settled)
         await asyncio.gather(*self._side_tasks)
+        await self._writes.sent()
         projector.cancel()
         if workflow.patched("archive-closed-cases"):
             await self._archive()
@@ -130,6 +135,7 @@ class CaseWorkflow:
     def _close_refused(self) -> None:
         state = self._state
         for step in state.cancel_unfinished():
+            self._writes.pending.finished(step.code)
             self._record(EventType.CANCELLED, step=step)
         self._notify(notices.case_refused(state, state.steps[state.refused_step or ""]))
 
@@ -185,18 +191,7 @@ class CaseWorkflow:
         state = self._state
 
         async def send_escalation(sequence: int, at: datetime) -> None:
-            assert step.clock.due_at is not None
-            await calls.escalate_overdue_step(
-                EscalationInput(
-                    case_id=state.case.case_id,
-                    step=step.code,
-                    department=step.department,
-                    sequence=sequence,
-                    due_at=step.clock.due_at,
-                    at=at,
-                    assignee=step.assignee,
-                )
-            )
+            await self._writes.escalate(notices.escalation(state, step, sequence, at))
 
         hooks = ClockHooks(
             running=lambda: state.clock_running(step),
@@ -229,11 +224,12 @@ class CaseWorkflow:
     @workflow.update
     async def claim(self, action: ClaimInput) -> StepView:
         step = self._step(action.step)
+        self._writes.audit(action.audit)
         if self._state.claim(step, action.actor.username):
             self._record(EventType.CLAIMED, step=step, actor=action.actor.username)
             self._changed()
         await self._projection.flush()
-        return views.step_view(self._state, step)
+        return self._answer(step, action.actor)
 
     @claim.validator
     def _validate_claim(self, action: ClaimInput) -> None:
@@ -245,6 +241,8 @@ class CaseWorkflow:
         step = self._step(action.step)
         state.complete(step, validate_result(step.definition, action.result, state.case.form), workflow.now())
         detail = {"comment": action.comment} if action.comment else {}
+        self._writes.audit(action.audit)
+        self._writes.pending.finished(step.code)
         self._record(EventType.COMPLETED, step=step, actor=action.actor.username, detail=detail)
         if step.definition.delivers_case:
             self._record(EventType.DELIVERED, step=step, actor=action.actor.username)
@@ -256,7 +254,7 @@ class CaseWorkflow:
         # department sees its task as soon as this officer sees "done".
         await workflow.wait_condition(lambda: not state.ready_steps())
         await self._projection.flush()
-        return views.step_view(state, step)
+        return self._answer(step, action.actor)
 
     @complete.validator
     def _validate_complete(self, action: CompleteStepInput) -> None:
@@ -273,6 +271,7 @@ class CaseWorkflow:
     async def return_for_supplement(self, action: ReturnStepInput) -> StepView:
         step = self._step(action.step)
         self._state.return_for_supplement(step, action.missing)
+        self._writes.audit(action.audit)
         self._record(
             EventType.RETURNED,
             step=step,
@@ -284,7 +283,7 @@ class CaseWorkflow:
         self._notify(notices.supplement_requested(step, action.reason))
         self._changed()
         await self._projection.flush()
-        return views.step_view(self._state, step)
+        return self._answer(step, action.actor)
 
     @return_for_supplement.validator
     def _validate_return(self, action: ReturnStepInput) -> None:
@@ -294,11 +293,13 @@ class CaseWorkflow:
     async def refuse(self, action: RefuseStepInput) -> StepView:
         step = self._step(action.step)
         self._state.refuse(step, action.reason, workflow.now())
+        self._writes.audit(action.audit)
+        self._writes.pending.finished(step.code)
         self._record(EventType.REFUSED, step=step, actor=action.actor.username, detail={"reason": action.reason})
         self._changed()
         await workflow.wait_condition(lambda: self._state.closed)
         await self._projection.flush()
-        return views.step_view(self._state, step)
+        return self._answer(step, action.actor)
 
     @refuse.validator
     def _validate_refuse(self, action: RefuseStepInput) -> None:
@@ -318,23 +319,12 @@ class CaseWorkflow:
             due_at=step.clock.due_at,
             detail={"origin": "manual", "message": action.message, "sequence": state.manual_notices},
         )
-        await calls.record_supervision_notice(
-            SupervisionNoticeInput(
-                case_id=state.case.case_id,
-                step=step.code,
-                department=step.department,
-                kind=action.kind,
-                sequence=state.manual_notices,
-                message_zh=action.message,
-                issued_by=action.actor.username,
-                assignee=step.assignee,
-                due_at=step.clock.due_at,
-                at=workflow.now(),
-            )
-        )
+        notice = notices.supervision_notice(state, step, action, workflow.now())
+        self._writes.audit(action.audit)
+        await self._writes.supervision_notice(notice)
         self._changed()
         await self._projection.flush()
-        return views.step_view(state, step)
+        return self._answer(step, action.actor)
 
     @supervise.validator
     def _validate_supervise(self, action: SuperviseInput) -> None:
@@ -348,6 +338,7 @@ class CaseWorkflow:
             EventType.SUPPLEMENTED, actor=action.actor.username, detail={"materials": sorted(action.materials)}
         )
         state.intake_missing = []
+        self._writes.audit(action.audit)
         resumed = state.awaiting_supplement()
         with_time_left = [step for step in resumed if not step.clock.overdue]
         if with_time_left:
@@ -402,6 +393,17 @@ class CaseWorkflow:
         except DomainError as error:
             raise rejection_from(error) from None
 
+    def _answer(self, step: StepState, actor: Actor) -> StepView:
+        """The step as the acting user may read it, so the API answers without reloading the case."""
+        state = self._state
+        case = state.case
+        opened = {s.department for s in [*state.steps.values(), *state.follow_ups.values()] if s.opened_at is not None}
+        unit = case.definition.channel(case.channel).accepting_unit
+        view = views.step_view(state, step)
+        return (
+            view if sees_personal_data_of(actor, case.owner, case.submitted_by.username, unit, opened) else masked(view)
+        )
+
     def _step(self, code: str) -> StepState:
         step = self._state.find_step(code)
         assert step is not None  # the validator found it
@@ -416,7 +418,7 @@ class CaseWorkflow:
             step=notice.step,
             at=workflow.now(),
         )
-        self._side_tasks.append(asyncio.create_task(calls.send_notification(notification)))
+        self._writes.notify(notification)
 
     def _record(self, event_type: EventType, *, step: StepState | None = None, **fields: Any) -> None:
         """Record a business event (fields: actor, due_at, detail); the next write projects it."""
@@ -439,7 +441,7 @@ class CaseWorkflow:
             workflow.upsert_search_attributes([CASE_STATUS_KEY.value_set(status.value)])
 
     async def _write_projection(self, events: list[CaseEvent]) -> None:
-        await calls.project_case(ProjectCaseInput(snapshot=self._snapshot(), events=events))
+        await self._writes.write(self._snapshot(), events, self._projection.events)
 
     def _snapshot(self) -> CaseSnapshot:
         return views.snapshot(

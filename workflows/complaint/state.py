@@ -167,4 +167,5 @@ class ComplaintState:
             escalations=self.clock.escalations,
             revision=revision,
             request_fingerprint=complaint.request_fingerprint,
+            submission_id=complaint.submission_id,
         )

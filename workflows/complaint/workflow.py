@@ -18,7 +18,7 @@ from temporalio import workflow
 
 from workflows.complaint.state import ComplaintState
 from workflows.kit import calls
-from workflows.kit.calls import CalendarCalls
+from workflows.kit.calls import ONE_WRITE_PATCH, CalendarCalls
 from workflows.kit.clock import ClockHooks, StatutoryClock
 from workflows.kit.projection import Projection
 from workflows.kit.rejection import rejection_from
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         AnswerComplaintInput,
         AssignComplaintInput,
         CloseComplaintInput,
+        ComplaintChanges,
         ComplaintEscalationInput,
         ComplaintEvent,
         ComplaintEventType,
@@ -46,15 +47,19 @@ class ComplaintWorkflow:
     @workflow.init
     def __init__(self, complaint: ComplaintInput) -> None:
         self._state = ComplaintState(complaint)
-        # Complaints' histories use regular calendar activities (see workflows/kit/calls.py).
-        self._calendar = CalendarCalls(short=False)
+        # Complaints started before this patch replay their regular activities; later ones
+        # ask the calendar locally and write each task's changes at once.
+        self._one_write = workflow.patched(ONE_WRITE_PATCH)
+        self._calendar = CalendarCalls(short=self._one_write)
+        self._escalations: list[ComplaintEscalationInput] = []
         self._projection: Projection[ComplaintEvent] = Projection()
 
     @workflow.run
     async def run(self, complaint: ComplaintInput) -> ComplaintSnapshot:
         state = self._state
         now = state.filed_at = workflow.now()
-        projector = asyncio.create_task(self._projection.run(lambda: state.accepted, self._write_projection))
+        settled = (lambda: self._calendar.in_flight == 0) if self._one_write else None
+        projector = asyncio.create_task(self._projection.run(lambda: state.accepted, self._write_projection, settled))
         state.clock.start(
             await self._calendar.deadline(
                 DeadlineRequest(step=ANSWER_CLOCK, opened_at=now, working_days=complaint.answer_working_days)
@@ -82,15 +87,17 @@ class ComplaintWorkflow:
 
         async def send_escalation(sequence: int, at: datetime) -> None:
             assert state.clock.due_at is not None
-            await calls.escalate_overdue_complaint(
-                ComplaintEscalationInput(
-                    complaint_id=state.complaint.complaint_id,
-                    department=state.department(),
-                    sequence=sequence,
-                    due_at=state.clock.due_at,
-                    at=at,
-                )
+            escalation = ComplaintEscalationInput(
+                complaint_id=state.complaint.complaint_id,
+                department=state.department(),
+                sequence=sequence,
+                due_at=state.clock.due_at,
+                at=at,
             )
+            if self._one_write:
+                self._escalations.append(escalation)
+            else:
+                await calls.escalate_overdue_complaint(escalation)
 
         def record(event: ComplaintEventType, **detail: Any) -> None:
             self._record(event, department=state.department(), due_at=state.clock.due_at, detail=detail)
@@ -188,7 +195,12 @@ class ComplaintWorkflow:
         )
 
     async def _write_projection(self, events: list[ComplaintEvent]) -> None:
-        await calls.project_complaint(ProjectComplaintInput(snapshot=self._snapshot(), events=events))
+        if self._one_write:
+            escalations, self._escalations = self._escalations, []
+            changes = ComplaintChanges(snapshot=self._snapshot(), events=events, escalations=escalations)
+            await calls.write_complaint_changes(changes)
+        else:
+            await calls.project_complaint(ProjectComplaintInput(snapshot=self._snapshot(), events=events))
 
     def _snapshot(self) -> ComplaintSnapshot:
         return self._state.snapshot(now=workflow.now(), revision=self._projection.revision)

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ActivityName,
         ArchiveCaseInput,
         ArchiveResult,
+        CaseChanges,
         ComputeDeadlinesInput,
         ComputeDeadlinesResult,
         DeadlineRequest,
@@ -39,10 +40,21 @@ with workflow.unsafe.imports_passed_through():
         RemainingTimeInput,
         RemainingTimeResult,
         SupervisionNoticeInput,
+        WriteResult,
     )
-    from models.complaint import ComplaintActivityName, ComplaintEscalationInput, ProjectComplaintInput
+    from models.complaint import (
+        ComplaintActivityName,
+        ComplaintChanges,
+        ComplaintEscalationInput,
+        ProjectComplaintInput,
+    )
 
 LOCAL_ACTIVITIES_PATCH = "local-short-activities"
+
+# Workflows started with this patch write each workflow task's changes at once (state, events,
+# notifications, 督办 and audit rows in one local activity that records only the revision);
+# those started before it replay their separate activities (docs/deployment.md).
+ONE_WRITE_PATCH = "one-write-per-change"
 
 Result = TypeVar("Result")
 
@@ -66,14 +78,18 @@ class CalendarCalls:
 
     def __init__(self, *, short: bool) -> None:
         self._short = short
+        self.in_flight = 0  # questions asked and not yet answered
+
+    async def _ask(self, name: str, argument: Any, result_type: type[Result]) -> Result:
+        self.in_flight += 1
+        try:
+            return await _short(name, argument, result_type, CALENDAR_TIMEOUT, short=self._short)
+        finally:
+            self.in_flight -= 1
 
     async def deadlines(self, requests: list[DeadlineRequest]) -> list[DeadlineResult]:
-        computed = await _short(
-            ActivityName.COMPUTE_DEADLINES,
-            ComputeDeadlinesInput(requests=requests),
-            ComputeDeadlinesResult,
-            CALENDAR_TIMEOUT,
-            short=self._short,
+        computed = await self._ask(
+            ActivityName.COMPUTE_DEADLINES, ComputeDeadlinesInput(requests=requests), ComputeDeadlinesResult
         )
         return computed.deadlines
 
@@ -82,27 +98,32 @@ class CalendarCalls:
         return deadline
 
     async def remaining_seconds(self, paused_at: datetime, due_at: datetime) -> float:
-        remaining = await _short(
+        remaining = await self._ask(
             ActivityName.COMPUTE_REMAINING_TIME,
             RemainingTimeInput(paused_at=paused_at, due_at=due_at),
             RemainingTimeResult,
-            CALENDAR_TIMEOUT,
-            short=self._short,
         )
         return remaining.remaining_seconds
 
     async def next_escalation(self, after: datetime) -> datetime:
-        result = await _short(
-            ActivityName.COMPUTE_NEXT_ESCALATION,
-            NextEscalationInput(after=after),
-            NextEscalationResult,
-            CALENDAR_TIMEOUT,
-            short=self._short,
+        result = await self._ask(
+            ActivityName.COMPUTE_NEXT_ESCALATION, NextEscalationInput(after=after), NextEscalationResult
         )
         return result.at
 
 
 # --- the case's writes --------------------------------------------------------------
+
+
+async def write_case_changes(changes: CaseChanges) -> WriteResult:
+    """The one write of a workflow task: state, events, notices and audit rows at once."""
+    return await workflow.execute_local_activity(  # type: ignore[no-any-return]
+        ActivityName.WRITE_CASE_CHANGES,
+        changes,
+        result_type=WriteResult,
+        start_to_close_timeout=WRITE_TIMEOUT,
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
 
 
 async def project_case(projection: ProjectCaseInput) -> None:
@@ -141,8 +162,20 @@ async def archive_case(archive: ArchiveCaseInput) -> ArchiveResult:
     )
 
 
-async def fetch_shared_materials(request: FetchSharedMaterialsInput) -> FetchSharedMaterialsResult:
-    """Someone else's platform: bounded retries, then the caller asks the applicant instead."""
+async def fetch_shared_materials(request: FetchSharedMaterialsInput, *, local: bool) -> FetchSharedMaterialsResult:
+    """Someone else's platform: bounded retries, then the caller asks the applicant instead.
+    Run locally by cases that write once per change, so acceptance needs no extra round trip."""
+    if local:
+        return await workflow.execute_local_activity(  # type: ignore[no-any-return]
+            ActivityName.FETCH_SHARED_MATERIALS,
+            request,
+            result_type=FetchSharedMaterialsResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DATA_SHARING_RETRY,
+            # Back off on durable timers, not in the worker's memory: a platform outage
+            # outlives a worker restart, and the wait is in history like any other.
+            local_retry_threshold=timedelta(seconds=1),
+        )
     return await workflow.execute_activity(  # type: ignore[no-any-return]
         ActivityName.FETCH_SHARED_MATERIALS,
         request,
@@ -153,6 +186,17 @@ async def fetch_shared_materials(request: FetchSharedMaterialsInput) -> FetchSha
 
 
 # --- the complaint's writes -----------------------------------------------------------
+
+
+async def write_complaint_changes(changes: ComplaintChanges) -> WriteResult:
+    """The one write of a complaint's workflow task: state, events and 督办 at once."""
+    return await workflow.execute_local_activity(  # type: ignore[no-any-return]
+        ComplaintActivityName.WRITE_COMPLAINT_CHANGES,
+        changes,
+        result_type=WriteResult,
+        start_to_close_timeout=WRITE_TIMEOUT,
+        retry_policy=LOCAL_SERVICE_RETRY,
+    )
 
 
 async def project_complaint(projection: ProjectComplaintInput) -> None:

@@ -42,10 +42,23 @@ class Projection(Generic[Event]):
         revision = self.revision
         await workflow.wait_condition(lambda: self.projected >= revision)
 
-    async def run(self, ready: Callable[[], bool], write: Callable[[list[Event]], Awaitable[None]]) -> None:
-        """The one writer: forever, once ``ready()``, write the newest state with the new events."""
+    async def run(
+        self,
+        ready: Callable[[], bool],
+        write: Callable[[list[Event]], Awaitable[None]],
+        settled: Callable[[], bool] | None = None,
+    ) -> None:
+        """The one writer: forever, once ``ready()``, write the newest state with the new events.
+
+        With ``settled``, one write per workflow task: the writer first lets every coroutine
+        woken with it run, then waits while ``settled()`` is False (a deadline still being
+        computed will change the state again), so a task's changes go out together.
+        """
         while True:
             await workflow.wait_condition(lambda: self.revision > self.projected and ready())
+            if settled is not None:
+                await workflow.wait_condition(lambda: True)  # after the others woken now
+                await workflow.wait_condition(lambda: settled() and self.revision > self.projected and ready())
             revision = self.revision
             events, self._pending = self._pending, []
             await write(events)

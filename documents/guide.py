@@ -20,9 +20,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
+from documents.flowchart import longest_path, step_graph, time_limit_zh
 from models.catalogue import Material, StepDefinition, ThingDefinition
 from models.errors import DomainError, ErrorCode
-from models.flowchart import longest_path, step_graph, time_limit_zh
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "api" / "templates"
 STANDARD = "DB33/T 2304-2021"

@@ -4,7 +4,7 @@ masked either way, with the case, step and department a record is about.
 ``configure_logging(settings)`` is called once where a process starts (the worker's
 ``main``, the CLI for the API). A record names its case by ``extra={"case_id": …}``
 or, more often, by the context it is logged in: the worker's activities
-(activities/observability.py) and the API's requests (api/telemetry.py) set
+(infra/worker_telemetry.py) and the API's requests (api/telemetry.py) set
 ``log_fields`` for everything logged while they run, including by library code.
 """
 

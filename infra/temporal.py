@@ -1,13 +1,13 @@
 """The one place a Temporal client is made: the API and the worker both call it.
 
 Its data converter, built from settings by ``build_data_converter``, is pydantic's
-with every payload encrypted (workflows/codec.py). Failure messages and stack
+with every payload encrypted (infra/codec.py). Failure messages and stack
 traces are moved into encrypted attributes too, since an error may quote a form.
 
 Observability rides on the client: with ``settings.otlp_endpoint`` set, Temporal's
 TracingInterceptor carries the caller's trace into workflows and activities (a
 worker takes it from its client). A worker's client also times its activities
-(activities/observability.py) and, with ``settings.temporal_metrics_port``, runs on
+(infra/worker_telemetry.py) and, with ``settings.temporal_metrics_port``, runs on
 a runtime that serves the SDK's own ``temporal_…`` series for Prometheus.
 """
 
@@ -20,8 +20,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from infra.codec import PayloadEncryptionCodec
 from settings import Settings
-from workflows.codec import PayloadEncryptionCodec
 
 # One runtime per metrics address and process: each runtime binds its port once.
 _metrics_runtimes: dict[str, Runtime] = {}
@@ -42,9 +42,9 @@ def client_interceptors(settings: Settings, *, worker: bool = False) -> list[Int
         # Imported only when tracing, so that without it nothing of OpenTelemetry's SDK loads.
         from temporalio.contrib.opentelemetry import TracingInterceptor
 
-        interceptors.append(TracingInterceptor())  # the global tracer provider (models/tracing.py)
+        interceptors.append(TracingInterceptor())  # the global tracer provider (infra/tracing.py)
     if worker:
-        from activities.observability import WorkerTelemetryInterceptor
+        from infra.worker_telemetry import WorkerTelemetryInterceptor
 
         interceptors.append(WorkerTelemetryInterceptor())
     return interceptors

@@ -3,13 +3,13 @@
 Every activity the worker runs (regular or local) is timed by activity type and
 outcome; the read-model writes (projections, notifications, 督办) have a series of
 their own. While an activity runs, its log records carry the case, step and
-department it is about (models/logs.py). Labels are activity names and outcomes
+department it is about (infra/logs.py). Labels are activity names and outcomes
 only: never an id or anything from a form.
 
 The series live in prometheus_client's process-wide registry, which
 ``start_metrics_server`` serves with the process's own (CPU, memory, GC) on
 ``settings.worker_metrics_port``. The Temporal SDK's series (``temporal_…``) are
-served by its own runtime on another port (workflows/connection.py).
+served by its own runtime on another port (infra/temporal.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import Gauge, Histogram, start_http_server
 from temporalio import activity, client, worker
 
+from infra.logs import log_fields
 from models.case import ActivityName
 from models.complaint import ComplaintActivityName
-from models.logs import log_fields
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ logger = logging.getLogger(__name__)
 READ_MODEL_ACTIVITIES = frozenset(
     {
         ActivityName.PROJECT_CASE,
+        ActivityName.WRITE_CASE_CHANGES,
         ActivityName.SEND_NOTIFICATION,
         ActivityName.RECORD_SUPERVISION_NOTICE,
         ActivityName.ESCALATE_OVERDUE_STEP,
         ComplaintActivityName.PROJECT_COMPLAINT,
+        ComplaintActivityName.WRITE_COMPLAINT_CHANGES,
         ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT,
     }
 )

@@ -6,7 +6,7 @@ write may add text: Temporal's TracingInterceptor records a failed call's except
 error may quote a form. Every text value of a span (name, attributes, event
 attributes, status description) is masked here as in the logs (models/redaction.py).
 
-Imported only when tracing is on (models/tracing.py).
+Imported only when tracing is on (infra/tracing.py).
 """
 
 from __future__ import annotations

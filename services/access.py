@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, exists, false, or_, select, true
 from sqlmodel import Session, col
 
-from models.case import Actor
+from models.case import Actor, Role
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, TaskRecord
 
@@ -57,3 +57,8 @@ def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
     if actor.role == "officer":
         return has_task
     return false()
+
+
+def require_role(actor: Actor, *roles: Role) -> None:
+    if actor.role not in roles:
+        raise DomainError(ErrorCode.FORBIDDEN, "当前角色无权进行此操作 (not allowed for your role)")

@@ -3,7 +3,7 @@
 One trace follows a case's action end to end: the API request's server span
 (api/telemetry.py), the client's StartWorkflow/Update span, and the worker's
 RunWorkflow and RunActivity spans (temporalio's TracingInterceptor on both
-clients, workflows/connection.py), exported over OTLP/HTTP to the collector.
+clients, infra/temporal.py), exported over OTLP/HTTP to the collector.
 
 Span attributes carry no personal data: the API's spans name the route template
 and status, never the path or query; Temporal's carry workflow ids (hashes,
@@ -32,14 +32,14 @@ def traces_url(settings: Settings) -> str:
 
 
 def build_tracer_provider(settings: Settings, service_name: str) -> TracerProvider:
-    """A provider exporting batches of spans, masked (models/trace_export.py), to the OTLP
+    """A provider exporting batches of spans, masked (infra/trace_export.py), to the OTLP
     endpoint, as ``service_name``."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from models.trace_export import MaskingSpanExporter
+    from infra.trace_export import MaskingSpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     exporter = MaskingSpanExporter(OTLPSpanExporter(endpoint=traces_url(settings)))

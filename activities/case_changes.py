@@ -1,0 +1,305 @@
+"""One write per change: everything a workflow task of a case changed, in one transaction.
+
+The case row (guarded by its revision), the new events, the task rows, new ratings, the
+notifications and 督办 the change causes, and the audit rows of the staff actions that
+caused it: set-based statements (INSERT … ON CONFLICT), no re-reading of the case's events
+and no per-row lookups. The audit row is therefore written exactly when the change it
+records is. A retried or replayed write finds its revision already stored and changes
+nothing; ``onething rebuild`` applies the same changes again in order (activities/rebuild.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
+from temporalio import activity
+
+from activities.read_model import audit_row, bump_inbox_versions, insert_new, task_id_for
+from models.case import (
+    ActivityName,
+    CaseChanges,
+    CaseSnapshot,
+    EscalationInput,
+    NotificationInput,
+    StepStatus,
+    SupervisionNoticeInput,
+    WriteResult,
+)
+from models.db import dialect_insert
+from models.tables import (
+    AuditRecord,
+    CaseEventRecord,
+    CaseRecord,
+    NotificationRecord,
+    RatingRecord,
+    SupervisionNotice,
+    TaskRecord,
+)
+from models.timeliness import step_timeliness
+from models.timeliness_rollup import FinishedStep, add_to_timeliness_rollup
+from models.workcalendar import SHANGHAI, WorkingCalendar
+
+logger = logging.getLogger(__name__)
+
+
+def apply_case_changes(session: Session, changes: CaseChanges, calendar: WorkingCalendar) -> bool:
+    """Write one change of a case; False (and nothing written) when its revision is stored already."""
+    snapshot = changes.snapshot
+    if not _upsert_case(session, snapshot):
+        return False
+    insert_new(
+        session,
+        CaseEventRecord,
+        [
+            {
+                "case_id": snapshot.case_id,
+                "seq": event.seq,
+                "at": event.at,
+                "type": event.type.value,
+                "step": event.step,
+                "department": event.department,
+                "actor": event.actor,
+                "due_at": event.due_at,
+                "detail": event.detail,
+            }
+            for event in changes.events
+        ],
+    )
+    departments = _upsert_tasks(session, snapshot, changes, calendar)
+    insert_new(
+        session,
+        RatingRecord,
+        [
+            {
+                "case_id": snapshot.case_id,
+                "step": rating.step or "",
+                "thing": snapshot.thing,
+                "department": rating.department,
+                "score": rating.score,
+                "comment": rating.comment,
+                "rated_at": rating.rated_at,
+            }
+            for rating in snapshot.ratings
+        ],
+    )
+    notifications = [notification_row(n) for n in changes.notifications]
+    notices: list[dict[str, Any]] = []
+    for escalation in changes.escalations:
+        notice, word_to_supervisor = escalation_rows(escalation)
+        notices.append(notice)
+        notifications.append(word_to_supervisor)
+    for manual in changes.supervision_notices:
+        if manual.kind == "notice":
+            notices.append(manual_notice_row(manual))
+        else:
+            notifications.append(urge_row(manual))
+    insert_new(session, NotificationRecord, notifications)
+    insert_new(session, SupervisionNotice, notices)
+    insert_new(session, AuditRecord, [audit_row(entry, snapshot.case_id) for entry in changes.audit])
+    bump_inbox_versions(session, departments)
+    return True
+
+
+def _upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
+    """Insert or update the case row unless it holds this revision or a newer one."""
+    values = {
+        "case_id": snapshot.case_id,
+        "thing": snapshot.thing,
+        "catalogue_version": snapshot.catalogue_version,
+        "channel": snapshot.channel,
+        "status": snapshot.status.value,
+        "owner": snapshot.owner,
+        "submitted_by": snapshot.submitted_by,
+        "accepting_unit": snapshot.accepting_unit,
+        "submitted_at": snapshot.submitted_at,
+        "revision": snapshot.revision,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "rating_closes_at": snapshot.rating_closes_at,
+        "rating_open": snapshot.rating_open,
+    }
+    insert = dialect_insert(session)(CaseRecord)
+    changing = ("status", "revision", "snapshot", "rating_closes_at", "rating_open")
+    result = session.connection().execute(
+        insert.on_conflict_do_update(
+            index_elements=["case_id"],
+            set_={name: insert.excluded[name] for name in changing},
+            where=col(CaseRecord.revision) < insert.excluded.revision,
+        ),
+        values,
+    )
+    return bool(result.rowcount)
+
+
+def _upsert_tasks(
+    session: Session, snapshot: CaseSnapshot, changes: CaseChanges, calendar: WorkingCalendar
+) -> set[str]:
+    """Every opened step's task row in one statement; figures for the steps finished now.
+    Returns the departments whose inbox changed."""
+    rows = [
+        {
+            "task_id": task_id_for(snapshot.case_id, step.step),
+            "case_id": snapshot.case_id,
+            "thing": snapshot.thing,
+            "step": step.step,
+            "department": step.department,
+            "status": step.status.value,
+            "assignee": step.assignee,
+            "opened_at": step.opened_at,
+            "due_at": step.due_at,
+            "completed_at": step.completed_at,
+            "provisional": step.provisional,
+            "overdue": step.overdue,
+            "escalations": step.escalations,
+            "roles": ",".join(step.actors),
+            "warning_at": step.warning_at,
+        }
+        for step in snapshot.steps
+        if step.status != StepStatus.PENDING
+    ]
+    if rows:
+        insert = dialect_insert(session)(TaskRecord)
+        changing = [name for name in rows[0] if name not in {"task_id", "case_id", "thing", "step"}]
+        session.connection().execute(
+            insert.on_conflict_do_update(
+                index_elements=["task_id"], set_={name: insert.excluded[name] for name in changing}
+            ),
+            rows,
+        )
+    touched = {event.step for event in changes.events if event.step}
+    departments = {step.department for step in snapshot.steps if step.step in touched}
+    _record_timeliness(session, snapshot, changes, calendar)
+    return departments
+
+
+def _record_timeliness(
+    session: Session, snapshot: CaseSnapshot, changes: CaseChanges, calendar: WorkingCalendar
+) -> None:
+    """The figures of the steps this change finished, and their place in the supervision rollup."""
+    finished_now = {event.step for event in changes.finished_step_events if event.step}
+    if not finished_now:
+        return
+    now = changes.events[-1].at if changes.events else snapshot.submitted_at
+    counted: list[FinishedStep] = []
+    for step in snapshot.steps:
+        if step.step not in finished_now:
+            continue
+        figures = step_timeliness(step.step, changes.finished_step_events, calendar, now)
+        if figures.completed_at is None:
+            continue
+        hours = figures.working_hours_used or 0.0
+        completed_on = figures.completed_at.astimezone(SHANGHAI).date().isoformat()
+        session.execute(
+            update(TaskRecord)
+            .where(col(TaskRecord.task_id) == task_id_for(snapshot.case_id, step.step))
+            .values(
+                working_hours_used=figures.working_hours_used,
+                paused_working_hours=figures.paused_working_hours,
+                on_time=figures.on_time,
+                hours_bucket=round(hours * 10),
+                completed_on=completed_on,
+            )
+        )
+        if step.status == StepStatus.DONE:
+            counted.append(
+                FinishedStep(
+                    snapshot.thing, step.step, step.department, completed_on, round(hours * 10), figures.on_time
+                )
+            )
+    add_to_timeliness_rollup(session, counted)
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def notification_row(notification: NotificationInput) -> dict[str, Any]:
+    return {
+        "notification_id": notification.notification_id,
+        "case_id": notification.case_id,
+        "kind": notification.kind,
+        "recipient": notification.recipient,
+        "step": notification.step,
+        "message_zh": notification.message_zh,
+        "created_at": notification.at,
+    }
+
+
+def escalation_rows(escalation: EscalationInput) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The automatic 督办 of an overdue step, and word of it to the supervisors."""
+    notice_id = f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
+    notice = {
+        "notice_id": notice_id,
+        "case_id": escalation.case_id,
+        "step": escalation.step,
+        "department": escalation.department,
+        "sequence": escalation.sequence,
+        "origin": "automatic",
+        "message_zh": f"督办通知：案件{escalation.case_id}的环节{escalation.step}已超过办理时限，请立即办理。",
+        "due_at": escalation.due_at,
+        "issued_at": escalation.at,
+        "issued_by": "system",
+    }
+    word = {
+        "notification_id": f"{notice_id}:supervisor",
+        "case_id": escalation.case_id,
+        "kind": "overdue_escalation",
+        "recipient": "supervisor",
+        "step": escalation.step,
+        "message_zh": f"案件{escalation.case_id}环节{escalation.step}超期（第{escalation.sequence}次督办）。",
+        "created_at": escalation.at,
+    }
+    return notice, word
+
+
+def _manual_notice_id(notice: SupervisionNoticeInput) -> str:
+    return f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
+
+
+def manual_notice_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
+    """A supervisor's 督办 to the step's department."""
+    return {
+        "notice_id": _manual_notice_id(notice),
+        "case_id": notice.case_id,
+        "step": notice.step,
+        "department": notice.department,
+        "sequence": notice.sequence,
+        "origin": "manual",
+        "message_zh": notice.message_zh,
+        "due_at": notice.due_at,
+        "issued_at": notice.at,
+        "issued_by": notice.issued_by,
+    }
+
+
+def urge_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
+    """A supervisor's 催办 goes to the assignee."""
+    return {
+        "notification_id": _manual_notice_id(notice),
+        "case_id": notice.case_id,
+        "kind": "urge",
+        "recipient": notice.assignee,
+        "step": notice.step,
+        "message_zh": f"催办：{notice.message_zh}",
+        "created_at": notice.at,
+    }
+
+
+class CaseChangeActivities:
+    """The one write a case makes per workflow task (run as a local activity)."""
+
+    def __init__(self, engine: Engine, calendar: WorkingCalendar) -> None:
+        self._engine = engine
+        self._calendar = calendar
+
+    @activity.defn(name=ActivityName.WRITE_CASE_CHANGES)
+    def write_case_changes(self, changes: CaseChanges) -> WriteResult:
+        with Session(self._engine) as session:
+            written = apply_case_changes(session, changes, self._calendar)
+            session.commit()
+        for escalation in changes.escalations if written else []:
+            logger.warning(
+                "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
+            )
+        return WriteResult(revision=changes.snapshot.revision)

@@ -1,0 +1,1 @@
+"""Infrastructure: the Temporal connection and payload codec, logging, metrics and tracing."""

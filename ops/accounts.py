@@ -1,0 +1,104 @@
+"""`onething accounts add|list|passwd|remove`: staff and applicant accounts in the read-model database.
+
+Production has no demo accounts; this is how an administrator creates the real ones.
+Passwords are read without echo (or one line from stdin with ``password_stdin``) and
+stored only as argon2 hashes; nothing here prints or logs them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from settings import get_settings
+
+STAFF_ROLES_WITH_UNIT = {"officer", "clerk"}
+ROLES = ["applicant", "clerk", "officer", "supervisor", "admin"]
+MIN_PASSWORD_LENGTH = 12
+
+
+def read_password(password_stdin: bool) -> str | None:
+    """A new password, asked twice without echo or read from one line of stdin; None if refused."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("密码 (password): ")
+        if getpass.getpass("再次输入 (again): ") != password:
+            print("两次输入的密码不一致 (the passwords differ)", file=sys.stderr)
+            return None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print("密码至少 12 个字符 (a password needs at least 12 characters)", file=sys.stderr)
+        return None
+    return password
+
+
+def manage_accounts(
+    action: str,
+    username: str | None = None,
+    *,
+    role: str | None = None,
+    unit: str | None = None,
+    name: str | None = None,
+    password_stdin: bool = False,
+) -> int:
+    """add | list | passwd | remove; the exit status of the command."""
+    from sqlmodel import Session, col, select
+
+    from api.security import hash_password
+    from models.catalogue import load_departments
+    from models.db import init_db, make_engine
+    from models.tables import UserAccount
+
+    engine = make_engine(get_settings().database_url)
+    init_db(engine)
+    with Session(engine) as session:
+        if action == "list":
+            for row in session.exec(select(UserAccount).order_by(col(UserAccount.username))):
+                print(f"{row.username:<32} {row.role:<11} {row.unit or '-':<20} {row.display_name_zh}")
+            return 0
+        assert username is not None, "every action but list names an account"
+        account = session.get(UserAccount, username)
+        if action == "add":
+            if account is not None:
+                print(f"账号已存在 (account exists): {username}", file=sys.stderr)
+                return 1
+            assert role is not None, "add needs a role"
+            departments = load_departments()
+            if role in STAFF_ROLES_WITH_UNIT and unit not in departments:
+                known = ", ".join(sorted(departments))
+                print(f"--unit: {role} 须属于一个部门 (must name a department: {known})", file=sys.stderr)
+                return 1
+            if unit is not None and unit not in departments:
+                print(f"--unit: 未知部门 (unknown department) {unit}", file=sys.stderr)
+                return 1
+            password = read_password(password_stdin)
+            if password is None:
+                return 1
+            session.add(
+                UserAccount(
+                    username=username,
+                    password_hash=hash_password(password),
+                    role=role,
+                    unit=unit,
+                    display_name_zh=name or "",
+                )
+            )
+            session.commit()
+            print(f"added {username} ({role}{', ' + unit if unit else ''})")
+            return 0
+        if account is None:
+            print(f"没有该账号 (no such account): {username}", file=sys.stderr)
+            return 1
+        if action == "passwd":
+            password = read_password(password_stdin)
+            if password is None:
+                return 1
+            account.password_hash = hash_password(password)
+            session.add(account)
+            session.commit()
+            print(f"password changed for {username}")
+            return 0
+        session.delete(account)
+        session.commit()
+        print(f"removed {username}")
+        return 0

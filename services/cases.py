@@ -1,0 +1,199 @@
+"""Cases: submission (受理), supplements (补正) and ratings (好差评); the JSON routes
+(api/routes/cases.py) and the web console (api/console/applicant.py, clerk.py) both call these.
+
+Each staff action carries its audit-log row into the workflow, which writes it in the same
+transaction as the change it records (activities/case_changes.py); nothing here writes the
+read model.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from models.case import (
+    Actor,
+    AuditEntry,
+    CaseInput,
+    CaseSnapshot,
+    CaseStatus,
+    RateInput,
+    RatingView,
+    SupplementInput,
+)
+from models.catalogue import ThingDefinition, resolve_for_case
+from models.catalogue_store import definition_for
+from models.errors import DomainError, ErrorCode, invalid_input
+from models.forms import FORMS
+from models.redaction import mask_personal_data
+from services.access import require_role, visible_case
+from services.audit import AuditAction
+from services.faults import crash_if_injected
+from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
+from settings import Settings
+from workflows.case.workflow import CaseWorkflow
+from workflows.starter import STATUS_KEY, THING_KEY, new_case_id
+
+
+def staff_audit(
+    actor: Actor, action: AuditAction, target: str, detail: dict[str, Any], idempotency_key: str | None
+) -> AuditEntry | None:
+    """The audit row of a staff action (applicants' own actions are in their case's history only)."""
+    if actor.role == "applicant":
+        return None
+    return AuditEntry(
+        action=action.value,
+        actor=actor,
+        target=target,
+        detail=mask_personal_data(detail),
+        request_key=f"{target}/{idempotency_key}" if idempotency_key else None,
+        at=datetime.now(UTC),  # when the staff member acted
+    )
+
+
+def _current_definition(engine: Engine, thing: str) -> ThingDefinition:
+    with Session(engine) as session:
+        try:
+            return definition_for(session, thing)
+        except DomainError:
+            raise DomainError(
+                ErrorCode.INVALID, "未知的事项 (unknown thing)", {"thing": f"no active thing {thing!r}"}
+            ) from None
+
+
+def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[str, Any]:
+    try:
+        model = FORMS[definition.form].model_validate(form)
+    except ValidationError as exc:
+        raise invalid_input(exc, "form") from exc
+    clean = model.model_dump(mode="json", exclude_none=True)
+    born_at = clean.get("newborn", {}).get("born_at")
+    if born_at and datetime.fromisoformat(born_at) > datetime.now(UTC) + timedelta(minutes=5):
+        raise DomainError(
+            ErrorCode.INVALID, "输入有误 (invalid input)", {"form.newborn.born_at": "cannot be in the future"}
+        )
+    return clean
+
+
+async def accept_submission(
+    *,
+    thing: str,
+    channel: str,
+    form: dict[str, Any],
+    answers: dict[str, str] | None,
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    settings: Settings,
+    idempotency_key: str | None,
+) -> tuple[CaseSnapshot, bool]:
+    """受理: validate a submission, start its case (once per Idempotency-Key) and answer once it
+    is accepted, in one round trip; returns the case and whether this request created it."""
+    require_role(actor, "applicant", "clerk")
+    definition = await run_in_threadpool(_current_definition, engine, thing)
+    channels = {offered.code: offered for offered in definition.channels}
+    if channel not in channels:
+        raise DomainError(ErrorCode.INVALID, "输入有误 (invalid input)", {"channel": "not offered for this thing"})
+    if actor.role == "clerk" and channels[channel].accepting_unit != actor.unit:
+        raise DomainError(ErrorCode.FORBIDDEN, "只能受理本单位窗口的申请 (clerks accept for their own unit)")
+    clean_form = _validated_form(definition, form)
+    case_id = new_case_id(actor.username, idempotency_key)
+    case = CaseInput(
+        case_id=case_id,
+        definition=resolve_for_case(definition, clean_form, answers),
+        answers=answers or {},
+        channel=channel,
+        form=clean_form,
+        owner=actor.username if actor.role == "applicant" else None,
+        submitted_by=actor,
+        supervision_phone=settings.supervision_phone,
+        request_fingerprint=request_fingerprint(
+            {"thing": thing, "channel": channel, "form": clean_form, "answers": answers or {}}
+        ),
+        submission_id=uuid.uuid4().hex,
+        audit=staff_audit(
+            actor, AuditAction.CASE_ACCEPT, case_id, {"thing": thing, "channel": channel}, idempotency_key
+        ),
+    )
+    crash_if_injected(settings, "before_case_start")
+    snapshot = await start_with_update(
+        client,
+        CaseWorkflow.run,
+        case,
+        workflow_id=case_id,
+        task_queue=settings.task_queue,
+        update=CaseWorkflow.wait_accepted,
+        query=CaseWorkflow.snapshot,
+        result_type=CaseSnapshot,
+        noun_zh="案件",
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(THING_KEY, case.definition.code),
+                SearchAttributePair(STATUS_KEY, CaseStatus.ACCEPTED.value),
+            ]
+        ),
+    )
+    crash_if_injected(settings, "after_case_start")
+    created = snapshot.submission_id == case.submission_id
+    if not created:
+        refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
+    return snapshot, created
+
+
+def _load_visible(engine: Engine, actor: Actor, case_id: str) -> None:
+    with Session(engine) as session:
+        visible_case(session, actor, case_id)
+
+
+async def supply_case_materials(
+    case_id: str,
+    materials: dict[str, str],
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    idempotency_key: str | None,
+) -> CaseSnapshot:
+    """补正: the applicant (or the accepting clerk) supplies missing materials."""
+    require_role(actor, "applicant", "clerk")
+    await run_in_threadpool(_load_visible, engine, actor, case_id)
+    audit = staff_audit(actor, AuditAction.CASE_SUPPLEMENT, case_id, {"materials": sorted(materials)}, idempotency_key)
+    return await send_update(
+        client,
+        case_id,
+        CaseWorkflow.supplement,
+        SupplementInput(actor=actor, materials=materials, audit=audit),
+        result_type=CaseSnapshot,
+        update_id=update_id("supplement", case_id, idempotency_key),
+    )
+
+
+async def rate_case_as(
+    case_id: str,
+    *,
+    score: int,
+    comment: str | None,
+    step: str | None,
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    idempotency_key: str | None,
+) -> RatingView:
+    """The applicant's 好差评, once per Idempotency-Key."""
+    require_role(actor, "applicant")
+    await run_in_threadpool(_load_visible, engine, actor, case_id)
+    return await send_update(
+        client,
+        case_id,
+        CaseWorkflow.rate,
+        RateInput(actor=actor, score=score, comment=comment, step=step),
+        result_type=RatingView,
+        update_id=update_id("rate", f"{case_id}:{step or ''}", idempotency_key),
+    )

@@ -1,0 +1,72 @@
+"""Officers' task actions: claim (签收), complete (办结), return (退回补正), refuse (不予办理); the JSON
+routes (api/routes/tasks.py) and the console (api/console/officer.py) both send them here.
+
+A task id is ``<case_id>:<step>``. Each action is a workflow Update; its validator decides
+(department, state, assignee, result schema) and a rejected action writes nothing. The
+staff member's audit row travels with the Update and is written with the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from models.case import Actor, StepView
+from models.errors import DomainError, ErrorCode
+from services.access import require_role
+from services.audit import AuditAction
+from services.cases import staff_audit
+from services.gateway import send_update, update_id
+
+MAX_CASE_ID_LENGTH = 64
+
+
+def parse_task_id(task_id: str) -> tuple[str, str]:
+    case_id, _, step = task_id.rpartition(":")
+    # An id Temporal would refuse as an argument (empty, or longer than any case id) is simply unknown.
+    if not case_id or not step or len(case_id) > MAX_CASE_ID_LENGTH:
+        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在 (no such task)")
+    return case_id, step
+
+
+AUDIT_ACTIONS = {
+    "claim": AuditAction.TASK_CLAIM,
+    "complete": AuditAction.TASK_COMPLETE,
+    "return": AuditAction.TASK_RETURN,
+    "refuse": AuditAction.TASK_REFUSE,
+}
+
+
+async def act_on_task(
+    task_id: str,
+    actor: Actor,
+    client: Client,
+    action: str,
+    update: Any,
+    make_input: Callable[[str], BaseModel],
+    idempotency_key: str | None,
+) -> StepView:
+    """Send one officer action to the task's case as a workflow Update; its audit row goes
+    with it and is written in the same transaction as the change (activities/case_changes.py)."""
+    # Supervisors act only on 回访 tasks; the workflow's validator holds each role to its steps.
+    require_role(actor, "officer", "clerk", "supervisor")
+    case_id, step = parse_task_id(task_id)
+    argument = make_input(step)
+    # The result's values may be personal (a newborn's ID number): the log keeps the rest.
+    detail = argument.model_dump(mode="json", exclude={"actor", "result", "audit"}, exclude_none=True)
+    argument = argument.model_copy(
+        update={"audit": staff_audit(actor, AUDIT_ACTIONS[action], task_id, detail, idempotency_key)}
+    )
+    view = await send_update(
+        client,
+        case_id,
+        update,
+        argument,
+        result_type=StepView,
+        update_id=update_id(action, task_id, idempotency_key),
+    )
+    # The workflow answered with the view this actor may read (masked or not): no reload.
+    return view
