@@ -17,6 +17,7 @@ With ``settings.metrics_token`` set the endpoint needs ``Authorization: Bearer <
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import threading
@@ -38,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from models.case import CaseStatus, StepStatus
+from models.db import DB_TRANSACTIONS
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, SupervisionNotice, TaskRecord
 from settings import Settings
@@ -230,6 +232,9 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(ReadModelCollector(engine, settings.metrics_cache_seconds))
+        # This process's committed read-model transactions (models/db.py), for the benchmark.
+        with contextlib.suppress(ValueError):  # registered once per registry
+            self.registry.register(DB_TRANSACTIONS)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)

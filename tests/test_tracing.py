@@ -178,7 +178,7 @@ async def test_a_submission_is_one_trace_from_the_request_to_the_workflows_activ
             (request_span,) = [s for s in exported_spans.get_finished_spans() if s.name == "POST /cases"]
             assert request_span.kind == SpanKind.SERVER
             trace_id = _context(request_span).trace_id
-            for prefix in ("StartWorkflow:CaseWorkflow", "RunWorkflow:CaseWorkflow", "RunActivity:"):
+            for prefix in ("StartUpdateWithStartWorkflow:CaseWorkflow", "RunWorkflow:CaseWorkflow", "RunActivity:"):
                 _wait_for_spans(exported_spans, trace_id, prefix)
     finally:
         await terminate_cases(env.client, engine)
@@ -186,7 +186,8 @@ async def test_a_submission_is_one_trace_from_the_request_to_the_workflows_activ
 
     in_trace = [s for s in exported_spans.get_finished_spans() if _context(s).trace_id == trace_id]
     names = {s.name for s in in_trace}
-    assert {"StartWorkflow:CaseWorkflow", "RunWorkflow:CaseWorkflow"} <= names
+    # The submission starts the case and waits for its acceptance in one call (Update-with-start).
+    assert {"StartUpdateWithStartWorkflow:CaseWorkflow", "RunWorkflow:CaseWorkflow"} <= names
     assert "RunActivity:fetch_shared_materials" in names or "RunActivity:compute_deadlines" in names
     assert dict(request_span.attributes or {}) == {
         "http.request.method": "POST",

@@ -47,7 +47,9 @@ def business(samples: Samples) -> Samples:
     return {
         key: count
         for key, count in samples.items()
-        if key[0].startswith("onething_") and not key[0].startswith("onething_api_")
+        if key[0].startswith("onething_")
+        and not key[0].startswith("onething_api_")
+        and key[0] != "onething_db_transactions_total"  # this process's own transactions
     }
 
 
