@@ -127,10 +127,11 @@ def _upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
             index_elements=["case_id"],
             set_={name: insert.excluded[name] for name in changing},
             where=col(CaseRecord.revision) < insert.excluded.revision,
-        ),
+        ).returning(col(CaseRecord.revision)),
         values,
     )
-    return bool(result.rowcount)
+    # A row comes back only if one was inserted or updated (rowcount is unknown on psycopg).
+    return result.first() is not None
 
 
 def _upsert_tasks(

@@ -1,7 +1,7 @@
 """A case's state and the pure rules that change it: which steps are ready, what each
 officer or applicant action may do, the case's status. Nothing here calls Temporal: the workflow
 (workflows/case/workflow.py) calls these with ``workflow.now()`` and records the events;
-tests/workflows/test_case_state.py checks the rules on their own.
+tests/rules/test_case_state.py checks the rules on their own.
 
 Rules refuse with DomainError; the workflow's validators turn that into the Update's
 rejection, so a refused action writes nothing to history.

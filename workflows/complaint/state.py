@@ -1,6 +1,6 @@
 """A complaint's state and the pure rules of its actions: a supervisor assigns it to a
 department, an officer of that department answers, the supervisor closes it. Nothing here
-calls Temporal; tests/workflows/test_complaint_state.py checks the rules on their own."""
+calls Temporal; tests/rules/test_complaint_state.py checks the rules on their own."""
 
 from __future__ import annotations
 
