@@ -14,11 +14,13 @@ with workflow.unsafe.imports_passed_through():
         CASE_STATUS_ZH,
         STEP_STATUS_ZH,
         AcceptanceNotice,
+        Actor,
         CaseSnapshot,
         MaterialEntry,
         StepView,
     )
     from models.catalogue import read_path
+    from models.redaction import masked, sees_personal_data_of
 
 DELIVERY_METHOD_ZH = {"pickup": "窗口领取", "mail": "邮寄送达"}
 
@@ -118,3 +120,12 @@ def acceptance_notice(
         delivery_method_zh=DELIVERY_METHOD_ZH.get(method, method),
         supervision_phone=case.supervision_phone,
     )
+
+
+def step_view_for(state: CaseState, step: StepState, actor: Actor) -> StepView:
+    """The step as the acting user may read it, so the API answers without reloading the case."""
+    case = state.case
+    opened = {s.department for s in [*state.steps.values(), *state.follow_ups.values()] if s.opened_at is not None}
+    unit = case.definition.channel(case.channel).accepting_unit
+    view = step_view(state, step)
+    return view if sees_personal_data_of(actor, case.owner, case.submitted_by.username, unit, opened) else masked(view)

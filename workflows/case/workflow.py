@@ -19,20 +19,19 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 from workflows.case import notices, views
+from workflows.case.clocks import step_clock
 from workflows.case.intake import gather_materials
 from workflows.case.state import LOW_SCORE, RATING_DAYS, CaseState, StepState, follow_up_step
 from workflows.case.writes import CaseWrites
 from workflows.kit import calls
 from workflows.kit.calls import CalendarCalls
-from workflows.kit.clock import ClockHooks, StatutoryClock
 from workflows.kit.projection import Projection
-from workflows.kit.rejection import rejection_from
+from workflows.kit.rejection import checked
 
 with workflow.unsafe.imports_passed_through():
     from models.case import (
         SEARCH_ATTRIBUTE_STATUS,
         AcceptanceNotice,
-        Actor,
         ArchiveCaseInput,
         CaseEvent,
         CaseInput,
@@ -47,13 +46,10 @@ with workflow.unsafe.imports_passed_through():
         RatingView,
         RefuseStepInput,
         ReturnStepInput,
-        StepStatus,
         StepView,
         SuperviseInput,
         SupplementInput,
     )
-    from models.errors import DomainError
-    from models.redaction import masked, sees_personal_data_of
     from models.results import validate_result
 
 CASE_STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)
@@ -188,24 +184,7 @@ class CaseWorkflow:
     # --- each open step's statutory clock ----------------------------------------------
 
     def _keep_clock(self, step: StepState) -> None:
-        state = self._state
-
-        async def send_escalation(sequence: int, at: datetime) -> None:
-            await self._writes.escalate(notices.escalation(state, step, sequence, at))
-
-        hooks = ClockHooks(
-            running=lambda: state.clock_running(step),
-            paused=lambda: step.status == StepStatus.AWAITING_SUPPLEMENT,
-            warned=lambda: self._record(EventType.WARNING, step=step, due_at=step.clock.due_at),
-            overdue=lambda: self._record(EventType.OVERDUE, step=step, due_at=step.clock.due_at),
-            send_escalation=send_escalation,
-            escalated=lambda sequence: self._record(
-                EventType.SUPERVISION_NOTICE, step=step, due_at=step.clock.due_at, detail={"sequence": sequence}
-            ),
-            next_escalation=self._calendar.next_escalation,
-            changed=self._changed,
-        )
-        clock = StatutoryClock(step.clock, hooks, warns=step.warns)
+        clock = step_clock(self._state, step, self._record, self._writes, self._calendar, self._changed)
         self._side_tasks.append(asyncio.create_task(clock.keep()))
 
     # --- queries and Updates ------------------------------------------------------------
@@ -229,11 +208,11 @@ class CaseWorkflow:
             self._record(EventType.CLAIMED, step=step, actor=action.actor.username)
             self._changed()
         await self._projection.flush()
-        return self._answer(step, action.actor)
+        return views.step_view_for(self._state, step, action.actor)
 
     @claim.validator
     def _validate_claim(self, action: ClaimInput) -> None:
-        self._check(self._state.check_claim, action.actor, action.step)
+        checked(self._state.check_claim, action.actor, action.step)
 
     @workflow.update
     async def complete(self, action: CompleteStepInput) -> StepView:
@@ -254,7 +233,7 @@ class CaseWorkflow:
         # department sees its task as soon as this officer sees "done".
         await workflow.wait_condition(lambda: not state.ready_steps())
         await self._projection.flush()
-        return self._answer(step, action.actor)
+        return views.step_view_for(self._state, step, action.actor)
 
     @complete.validator
     def _validate_complete(self, action: CompleteStepInput) -> None:
@@ -265,7 +244,7 @@ class CaseWorkflow:
             state.require_own_claim(step, action.actor)
             validate_result(step.definition, action.result, state.case.form)
 
-        self._check(check)
+        checked(check)
 
     @workflow.update
     async def return_for_supplement(self, action: ReturnStepInput) -> StepView:
@@ -283,11 +262,11 @@ class CaseWorkflow:
         self._notify(notices.supplement_requested(step, action.reason))
         self._changed()
         await self._projection.flush()
-        return self._answer(step, action.actor)
+        return views.step_view_for(self._state, step, action.actor)
 
     @return_for_supplement.validator
     def _validate_return(self, action: ReturnStepInput) -> None:
-        self._check(self._state.check_return, action)
+        checked(self._state.check_return, action)
 
     @workflow.update
     async def refuse(self, action: RefuseStepInput) -> StepView:
@@ -299,11 +278,11 @@ class CaseWorkflow:
         self._changed()
         await workflow.wait_condition(lambda: self._state.closed)
         await self._projection.flush()
-        return self._answer(step, action.actor)
+        return views.step_view_for(self._state, step, action.actor)
 
     @refuse.validator
     def _validate_refuse(self, action: RefuseStepInput) -> None:
-        self._check(self._state.check_refuse, action.actor, action.step, action.reason)
+        checked(self._state.check_refuse, action.actor, action.step, action.reason)
 
     @workflow.update
     async def supervise(self, action: SuperviseInput) -> StepView:
@@ -324,11 +303,11 @@ class CaseWorkflow:
         await self._writes.supervision_notice(notice)
         self._changed()
         await self._projection.flush()
-        return self._answer(step, action.actor)
+        return views.step_view_for(self._state, step, action.actor)
 
     @supervise.validator
     def _validate_supervise(self, action: SuperviseInput) -> None:
-        self._check(self._state.check_supervise, action.actor, action.step, action.kind)
+        checked(self._state.check_supervise, action.actor, action.step, action.kind)
 
     @workflow.update
     async def supplement(self, action: SupplementInput) -> CaseSnapshot:
@@ -361,7 +340,7 @@ class CaseWorkflow:
 
     @supplement.validator
     def _validate_supplement(self, action: SupplementInput) -> None:
-        self._check(self._state.check_supplement, action)
+        checked(self._state.check_supplement, action)
 
     @workflow.update
     async def rate(self, rating: RateInput) -> RatingView:
@@ -381,28 +360,9 @@ class CaseWorkflow:
 
     @rate.validator
     def _validate_rate(self, rating: RateInput) -> None:
-        self._check(self._state.check_rate, rating)
+        checked(self._state.check_rate, rating)
 
     # --- helpers ------------------------------------------------------------------------
-
-    @staticmethod
-    def _check(rule: Any, *arguments: Any) -> None:
-        """Run a pure rule in a validator: its refusal becomes the Update's rejection."""
-        try:
-            rule(*arguments)
-        except DomainError as error:
-            raise rejection_from(error) from None
-
-    def _answer(self, step: StepState, actor: Actor) -> StepView:
-        """The step as the acting user may read it, so the API answers without reloading the case."""
-        state = self._state
-        case = state.case
-        opened = {s.department for s in [*state.steps.values(), *state.follow_ups.values()] if s.opened_at is not None}
-        unit = case.definition.channel(case.channel).accepting_unit
-        view = views.step_view(state, step)
-        return (
-            view if sees_personal_data_of(actor, case.owner, case.submitted_by.username, unit, opened) else masked(view)
-        )
 
     def _step(self, code: str) -> StepState:
         step = self._state.find_step(code)

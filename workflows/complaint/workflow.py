@@ -21,7 +21,7 @@ from workflows.kit import calls
 from workflows.kit.calls import ONE_WRITE_PATCH, CalendarCalls
 from workflows.kit.clock import ClockHooks, StatutoryClock
 from workflows.kit.projection import Projection
-from workflows.kit.rejection import rejection_from
+from workflows.kit.rejection import checked
 
 with workflow.unsafe.imports_passed_through():
     from models.case import DeadlineRequest
@@ -39,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         ComplaintStatus,
         ProjectComplaintInput,
     )
-    from models.errors import DomainError
 
 
 @workflow.defn
@@ -138,7 +137,7 @@ class ComplaintWorkflow:
 
     @assign.validator
     def _validate_assign(self, action: AssignComplaintInput) -> None:
-        self._check(self._state.check_assign, action)
+        checked(self._state.check_assign, action)
 
     @workflow.update
     async def answer(self, action: AnswerComplaintInput) -> ComplaintSnapshot:
@@ -156,7 +155,7 @@ class ComplaintWorkflow:
 
     @answer.validator
     def _validate_answer(self, action: AnswerComplaintInput) -> None:
-        self._check(self._state.check_answer, action)
+        checked(self._state.check_answer, action)
 
     @workflow.update
     async def close(self, action: CloseComplaintInput) -> ComplaintSnapshot:
@@ -171,16 +170,9 @@ class ComplaintWorkflow:
 
     @close.validator
     def _validate_close(self, action: CloseComplaintInput) -> None:
-        self._check(self._state.check_close, action)
+        checked(self._state.check_close, action)
 
     # --- helpers ----------------------------------------------------------------------
-
-    @staticmethod
-    def _check(rule: Any, *arguments: Any) -> None:
-        try:
-            rule(*arguments)
-        except DomainError as error:
-            raise rejection_from(error) from None
 
     async def _changed(self) -> ComplaintSnapshot:
         """Mark a change, and answer once the read model holds it."""

@@ -3,6 +3,9 @@ error code (api/errors.py maps it to an HTTP status) and whose details name the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio.exceptions import ApplicationError
 
 from models.errors import DomainError, ErrorCode
@@ -15,3 +18,11 @@ def rejection(code: ErrorCode, message: str, fields: dict[str, str] | None = Non
 def rejection_from(error: DomainError) -> ApplicationError:
     """The Update rejection for a pure rule's refusal (workflows/*/state.py raise DomainError)."""
     return rejection(error.code, error.message, error.fields)
+
+
+def checked(rule: Callable[..., Any], *arguments: Any) -> None:
+    """Run a pure rule in an Update's validator: its refusal becomes the Update's rejection."""
+    try:
+        rule(*arguments)
+    except DomainError as error:
+        raise rejection_from(error) from None

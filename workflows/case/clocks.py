@@ -1,0 +1,45 @@
+"""The statutory clock of one open step (or 回访): the shared clock (workflows/kit/clock.py)
+with what a case does at each of its events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from temporalio import workflow
+
+from workflows.case import notices
+from workflows.case.state import CaseState, StepState
+from workflows.case.writes import CaseWrites
+from workflows.kit.calls import CalendarCalls
+from workflows.kit.clock import ClockHooks, StatutoryClock
+
+with workflow.unsafe.imports_passed_through():
+    from models.case import EventType, StepStatus
+
+
+def step_clock(
+    state: CaseState,
+    step: StepState,
+    record: Callable[..., None],
+    writes: CaseWrites,
+    calendar: CalendarCalls,
+    changed: Callable[[], None],
+) -> StatutoryClock:
+    async def send_escalation(sequence: int, at: datetime) -> None:
+        await writes.escalate(notices.escalation(state, step, sequence, at))
+
+    def escalated(sequence: int) -> None:
+        record(EventType.SUPERVISION_NOTICE, step=step, due_at=step.clock.due_at, detail={"sequence": sequence})
+
+    hooks = ClockHooks(
+        running=lambda: state.clock_running(step),
+        paused=lambda: step.status == StepStatus.AWAITING_SUPPLEMENT,
+        warned=lambda: record(EventType.WARNING, step=step, due_at=step.clock.due_at),
+        overdue=lambda: record(EventType.OVERDUE, step=step, due_at=step.clock.due_at),
+        send_escalation=send_escalation,
+        escalated=escalated,
+        next_escalation=calendar.next_escalation,
+        changed=changed,
+    )
+    return StatutoryClock(step.clock, hooks, warns=step.warns)
