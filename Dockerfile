@@ -38,7 +38,7 @@ COPY --from=build /opt/onething /opt/onething
 RUN groupadd --system --gid 10001 onething \
     && useradd --system --uid 10001 --gid onething --home-dir /var/lib/onething --shell /usr/sbin/nologin onething \
     && mkdir -p /var/lib/onething/archive /var/lib/onething/calendar \
-    && python -c "import os, shutil; from models.workcalendar import default_calendar_file; \
+    && python -c "import os, shutil; from domain.workcalendar import default_calendar_file; \
 shutil.copy(default_calendar_file(), os.environ['ONETHING_CALENDAR_FILE'])" \
     && chown -R onething:onething /var/lib/onething \
     && python -c "import zoneinfo; zoneinfo.ZoneInfo('Asia/Shanghai'); \

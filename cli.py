@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.redaction import install_log_redaction
+from domain.redaction import install_log_redaction
 from ops.accounts import ROLES
 from settings import ROOT
 

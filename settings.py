@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     codec_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"])
 
     # Observability (观测). Logs: "text" for people, "json" (one object a line) for a log
-    # collector; both masked (models/redaction.py).
+    # collector; both masked (domain/redaction.py).
     log_format: Literal["text", "json"] = "text"
     # GET /metrics on the API (Prometheus); with a token set it needs `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None

@@ -20,26 +20,26 @@ from activities.case_changes import CaseChangeActivities
 from activities.complaints import ComplaintActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, gateway_from_settings
 from activities.read_model import ReadModelActivities
+from domain.workcalendar import WorkingCalendar, make_calendar
+from infra.db import init_db, make_engine
 from infra.logs import configure_logging
 from infra.temporal import connect_temporal
 from infra.tracing import configure_tracing
 from infra.worker_telemetry import start_metrics_server
-from models.db import init_db, make_engine
-from models.workcalendar import WorkingCalendar, make_calendar
 from settings import Settings, get_settings
 from workflows.registry import WORKFLOWS
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox, with our own workflow and model modules passed through.
+    """The sandbox, with our own workflow, model and domain-rule modules passed through.
 
     By default the sandbox re-imports a workflow's module for every run it loads, so
     each cached case carried its own copy of the workflow's code objects (about 0.2 MB)
-    and paid the import on every load. Our `workflows` and `models` modules hold no
-    mutable module state, so one shared import is safe; the sandbox's runtime
-    restrictions (no clock, no I/O) still apply to the workflow code.
+    and paid the import on every load. Our `workflows`, `models` and `domain` modules hold
+    no mutable module state that workflow code touches, so one shared import is safe; the
+    sandbox's runtime restrictions (no clock, no I/O) still apply to the workflow code.
     """
-    restrictions = SandboxRestrictions.default.with_passthrough_modules("workflows", "models")
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("workflows", "models", "domain")
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from models.archive import MANIFEST, write_package
+from documents.archive import MANIFEST, write_package
 from models.case import ActivityName, ArchiveCaseInput, ArchiveResult
 
 

@@ -1,10 +1,15 @@
 """Calendar activities: every deadline is computed here so that it is recorded in
-history, and a later calendar update can never change what a running case replays."""
+history, and a later calendar update can never change what a running case replays.
+
+They are ``async``: each is microseconds of arithmetic on the loaded calendar, so it runs
+on the worker's event loop instead of queueing for an activity thread behind read-model
+writes (a submission asks the calendar before its first answer)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
+from domain.workcalendar import WorkingCalendar
 from models.case import (
     ActivityName,
     ComputeDeadlinesInput,
@@ -15,7 +20,6 @@ from models.case import (
     RemainingTimeInput,
     RemainingTimeResult,
 )
-from models.workcalendar import WorkingCalendar
 
 
 class CalendarActivities:
@@ -23,7 +27,7 @@ class CalendarActivities:
         self._calendar = calendar
 
     @activity.defn(name=ActivityName.COMPUTE_DEADLINES)
-    def compute_deadlines(self, request: ComputeDeadlinesInput) -> ComputeDeadlinesResult:
+    async def compute_deadlines(self, request: ComputeDeadlinesInput) -> ComputeDeadlinesResult:
         deadlines = []
         for item in request.requests:
             if item.remaining_seconds is not None:
@@ -41,10 +45,10 @@ class CalendarActivities:
         return ComputeDeadlinesResult(deadlines=deadlines)
 
     @activity.defn(name=ActivityName.COMPUTE_REMAINING_TIME)
-    def compute_remaining_time(self, request: RemainingTimeInput) -> RemainingTimeResult:
+    async def compute_remaining_time(self, request: RemainingTimeInput) -> RemainingTimeResult:
         seconds = self._calendar.working_seconds_between(request.paused_at, request.due_at)
         return RemainingTimeResult(remaining_seconds=seconds)
 
     @activity.defn(name=ActivityName.COMPUTE_NEXT_ESCALATION)
-    def compute_next_escalation(self, request: NextEscalationInput) -> NextEscalationResult:
+    async def compute_next_escalation(self, request: NextEscalationInput) -> NextEscalationResult:
         return NextEscalationResult(at=self._calendar.next_escalation_at(request.after))

@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session, col
 from temporalio import activity
 
 from activities.read_model import audit_row, bump_inbox_versions, insert_new, task_id_for
+from domain.timeliness import step_timeliness
+from domain.workcalendar import SHANGHAI, WorkingCalendar
+from infra.db import prepared_statement, write_session
+from infra.timeliness_rollup import FinishedStep, add_to_timeliness_rollup
 from models.case import (
     ActivityName,
     CaseChanges,
@@ -28,7 +32,6 @@ from models.case import (
     SupervisionNoticeInput,
     WriteResult,
 )
-from models.db import dialect_insert
 from models.tables import (
     AuditRecord,
     CaseEventRecord,
@@ -38,9 +41,6 @@ from models.tables import (
     SupervisionNotice,
     TaskRecord,
 )
-from models.timeliness import step_timeliness
-from models.timeliness_rollup import FinishedStep, add_to_timeliness_rollup
-from models.workcalendar import SHANGHAI, WorkingCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +120,7 @@ def _upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
         "rating_closes_at": snapshot.rating_closes_at,
         "rating_open": snapshot.rating_open,
     }
-    insert = dialect_insert(session)(CaseRecord)
-    changing = ("status", "revision", "snapshot", "rating_closes_at", "rating_open")
-    result = session.connection().execute(
-        insert.on_conflict_do_update(
-            index_elements=["case_id"],
-            set_={name: insert.excluded[name] for name in changing},
-            where=col(CaseRecord.revision) < insert.excluded.revision,
-        ).returning(col(CaseRecord.revision)),
-        values,
-    )
+    result = session.connection().execute(prepared_statement(session, _case_upsert), values)
     # A row comes back only if one was inserted or updated (rowcount is unknown on psycopg).
     return result.first() is not None
 
@@ -137,10 +128,15 @@ def _upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
 def _upsert_tasks(
     session: Session, snapshot: CaseSnapshot, changes: CaseChanges, calendar: WorkingCalendar
 ) -> set[str]:
-    """Every opened step's task row in one statement; figures for the steps finished now.
-    Returns the departments whose inbox changed."""
-    rows = [
-        {
+    """Every opened step's task row, the steps finished now with their timeliness figures,
+    and those steps' place in the supervision rollup. Returns the departments whose inbox changed."""
+    figures = _timeliness_of_steps_finished_now(snapshot, changes, calendar)
+    rows: list[dict[str, Any]] = []
+    finished_rows: list[dict[str, Any]] = []
+    for step in snapshot.steps:
+        if step.status == StepStatus.PENDING:
+            continue
+        row = {
             "task_id": task_id_for(snapshot.case_id, step.step),
             "case_id": snapshot.case_id,
             "thing": snapshot.thing,
@@ -157,59 +153,103 @@ def _upsert_tasks(
             "roles": ",".join(step.actors),
             "warning_at": step.warning_at,
         }
-        for step in snapshot.steps
-        if step.status != StepStatus.PENDING
-    ]
+        if step.step in figures:
+            finished_rows.append(row | figures[step.step])
+        else:
+            rows.append(row)
     if rows:
-        insert = dialect_insert(session)(TaskRecord)
-        changing = [name for name in rows[0] if name not in {"task_id", "case_id", "thing", "step"}]
-        session.connection().execute(
-            insert.on_conflict_do_update(
-                index_elements=["task_id"], set_={name: insert.excluded[name] for name in changing}
-            ),
-            rows,
-        )
+        session.connection().execute(prepared_statement(session, _task_upsert), rows)
+    if finished_rows:
+        session.connection().execute(prepared_statement(session, _finished_task_upsert), finished_rows)
+    add_to_timeliness_rollup(
+        session,
+        [
+            FinishedStep(
+                snapshot.thing,
+                step.step,
+                step.department,
+                figures[step.step]["completed_on"],
+                figures[step.step]["hours_bucket"],
+                figures[step.step]["on_time"],
+            )
+            for step in snapshot.steps
+            if step.step in figures and step.status == StepStatus.DONE
+        ],
+    )
     touched = {event.step for event in changes.events if event.step}
-    departments = {step.department for step in snapshot.steps if step.step in touched}
-    _record_timeliness(session, snapshot, changes, calendar)
-    return departments
+    return {step.department for step in snapshot.steps if step.step in touched}
 
 
-def _record_timeliness(
-    session: Session, snapshot: CaseSnapshot, changes: CaseChanges, calendar: WorkingCalendar
-) -> None:
-    """The figures of the steps this change finished, and their place in the supervision rollup."""
+def _timeliness_of_steps_finished_now(
+    snapshot: CaseSnapshot, changes: CaseChanges, calendar: WorkingCalendar
+) -> dict[str, dict[str, Any]]:
+    """The timeliness columns of each step this change finished, by step."""
     finished_now = {event.step for event in changes.finished_step_events if event.step}
     if not finished_now:
-        return
+        return {}
     now = changes.events[-1].at if changes.events else snapshot.submitted_at
-    counted: list[FinishedStep] = []
-    for step in snapshot.steps:
-        if step.step not in finished_now:
-            continue
-        figures = step_timeliness(step.step, changes.finished_step_events, calendar, now)
+    columns: dict[str, dict[str, Any]] = {}
+    for step in finished_now:
+        figures = step_timeliness(step, changes.finished_step_events, calendar, now)
         if figures.completed_at is None:
             continue
         hours = figures.working_hours_used or 0.0
-        completed_on = figures.completed_at.astimezone(SHANGHAI).date().isoformat()
-        session.execute(
-            update(TaskRecord)
-            .where(col(TaskRecord.task_id) == task_id_for(snapshot.case_id, step.step))
-            .values(
-                working_hours_used=figures.working_hours_used,
-                paused_working_hours=figures.paused_working_hours,
-                on_time=figures.on_time,
-                hours_bucket=round(hours * 10),
-                completed_on=completed_on,
-            )
-        )
-        if step.status == StepStatus.DONE:
-            counted.append(
-                FinishedStep(
-                    snapshot.thing, step.step, step.department, completed_on, round(hours * 10), figures.on_time
-                )
-            )
-    add_to_timeliness_rollup(session, counted)
+        columns[step] = {
+            "working_hours_used": figures.working_hours_used,
+            "paused_working_hours": figures.paused_working_hours,
+            "on_time": figures.on_time,
+            "hours_bucket": round(hours * 10),
+            "completed_on": figures.completed_at.astimezone(SHANGHAI).date().isoformat(),
+        }
+    return columns
+
+
+# --- statements, built once per dialect (building one costs more than running it) ---------------
+
+_TASK_COLUMNS_SET = (
+    "department",
+    "status",
+    "assignee",
+    "opened_at",
+    "due_at",
+    "completed_at",
+    "provisional",
+    "overdue",
+    "escalations",
+    "roles",
+    "warning_at",
+)
+
+
+def _case_upsert(insert: Any) -> Any:
+    """The case row unless the stored one holds this revision or a newer one; RETURNING
+    tells whether it was written."""
+    statement = insert(CaseRecord)
+    changing = ("status", "revision", "snapshot", "rating_closes_at", "rating_open")
+    return statement.on_conflict_do_update(
+        index_elements=["case_id"],
+        set_={name: statement.excluded[name] for name in changing},
+        where=col(CaseRecord.revision) < statement.excluded.revision,
+    ).returning(col(CaseRecord.revision))
+
+
+_TIMELINESS_COLUMNS = ("working_hours_used", "paused_working_hours", "on_time", "hours_bucket", "completed_on")
+
+
+def _task_upsert(insert: Any) -> Any:
+    statement = insert(TaskRecord)
+    return statement.on_conflict_do_update(
+        index_elements=["task_id"], set_={name: statement.excluded[name] for name in _TASK_COLUMNS_SET}
+    )
+
+
+def _finished_task_upsert(insert: Any) -> Any:
+    """A task finished by this change, with its timeliness figures."""
+    statement = insert(TaskRecord)
+    changing = _TASK_COLUMNS_SET + _TIMELINESS_COLUMNS
+    return statement.on_conflict_do_update(
+        index_elements=["task_id"], set_={name: statement.excluded[name] for name in changing}
+    )
 
 
 # --- rows -------------------------------------------------------------------------------------
@@ -296,9 +336,8 @@ class CaseChangeActivities:
 
     @activity.defn(name=ActivityName.WRITE_CASE_CHANGES)
     def write_case_changes(self, changes: CaseChanges) -> WriteResult:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             written = apply_case_changes(session, changes, self._calendar)
-            session.commit()
         for escalation in changes.escalations if written else []:
             logger.warning(
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence

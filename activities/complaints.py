@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 
+from domain.workcalendar import SHANGHAI
+from infra.db import write_session
 from models.case import WriteResult
 from models.complaint import (
     ANSWER_CLOCK,
@@ -23,7 +25,6 @@ from models.complaint import (
     ProjectComplaintInput,
 )
 from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
-from models.workcalendar import SHANGHAI
 
 logger = logging.getLogger(__name__)
 
@@ -122,23 +123,20 @@ class ComplaintActivities:
 
     @activity.defn(name=ComplaintActivityName.PROJECT_COMPLAINT)
     def project_complaint(self, projection: ProjectComplaintInput) -> None:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             apply_complaint_projection(session, projection)
-            session.commit()
 
     @activity.defn(name=ComplaintActivityName.WRITE_COMPLAINT_CHANGES)
     def write_complaint_changes(self, changes: ComplaintChanges) -> WriteResult:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             written = apply_complaint_changes(session, changes)
-            session.commit()
         for escalation in changes.escalations if written else []:
             logger.warning("complaint overdue: %s escalation %d", escalation.complaint_id, escalation.sequence)
         return WriteResult(revision=changes.snapshot.revision)
 
     @activity.defn(name=ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT)
     def escalate_overdue_complaint(self, escalation: ComplaintEscalationInput) -> None:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             written = apply_complaint_escalation(session, escalation)
-            session.commit()
         if written:
             logger.warning("complaint overdue: %s escalation %d", escalation.complaint_id, escalation.sequence)

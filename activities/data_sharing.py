@@ -11,6 +11,7 @@ activity with backoff for a bounded time, then asks the applicant for the materi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -98,7 +99,12 @@ class DataSharingActivities:
         self._gateway = gateway
 
     @activity.defn(name=ActivityName.FETCH_SHARED_MATERIALS)
-    def fetch_shared_materials(self, request: FetchSharedMaterialsInput) -> FetchSharedMaterialsResult:
+    async def fetch_shared_materials(self, request: FetchSharedMaterialsInput) -> FetchSharedMaterialsResult:
+        # The gateway blocks (HTTP); it runs on a thread of its own rather than on one of the
+        # activity threads, where a submission would wait behind other cases' writes.
+        return await asyncio.to_thread(self._fetch, request)
+
+    def _fetch(self, request: FetchSharedMaterialsInput) -> FetchSharedMaterialsResult:
         found: list[SharedMaterial] = []
         missing: list[str] = []
         for item in request.requests:

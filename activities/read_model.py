@@ -7,15 +7,21 @@ or the event), so a retried activity never duplicates a task, event or notice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, inspect, select
 from sqlmodel import Session, SQLModel, col
 from temporalio import activity
 
+from domain.redaction import mask_personal_data
+from domain.timeliness import StepTimeliness, step_timeliness
+from domain.workcalendar import SHANGHAI, WorkingCalendar
+from infra.db import prepared_statement, write_session
+from infra.timeliness_rollup import count_newly_finished, finished_steps
 from models.case import (
     ActivityName,
     AuditEntry,
@@ -28,8 +34,6 @@ from models.case import (
     StepStatus,
     SupervisionNoticeInput,
 )
-from models.db import dialect_insert
-from models.redaction import mask_personal_data
 from models.tables import (
     AuditRecord,
     CaseEventRecord,
@@ -40,9 +44,6 @@ from models.tables import (
     SupervisionNotice,
     TaskRecord,
 )
-from models.timeliness import StepTimeliness, step_timeliness
-from models.timeliness_rollup import count_newly_finished, finished_steps
-from models.workcalendar import SHANGHAI, WorkingCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def _case_events(session: Session, case_id: str) -> list[CaseEvent]:
 def _project_tasks(session: Session, snapshot: CaseSnapshot, calendar: WorkingCalendar) -> None:
     events = _case_events(session, snapshot.case_id)
     now = events[-1].at if events else snapshot.submitted_at
-    # Timeliness rollup (models/timeliness_rollup.py): the case's done steps before this write,
+    # Timeliness rollup (infra/timeliness_rollup.py): the case's done steps before this write,
     # its task rows locked, so that the steps it finishes are counted once, at the end.
     done_before = finished_steps(session, snapshot.case_id, lock=True)
     for step in snapshot.steps:
@@ -212,13 +213,17 @@ def bump_inbox_versions(session: Session, departments: set[str]) -> None:
     if not departments:
         return
     now = datetime.now(UTC)
-    insert = dialect_insert(session)(InboxVersion)
     session.connection().execute(
-        insert.on_conflict_do_update(
-            index_elements=[col(InboxVersion.department)],
-            set_={"version": col(InboxVersion.version) + 1, "changed_at": insert.excluded.changed_at},
-        ),
+        prepared_statement(session, _inbox_version_bump),
         [{"department": department, "version": 1, "changed_at": now} for department in sorted(departments)],
+    )
+
+
+def _inbox_version_bump(insert: Any) -> Any:
+    statement = insert(InboxVersion)
+    return statement.on_conflict_do_update(
+        index_elements=[col(InboxVersion.department)],
+        set_={"version": col(InboxVersion.version) + 1, "changed_at": statement.excluded.changed_at},
     )
 
 
@@ -330,9 +335,8 @@ class ReadModelActivities:
 
     @activity.defn(name=ActivityName.PROJECT_CASE)
     def project_case(self, projection: ProjectCaseInput) -> ProjectCaseInput:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             apply_projection(session, projection, self._calendar)
-            session.commit()
         # Returned so that, run as a local activity, the write is recorded in history
         # (a local activity's marker holds its result, not its input): `rebuild` reads it.
         return projection
@@ -341,24 +345,21 @@ class ReadModelActivities:
     def send_notification(self, notification: NotificationInput) -> NotificationInput:
         info = activity.info()
         notification_id = notification_key(info.workflow_run_id, info.activity_id, local=info.is_local)
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             written = apply_notification(session, notification, notification_id, datetime.now(UTC))
-            session.commit()
         if written:
             logger.info("notification %s queued for case %s", notification.kind, notification.case_id)
         return notification  # recorded in history when run locally, as project_case's is
 
     @activity.defn(name=ActivityName.RECORD_SUPERVISION_NOTICE)
     def record_supervision_notice(self, notice: SupervisionNoticeInput) -> None:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             apply_supervision_notice(session, notice)
-            session.commit()
 
     @activity.defn(name=ActivityName.ESCALATE_OVERDUE_STEP)
     def escalate_overdue_step(self, escalation: EscalationInput) -> None:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             written = apply_escalation(session, escalation)
-            session.commit()
         if written:
             logger.warning(
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
@@ -368,10 +369,15 @@ class ReadModelActivities:
 # --- set-based writes (activities/case_changes.py writes with these too) ----------------------
 
 
+@cache
+def _insert_new_builder(table: type[SQLModel]) -> Callable[[Any], Any]:
+    return lambda insert: insert(table).on_conflict_do_nothing()
+
+
 def insert_new(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert the rows that do not exist yet: one cached statement, executed for all rows at once."""
+    """Insert the rows that do not exist yet: one statement, executed for all rows at once."""
     if rows:
-        session.connection().execute(dialect_insert(session)(table).on_conflict_do_nothing(), list(rows))
+        session.connection().execute(prepared_statement(session, _insert_new_builder(table)), list(rows))
 
 
 def audit_row(entry: AuditEntry, case_id: str) -> dict[str, Any]:

@@ -50,6 +50,8 @@ from activities.read_model import (
     apply_supervision_notice,
     notification_key,
 )
+from domain.workcalendar import WorkingCalendar
+from infra.timeliness_rollup import recompute_timeliness_rollup
 from models.case import (
     ActivityName,
     EscalationInput,
@@ -69,8 +71,6 @@ from models.tables import (
     TaskRecord,
     TimelinessRollup,
 )
-from models.timeliness_rollup import recompute_timeliness_rollup
-from models.workcalendar import WorkingCalendar
 from workflows.case.workflow import CaseWorkflow
 from workflows.complaint.workflow import ComplaintWorkflow
 from workflows.history import local_activity_outcome, replayed_local_writes

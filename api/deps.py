@@ -18,9 +18,9 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from api.security import read_token
+from domain.workcalendar import WorkingCalendar
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
-from models.workcalendar import WorkingCalendar
 from services.access import require_role as require_role  # its home; routes take it from here
 from settings import Settings
 

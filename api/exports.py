@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from models.workcalendar import SHANGHAI
+from domain.workcalendar import SHANGHAI
 
 
 def wants_csv(request: Request) -> bool:

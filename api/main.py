@@ -29,13 +29,13 @@ from api.routes import auth, cases, catalogue, complaints, notices, report, supe
 from api.routes import codec as codec_routes
 from api.schemas import HealthResponse
 from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
+from domain.catalogue import shipped_definitions
+from domain.redaction import install_log_redaction
+from domain.workcalendar import make_calendar
+from infra.db import init_db, make_engine
 from infra.temporal import connect_temporal
-from models.catalogue import shipped_definitions
-from models.catalogue_store import record_shipped_definitions
-from models.db import init_db, make_engine
 from models.errors import DomainError, ErrorCode
-from models.redaction import install_log_redaction
-from models.workcalendar import make_calendar
+from services.catalogue import record_shipped_definitions
 from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

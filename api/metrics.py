@@ -38,8 +38,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from infra.db import DB_TRANSACTIONS
 from models.case import CaseStatus, StepStatus
-from models.db import DB_TRANSACTIONS
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, SupervisionNotice, TaskRecord
 from settings import Settings
@@ -232,7 +232,7 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(ReadModelCollector(engine, settings.metrics_cache_seconds))
-        # This process's committed read-model transactions (models/db.py), for the benchmark.
+        # This process's committed read-model transactions (infra/db.py), for the benchmark.
         with contextlib.suppress(ValueError):  # registered once per registry
             self.registry.register(DB_TRANSACTIONS)
         ProcessCollector(registry=self.registry)

@@ -15,10 +15,10 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHistory
 
 from api.schemas import TimelineResponse, TimelineStep, event_to_timeline
+from domain.timeliness import step_timeliness
+from domain.workcalendar import WorkingCalendar
 from models.case import EVENT_TYPE_ZH, ActivityName, CaseEvent, CaseInput, ProjectCaseInput, WriteResult
 from models.errors import DomainError, ErrorCode
-from models.timeliness import step_timeliness
-from models.workcalendar import WorkingCalendar
 from workflows.history import local_activity_outcome, replayed_local_writes
 
 Input = TypeVar("Input")

@@ -30,8 +30,8 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from bench.raw_case import RawBirthCase, RawCaseInput, RawSameInteractionCase, RawStep
-from models.catalogue import shipped_definitions
-from models.samples import sample_result
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_result
 
 CASE_BOUND_SECONDS = 300.0  # a case not completed by then counts as an error
 OFFICERS = {
@@ -279,7 +279,11 @@ class FullPathDriver:
             return
         # The last step is done; the case is completed once the workflow has said so.
         while True:
-            case = await self.http.get(f"/cases/{case_id}", headers=self.headers["supervisor"])
+            try:
+                case = await self.http.get(f"/cases/{case_id}", headers=self.headers["supervisor"])
+            except httpx.HTTPError:  # a kept-alive connection the server closed meanwhile: ask again
+                await asyncio.sleep(0.02)
+                continue
             if case.status_code == 200 and case.json()["status"] == "completed":
                 break
             await asyncio.sleep(0.02)

@@ -2,7 +2,7 @@
 
 - ``CpuMeter``: CPU seconds (user + system) each process spent in a scenario, from psutil.
 - ``TransactionMeter``: read-model transactions each OneThing process committed in a
-  scenario, from the ``onething_db_transactions_total`` counter (models/db.py) that the
+  scenario, from the ``onething_db_transactions_total`` counter (infra/db.py) that the
   worker serves on its metrics port and the API on ``/metrics``. A process whose
   endpoint does not serve it reads as None.
 - ``history_figures``: history events (in all and by type), state transitions and timer

@@ -16,7 +16,7 @@ after the other on that server, measures:
    otherwise, then claim and complete.
 
 Closed loops at 50 and 200 cases in flight, and open loops at 50 % and 80 % of the
-measured raw ceiling (closed loops hide queueing). Every OneThing process runs the
+full path's own closed-loop rate at 50 in flight (closed loops hide queueing). Every OneThing process runs the
 accelerated clock (ONETHING_WORKING_DAY_SECONDS) so that SLA timers fire during the
 run; the raw workflows' timers use the same length. Warm-up cases are excluded.
 
@@ -59,8 +59,8 @@ from bench.drivers import OFFICERS, FullPathDriver, InboxFeed, RawDriver, Reques
 from bench.figures import CpuMeter, TransactionMeter, history_figures, per_case, per_case_ms, percentile
 from bench.profile import Profiler
 from bench.raw_case import RawStep
-from models.catalogue import shipped_definitions
-from models.samples import sample_birth_form
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_birth_form
 from ops.processes import Stack, dev_server_command, free_port, onething_command, wait_for_api, wait_for_port
 from settings import ROOT, Settings
 
@@ -390,7 +390,7 @@ async def run_raw(
 
 
 async def run_full(
-    stack: BenchStack, plan: Plan, client: Client, form: dict[str, Any], steps: int, ceiling: float
+    stack: BenchStack, plan: Plan, client: Client, form: dict[str, Any], steps: int
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
@@ -443,8 +443,11 @@ async def run_full(
                 return await closed_loop(run, n, total, s, bar)
 
             await scenario(f"{FULL} closed {in_flight}", closed, cases)
+        # Open loops run at fractions of the full path's own closed-loop rate (its first
+        # closed loop): a rate above what it can serve measures only the queue growing.
+        own_rate = next((result["cases_per_s"] for result in results if " closed " in result["name"]), 1.0)
         for fraction in plan.open_fractions:
-            rate = max(0.1, ceiling * fraction)
+            rate = max(0.1, own_rate * fraction)
 
             async def opened(run: RunCase, s: Samples, bar: Bar, r: float = rate) -> float:
                 return await open_loop(run, r, plan.open_seconds, s, bar)
@@ -639,9 +642,8 @@ async def run(plan: Plan, output: Path | None, note: str | None = None) -> dict[
             raw = await run_raw(stack, plan, client, raw_steps, claim=False)
             raw_same = await run_raw(stack, plan, client, raw_steps, claim=True)
             stack.stop_raw_worker()
-            ceiling = raw[0]["cases_per_s"]
             stack.start_onething()
-            full = await run_full(stack, plan, client, form, len(raw_steps), ceiling)
+            full = await run_full(stack, plan, client, form, len(raw_steps))
             memory = await run_memory(stack, plan, client, form) if plan.open_cases else None
         finally:
             stack.stack.stop()
@@ -814,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         "--open-fraction",
         type=float,
         action="append",
-        help="open loops at these fractions of the raw ceiling (repeatable; 0 for none)",
+        help="open loops at these fractions of the full path's closed-loop rate (repeatable; 0 for none)",
     )
     parser.add_argument(
         "--inbox-feed",

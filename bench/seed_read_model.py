@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Engine, insert
 
-from models.catalogue import shipped_definitions
-from models.db import init_db, make_engine
+from domain.catalogue import shipped_definitions
+from domain.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
+from infra.db import init_db, make_engine
+from infra.timeliness_rollup import recompute_timeliness_rollup
 from models.tables import CaseRecord, TaskRecord
-from models.timeliness_rollup import recompute_timeliness_rollup
-from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 
 BATCH = 2000
 

@@ -34,8 +34,8 @@ from api.main import create_app
 from bench.figures import percentile
 from bench.harness import RESULTS_DIR, machine
 from bench.seed_read_model import seed
-from models.catalogue import shipped_definitions
-from models.db import make_engine
+from domain.catalogue import shipped_definitions
+from infra.db import make_engine
 from settings import Settings
 
 NOW = datetime.now(UTC)
@@ -59,7 +59,7 @@ QUERIES = [
 ]
 
 PLANS = {
-    # Timeliness reads the rollup (models/timeliness_rollup.py): whole-hour cells of a month per
+    # Timeliness reads the rollup (infra/timeliness_rollup.py): whole-hour cells of a month per
     # department, then the tenths of one hour of one department, by primary key.
     "timeliness": "SELECT department, hours_bucket, sum(count), sum(on_time_count) FROM timeliness_rollup "
     "WHERE span = 'month' AND scope = 'department' AND bucket_width = 10 "

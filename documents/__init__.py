@@ -1,1 +1,2 @@
-"""Documents generated from the catalogue: service guides (办事指南) and flow charts."""
+"""Documents OneThing produces: service guides (办事指南) and flow charts from the catalogue,
+and a closed case's archive package."""

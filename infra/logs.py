@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from models.redaction import install_log_redaction, mask_text
+from domain.redaction import install_log_redaction, mask_text
 from settings import Settings
 
 __all__ = ["LOG_FIELDS", "JsonFormatter", "LogFields", "configure_logging", "current_log_fields", "log_fields"]
@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
     known case_id, step, department, trace_id/span_id, exception and stack.
 
     Every text value is masked here again, so the JSON output is masked even for a
-    record that did not go through the redaction filter (models/redaction.py).
+    record that did not go through the redaction filter (domain/redaction.py).
     """
 
     def format(self, record: logging.LogRecord) -> str:

@@ -4,7 +4,7 @@ Our own spans carry route templates and statuses only, but instrumentation we do
 write may add text: Temporal's TracingInterceptor records a failed call's exception
 (message and stack trace) and puts its message in the span status, and a workflow
 error may quote a form. Every text value of a span (name, attributes, event
-attributes, status description) is masked here as in the logs (models/redaction.py).
+attributes, status description) is masked here as in the logs (domain/redaction.py).
 
 Imported only when tracing is on (infra/tracing.py).
 """
@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from models.redaction import mask_text
+from domain.redaction import mask_text
 
 __all__ = ["MaskingSpanExporter", "masked_span"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from models.case import Actor
+from models.case import Actor, AuditEntry
 
 # The answer is due within this many working days of acceptance.
 ANSWER_WORKING_DAYS = 5
@@ -90,6 +90,8 @@ class ComplaintInput(_Model):
     request_fingerprint: str = ""
     # Unique per filing request: the request whose id the complaint carries created it.
     submission_id: str = ""
+    # A clerk's filing (代为投诉), written with the complaint's first write; None for applicants.
+    audit: AuditEntry | None = None
 
 
 class ComplaintEvent(_Model):
@@ -141,6 +143,7 @@ class ComplaintSnapshot(_Model):
 class ProjectComplaintInput(_Model):
     snapshot: ComplaintSnapshot
     events: list[ComplaintEvent]
+    audit: list[AuditEntry] = []  # staff actions since the previous write (first edition)
 
 
 # --- Supervisor and officer actions (workflow Updates) ---------------------------
@@ -150,17 +153,20 @@ class AssignComplaintInput(_Model):
     actor: Actor
     department: str
     note: str | None = None
+    audit: AuditEntry | None = None
 
 
 class AnswerComplaintInput(_Model):
     actor: Actor
     answer: str
+    audit: AuditEntry | None = None
 
 
 class CloseComplaintInput(_Model):
     actor: Actor
     satisfied: bool
     note: str | None = None
+    audit: AuditEntry | None = None
 
 
 # --- Activities ---------------------------------------------------------------------
@@ -176,11 +182,13 @@ class ComplaintEscalationInput(_Model):
 
 class ComplaintChanges(_Model):
     """Everything one workflow task of a complaint changed, written in one transaction:
-    its newest state, its new events and the 督办 they cause (activities/complaints.py)."""
+    its newest state, its new events, the 督办 they cause and the audit rows of the staff
+    actions that caused them (activities/complaints.py)."""
 
     snapshot: ComplaintSnapshot
     events: list[ComplaintEvent]
     escalations: list[ComplaintEscalationInput] = []
+    audit: list[AuditEntry] = []  # staff actions since the previous write
 
 
 class ComplaintActivityName(StrEnum):

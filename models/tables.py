@@ -286,7 +286,7 @@ class InboxVersion(SQLModel, table=True):
 
 class TimelinessRollup(SQLModel, table=True):
     """Finished steps counted per period, thing, step, department and working hours used:
-    the timeliness statistics read these rows instead of the tasks (models/timeliness_rollup.py).
+    the timeliness statistics read these rows instead of the tasks (infra/timeliness_rollup.py).
 
     A cell is one ``span`` of completion, Beijing time ("day", "dekad", "month" or "year";
     ``period`` "2026-11-02", "2026-11-1" for days 1-10, "2026-11" or "2026"), one ``scope``

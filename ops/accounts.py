@@ -45,8 +45,8 @@ def manage_accounts(
     from sqlmodel import Session, col, select
 
     from api.security import hash_password
-    from models.catalogue import load_departments
-    from models.db import init_db, make_engine
+    from domain.catalogue import load_departments
+    from infra.db import init_db, make_engine
     from models.tables import UserAccount
 
     engine = make_engine(get_settings().database_url)

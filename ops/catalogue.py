@@ -6,13 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from settings import get_settings
 
 
 def validate_definitions(files: list[str]) -> int:
     """Check definition files (the shipped ones when ``files`` is empty)."""
-    from models.catalogue import CatalogueError, load_definition_file, load_departments
+    from domain.catalogue import CatalogueError, load_definition_file, load_departments
 
     try:
         if files:
@@ -33,9 +33,9 @@ def manage_versions(action: str, *, thing: str | None = None, file: str | None =
     """list | publish | retire, on the read model's catalogue versions."""
     from sqlmodel import Session
 
-    from models.catalogue_store import list_versions, publish, record_shipped_definitions, retire
-    from models.db import init_db, make_engine
+    from infra.db import init_db, make_engine
     from models.errors import DomainError
+    from services.catalogue import list_versions, publish, record_shipped_definitions, retire
 
     engine = make_engine(get_settings().database_url)
     init_db(engine)

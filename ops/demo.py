@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from models.catalogue import shipped_definitions
-from models.samples import sample_form, sample_result
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_form, sample_result
 from ops.progress import ProgressBar
 from settings import get_settings
 

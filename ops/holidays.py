@@ -11,7 +11,7 @@ from settings import get_settings
 
 
 def show_year(year: int) -> int:
-    from models.workcalendar import make_calendar
+    from domain.workcalendar import make_calendar
 
     print(describe_year(make_calendar(get_settings().calendar_file), year))
     return 0
@@ -19,7 +19,7 @@ def show_year(year: int) -> int:
 
 def load_notice(file: Path, replace: bool) -> int:
     """Add a State Council holiday notice (YAML) to the calendar file the workers read."""
-    from models.workcalendar import CalendarDataError, default_calendar_file, load_holiday_notices
+    from domain.workcalendar import CalendarDataError, default_calendar_file, load_holiday_notices
 
     target = get_settings().calendar_file or default_calendar_file()
     try:

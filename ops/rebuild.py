@@ -13,9 +13,9 @@ from settings import get_settings
 def rebuild_from_histories(force: bool) -> int:
     """Rebuild into the configured read model; refuses one that holds cases unless ``force``."""
     from activities.rebuild import RebuildReport, holds_cases, rebuild_read_model
+    from domain.workcalendar import make_calendar
+    from infra.db import init_db, make_engine
     from infra.temporal import connect_temporal
-    from models.db import init_db, make_engine
-    from models.workcalendar import make_calendar
 
     settings = get_settings()
     engine = make_engine(settings.database_url)

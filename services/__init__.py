@@ -1,2 +1,3 @@
 """What the JSON API and the web console both do: submit a case, act on a task, read an
-inbox, supervise. No HTTP here; the routes and console pages are thin adapters."""
+inbox, supervise, publish catalogue versions. No HTTP here; the routes and console pages
+are thin adapters."""

@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from domain.redaction import mask_personal_data
 from models.case import Actor
-from models.redaction import mask_personal_data
 from models.tables import AuditRecord
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from domain.catalogue import resolve_for_case
+from domain.forms import FORMS
+from domain.redaction import mask_personal_data
 from models.case import (
     Actor,
     AuditEntry,
@@ -29,13 +32,11 @@ from models.case import (
     RatingView,
     SupplementInput,
 )
-from models.catalogue import ThingDefinition, resolve_for_case
-from models.catalogue_store import definition_for
+from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode, invalid_input
-from models.forms import FORMS
-from models.redaction import mask_personal_data
 from services.access import require_role, visible_case
 from services.audit import AuditAction
+from services.catalogue import definition_for
 from services.faults import crash_if_injected
 from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
 from settings import Settings

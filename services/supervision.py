@@ -7,9 +7,9 @@ from typing import Literal
 
 from temporalio.client import Client
 
+from domain.redaction import masked
 from models.case import Actor, StepView, SuperviseInput
 from models.errors import DomainError, ErrorCode
-from models.redaction import masked
 from services.audit import AuditAction
 from services.cases import staff_audit
 from services.gateway import send_update, update_id

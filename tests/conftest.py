@@ -25,9 +25,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from infra.db import init_db, make_engine
 from infra.temporal import build_data_converter
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
-from models.db import init_db, make_engine
 from models.tables import CaseRecord, ComplaintRecord
 from settings import Settings, installed_binary
 from worker import build_worker

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from models.workcalendar import AcceleratedCalendar, WorkingCalendar, make_calendar
+from domain.workcalendar import AcceleratedCalendar, WorkingCalendar, make_calendar
 from settings import Settings
 
 DAY = 10.0  # seconds per working day

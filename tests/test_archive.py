@@ -6,7 +6,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from models.archive import REQUIRED_PARTS, check_package, write_package
+from documents.archive import REQUIRED_PARTS, check_package, write_package
+from domain.catalogue import resolve_for_case, shipped_definitions
+from domain.samples import sample_birth_form
 from models.case import (
     Actor,
     ArchiveCaseInput,
@@ -16,8 +18,6 @@ from models.case import (
     CaseStatus,
     EventType,
 )
-from models.catalogue import resolve_for_case, shipped_definitions
-from models.samples import sample_birth_form
 
 CLOSED_AT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

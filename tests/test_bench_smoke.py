@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from bench.drivers import FEED_RESYNC_SECONDS, OFFICERS, FullPathDriver, RequestCounter
 from bench.harness import birth_shape
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from ops.processes import free_port
 from settings import ROOT
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from models.catalogue import (
+from domain.catalogue import (
     THINGS_DIR,
     CatalogueError,
     load_departments,
@@ -16,9 +16,9 @@ from models.catalogue import (
     resolve_for_case,
     shipped_definitions,
 )
+from domain.results import validate_result
+from domain.samples import sample_birth_form, sample_result
 from models.errors import DomainError
-from models.results import validate_result
-from models.samples import sample_birth_form, sample_result
 
 BIRTH_ORDER = [
     "birth_certificate",

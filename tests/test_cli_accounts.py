@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 import cli
 from api.accounts import authenticate
-from models.db import make_engine
+from infra.db import make_engine
 from models.tables import UserAccount
 from settings import get_settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import cli
-from models.workcalendar import default_calendar_file, load_holiday_notices, make_calendar
+from domain.workcalendar import default_calendar_file, load_holiday_notices, make_calendar
 from settings import get_settings
 
 NOTICE_2099 = """\

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import cli
-from models.catalogue import THINGS_DIR
+from domain.catalogue import THINGS_DIR
 from settings import get_settings
 
 

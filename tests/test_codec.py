@@ -12,9 +12,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
+from domain.samples import MOTHER_ID
 from infra.codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, PayloadCodecError, PayloadEncryptionCodec
 from infra.temporal import build_data_converter
-from models.samples import MOTHER_ID
 from settings import DEV_PAYLOAD_KEY, Settings
 
 OCTOBER_KEY = bytes(range(32))

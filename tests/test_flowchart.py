@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from documents.flowchart import mermaid_flowchart, svg_flowchart
-from models.catalogue import StepDefinition, ThingDefinition, shipped_definitions
+from domain.catalogue import shipped_definitions
+from models.catalogue import StepDefinition, ThingDefinition
 from models.errors import DomainError
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -20,7 +20,8 @@ from documents.guide import (
     render_guide_html,
     service_guide,
 )
-from models.catalogue import DataSharing, FaqEntry, StepDefinition, ThingDefinition, shipped_definitions
+from domain.catalogue import shipped_definitions
+from models.catalogue import DataSharing, FaqEntry, StepDefinition, ThingDefinition
 from models.errors import DomainError
 
 URL = "https://zwfw.example.gov.cn/guides/birth"

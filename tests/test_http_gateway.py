@@ -16,7 +16,7 @@ from activities.data_sharing import (
     HttpDataSharingGateway,
     gateway_from_settings,
 )
-from models.samples import MOTHER_ID
+from domain.samples import MOTHER_ID
 from tests.conftest import test_settings as settings_in
 
 

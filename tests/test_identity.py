@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from models.identity import (
+from domain.identity import (
     InvalidIdNumber,
     id_number_birth_date,
     make_id_number,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from settings import ROOT
 
-PACKAGES = ["api", "services", "activities", "infra", "workflows", "documents", "models", "ops", "bench"]
+PACKAGES = ["api", "services", "activities", "infra", "workflows", "documents", "domain", "models", "ops", "bench"]
 ENTRY_POINTS = {"cli", "worker"}
 MAY_START = {"ops/services.py": {"worker"}}  # `onething worker` runs the worker in its own process
 

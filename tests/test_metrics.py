@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from api.metrics import ReadModelCollector
 from bench.seed_read_model import seed
-from models.db import make_engine
+from infra.db import make_engine
 from models.tables import CaseRecord, SupervisionNotice, TaskRecord
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

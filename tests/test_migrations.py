@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlmodel import Session, SQLModel
 
-from models.db import BASELINE_REVISION, BASELINE_TABLES, init_db, migration_lock, upgrade
+from infra.db import BASELINE_REVISION, BASELINE_TABLES, init_db, migration_lock, upgrade
 from models.migrations import MIGRATIONS_DIR, render_item, schema_differences
 from models.tables import CaseRecord, UTCDateTime
 from tests.conftest import make_test_engine, read_model_url
@@ -52,14 +52,14 @@ def test_a_fresh_database_is_migrated_to_the_newest_revision(tmp_path: Path) -> 
 
 def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
     """Fails when a table or column changes in models/tables.py without a revision:
-    `python -m models.migrations revision "..."` writes the missing one."""
+    `python -m infra.migrate revision "..."` writes the missing one."""
     engine = make_test_engine(read_model_url(tmp_path))
     try:
         with engine.connect() as connection:
             differences = schema_differences(connection)
     finally:
         engine.dispose()
-    assert differences == [], 'models/tables.py changed without a revision: python -m models.migrations revision "..."'
+    assert differences == [], 'models/tables.py changed without a revision: python -m infra.migrate revision "..."'
 
 
 def test_schema_check_names_a_column_added_without_a_revision(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_init_db_waits_while_another_process_holds_the_migration_lock(tmp_path: 
 
 MIGRATE_IN_A_CHILD = """
 import os, sys, time
-from models.db import init_db, make_engine
+from infra.db import init_db, make_engine
 url, ready, go = sys.argv[1:4]
 engine = make_engine(url)
 open(ready, "w").close()

@@ -1,4 +1,4 @@
-"""Masking personal data (models/redaction.py): text and payloads by shape, who reads
+"""Masking personal data (domain/redaction.py): text and payloads by shape, who reads
 them in full, and the log filter installed by the worker, the CLI and the API."""
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from temporalio.client import Client
 import cli
 import worker
 from api.main import create_app
-from models.case import Actor, CaseSnapshot, CaseStatus, StepStatus, StepView
-from models.complaint import ComplaintSnapshot, ComplaintStatus
-from models.redaction import (
+from domain.redaction import (
     PersonalDataFilter,
     install_log_redaction,
     mask_personal_data,
@@ -27,6 +25,8 @@ from models.redaction import (
     sees_case_personal_data,
     sees_complaint_personal_data,
 )
+from models.case import Actor, CaseSnapshot, CaseStatus, StepStatus, StepView
+from models.complaint import ComplaintSnapshot, ComplaintStatus
 from tests.conftest import test_settings as settings_for
 
 MOTHER_ID = "330102199003070027"
@@ -300,7 +300,7 @@ def test_the_worker_installs_the_filter_where_it_configures_logging(clean_loggin
 
 def test_the_cli_installs_the_filter_where_it_configures_logging(clean_logging, caplog, capsys):
     assert PHONE in _leaks(caplog)
-    birth = Path(__file__).resolve().parent.parent / "models" / "things" / "birth.yaml"
+    birth = Path(__file__).resolve().parent.parent / "domain" / "things" / "birth.yaml"
 
     assert cli.main(["catalogue", "validate", str(birth)]) == 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench.seed_read_model import seed
-from models.db import make_engine
+from infra.db import make_engine
 from tests.conftest import make_test_engine, read_model_url
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

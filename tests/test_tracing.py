@@ -27,10 +27,10 @@ from temporalio.testing import WorkflowEnvironment
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
 from api.telemetry import request_tracer
+from domain.catalogue import shipped_definitions
 from infra.temporal import client_interceptors, with_observability
 from infra.trace_export import MaskingSpanExporter
 from infra.tracing import build_tracer_provider, configure_tracing
-from models.catalogue import shipped_definitions
 from tests.api.helpers import Cases, birth_form
 from tests.conftest import make_test_engine, running_worker, terminate_cases
 from tests.conftest import test_settings as settings_for

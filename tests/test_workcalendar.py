@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from models.workcalendar import (
+from domain.workcalendar import (
     SHANGHAI,
     CalendarDataError,
     Deadline,
@@ -22,7 +22,7 @@ from models.workcalendar import (
     default_calendar_file,
 )
 
-WORKCALENDAR_LOGGER = "models.workcalendar"
+WORKCALENDAR_LOGGER = "domain.workcalendar"
 
 
 def sh(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -2,7 +2,7 @@
 thing's definition, my cases with their progress, 补正 and 好差评.
 
 The application form is built from the catalogue: the sub-item's situation questions first,
-then — for the situation the answers select — the fields of its form model (``models/forms.py``)
+then — for the situation the answers select — the fields of its form model (``domain/forms.py``)
 and the materials that situation needs. The window clerk's intake (``clerk.py``) uses the same
 form builder. Submissions, supplements and ratings go through the same functions as the JSON API.
 """
@@ -35,14 +35,15 @@ from api.console.base import (
 from api.errors import STATUS_BY_CODE, from_update_failure
 from api.routes.cases import RatingRequest
 from api.schemas import SubmitCaseRequest
+from domain.catalogue import FOLLOW_UP, load_life_stages
+from domain.forms import FORMS
 from models.case import Actor, CaseSnapshot, EventType, StepStatus
-from models.catalogue import FOLLOW_UP, Material, ThingDefinition, load_life_stages
-from models.catalogue_store import current_definitions, definition_for
+from models.catalogue import Material, ThingDefinition
 from models.errors import DomainError, ErrorCode
-from models.forms import FORMS
 from models.tables import CaseEventRecord, CaseRecord
 from services.access import visible_case, visible_cases_filter
 from services.cases import accept_submission, rate_case_as, supply_case_materials
+from services.catalogue import current_definitions, definition_for
 
 router = console_router()
 
@@ -382,7 +383,7 @@ def submission_form(intake: IntakeForm, values: Mapping[str, str]) -> dict[str, 
     return form
 
 
-# Model rules (models/forms.py) explained in Chinese, beside the field they concern.
+# Model rules (domain/forms.py) explained in Chinese, beside the field they concern.
 RULE_MESSAGES: list[tuple[str, str, str]] = [
     ("address is required when the method is mail", "delivery.address", "选择邮寄送达时须填写邮寄地址"),
     ("father is required", "father.name", "父母已登记结婚或随父落户的，须填写父亲信息"),

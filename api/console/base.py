@@ -37,9 +37,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import STATUS_BY_CODE, from_update_failure
 from api.routes.auth import authenticate_login
 from api.security import read_token
+from domain.workcalendar import SHANGHAI
 from models.case import CASE_STATUS_ZH, STEP_STATUS_ZH, Actor, CaseStatus, Role, StepStatus
 from models.errors import DomainError, ErrorCode, RateLimited
-from models.workcalendar import SHANGHAI
 from settings import Settings
 
 logger = logging.getLogger(__name__)

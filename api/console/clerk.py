@@ -27,9 +27,9 @@ from api.console.applicant import (
 from api.console.base import ClerkActor, checked_form, console_router, flash_redirect, idempotency_key_of, render
 from models.case import Actor, CaseSnapshot
 from models.catalogue import ThingDefinition
-from models.catalogue_store import current_definitions
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord
+from services.catalogue import current_definitions
 
 router = console_router()
 

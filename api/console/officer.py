@@ -38,6 +38,9 @@ from api.console.base import (
 from api.deps import ClientDep, EngineDep
 from api.errors import from_update_failure
 from api.routes.notices import AcknowledgeRequest, acknowledge, department_notice_page
+from domain.catalogue import FOLLOW_UP, load_departments
+from domain.redaction import masked, sees_case_personal_data
+from domain.workcalendar import WorkingCalendar
 from models.case import (
     Actor,
     CaseSnapshot,
@@ -47,14 +50,12 @@ from models.case import (
     ReturnStepInput,
     StepStatus,
 )
-from models.catalogue import FOLLOW_UP, StepDefinition, ThingDefinition, load_departments
-from models.catalogue_store import current_definitions, definition_for
+from models.catalogue import StepDefinition, ThingDefinition
 from models.complaint import SUPERVISION_ORIGIN
 from models.errors import DomainError, ErrorCode
-from models.redaction import masked, sees_case_personal_data
 from models.tables import CaseRecord, TaskRecord
-from models.workcalendar import WorkingCalendar
 from services.access import visible_case
+from services.catalogue import current_definitions, definition_for
 from services.inbox import inbox_etag, inbox_tasks
 from services.tasks import act_on_task, parse_task_id
 from workflows.case.workflow import CaseWorkflow

@@ -48,11 +48,11 @@ from api.routes.supervision import (
 )
 from api.schemas import IsoDate
 from api.timeline import build_timeline, read_case_history
+from domain.redaction import mask_personal_data, masked, sees_case_personal_data
+from domain.workcalendar import SHANGHAI, WorkingCalendar
 from models.case import EVENT_TYPE_ZH, Actor, CaseSnapshot, EventType, StepStatus
 from models.errors import DomainError, ErrorCode
-from models.redaction import mask_personal_data, masked, sees_case_personal_data
 from models.tables import SupervisionNotice
-from models.workcalendar import SHANGHAI, WorkingCalendar
 from services.access import visible_case
 from services.supervision import supervise
 

@@ -13,8 +13,8 @@ from sqlmodel import col
 from api.deps import ActorDep, SessionDep, require_role
 from api.errors import error_responses
 from api.schemas import IsoDateTime, OffsetQuery
+from domain.workcalendar import SHANGHAI
 from models.tables import AuditRecord
-from models.workcalendar import SHANGHAI
 from services.audit import AUDIT_ACTION_ZH, AuditAction
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=error_responses(401, 403, 422))

@@ -23,10 +23,10 @@ from api.schemas import (
     TimelineResponse,
 )
 from api.timeline import build_timeline, read_case_history
-from models.archive import ArchiveCheck, check_package
+from documents.archive import ArchiveCheck, check_package
+from domain.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
-from models.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
 from services.access import is_case_staff, visible_case, visible_cases_filter
 from services.cases import accept_submission, rate_case_as, supply_case_materials

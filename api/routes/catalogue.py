@@ -22,15 +22,16 @@ from documents.guide import (
     render_guide_html,
     service_guide,
 )
+from domain.catalogue import load_life_stages
+from domain.forms import FORMS
+from domain.results import result_json_schema
+from domain.samples import sample_answers, sample_form, sample_result
 from models.case import Actor
-from models.catalogue import ThingDefinition, load_life_stages
-from models.catalogue_store import current_definitions, definition_for, list_versions, publish, retire
+from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
-from models.forms import FORMS
-from models.results import result_json_schema
-from models.samples import sample_answers, sample_form, sample_result
 from models.tables import CatalogueVersion
 from services.audit import AuditAction, record_staff_action
+from services.catalogue import current_definitions, definition_for, list_versions, publish, retire
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"], responses=error_responses(404, 422))
 

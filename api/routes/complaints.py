@@ -29,8 +29,9 @@ from api.errors import error_responses
 from api.exports import csv_response
 from api.schemas import OffsetQuery
 from api.timeline import read_projected_history
+from domain.catalogue import load_departments
+from domain.redaction import masked, sees_complaint_personal_data
 from models.case import Actor
-from models.catalogue import load_departments
 from models.complaint import (
     ANSWER_WORKING_DAYS,
     COMPLAINT_EVENT_TYPE_ZH,
@@ -49,7 +50,6 @@ from models.complaint import (
     ProjectComplaintInput,
 )
 from models.errors import DomainError, ErrorCode
-from models.redaction import masked, sees_complaint_personal_data
 from models.tables import ComplaintRecord
 from services.access import visible_case
 from services.audit import AuditAction, record_staff_action

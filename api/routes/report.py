@@ -19,13 +19,13 @@ from sqlmodel import Session, col
 from api.deps import ActorDep, SessionDep, SettingsDep, require_role
 from api.errors import error_responses
 from api.schemas import also_as, not_a_timestamp
+from documents.archive import check_package
 from documents.flowchart import svg_flowchart
 from documents.guide import service_guide
-from models.archive import check_package
+from domain.workcalendar import SHANGHAI
 from models.catalogue import ThingDefinition
-from models.catalogue_store import current_definitions
 from models.tables import CaseRecord, ComplaintRecord, TaskRecord
-from models.workcalendar import SHANGHAI
+from services.catalogue import current_definitions
 
 router = APIRouter(prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 422))
 

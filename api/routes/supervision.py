@@ -3,7 +3,7 @@ warning lists, manual 督办 and 催办, and a check that the statistics agree w
 the workflow history.
 
 Statistics come from the read model with indexed queries; timeliness from its
-rollup (models/timeliness_rollup.py), where percentiles are read from per-group
+rollup (infra/timeliness_rollup.py), where percentiles are read from per-group
 histograms (tenths of a working hour) in the database, so no query scans the
 finished tasks, a history, or ships every row to Python.
 """
@@ -24,12 +24,12 @@ from api.errors import error_responses
 from api.exports import csv_response, wants_csv
 from api.schemas import IsoDate, OffsetQuery, also_as
 from api.timeline import read_case_history
+from domain.redaction import mask_personal_data
+from domain.timeliness import step_timeliness
+from domain.workcalendar import SHANGHAI, WorkingCalendar
+from infra.timeliness_rollup import UNKNOWN_PERIOD, timeliness_figures
 from models.case import Actor, StepView
-from models.redaction import mask_personal_data
 from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
-from models.timeliness import step_timeliness
-from models.timeliness_rollup import UNKNOWN_PERIOD, timeliness_figures
-from models.workcalendar import SHANGHAI, WorkingCalendar
 from services.access import visible_case
 from services.supervision import supervise
 
@@ -98,7 +98,7 @@ def timeliness_rows(
     """Timeliness per group (the JSON statistics, their CSV and the console's dashboard): steps
     completed in the period, on time and overdue, median and p90 working hours, open steps now overdue.
 
-    Completed steps come from the timeliness rollup (models/timeliness_rollup.py), never from
+    Completed steps come from the timeliness rollup (infra/timeliness_rollup.py), never from
     the tasks: per group and tenth of an hour, how many and how many on time; counts and
     percentiles both come from it. Open steps now overdue depend on "now", so they are counted
     from the tasks (the few open ones, by index)."""

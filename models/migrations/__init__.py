@@ -1,8 +1,8 @@
 """Alembic migrations of the read model, and how autogenerate writes them.
 
 The schema of the read-model tables (models/tables.py) changes only through the
-revisions in ``versions/``; ``models.db.init_db`` applies them on start. To add one
-after changing a table: ``python -m models.migrations revision "说明 (what changed)"``.
+revisions in ``versions/``; ``infra.db.init_db`` applies them on start. To add one
+after changing a table: ``python -m infra.migrate revision "说明 (what changed)"``.
 """
 
 from __future__ import annotations

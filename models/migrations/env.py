@@ -1,6 +1,6 @@
 """Alembic's environment: runs the read-model revisions on the connection it is handed.
 
-``models.db`` (init_db and ``python -m models.migrations``) opens the connection,
+``infra.db`` (init_db and ``python -m infra.migrate``) opens the connection,
 holds the migration lock and passes the connection in ``config.attributes``.
 """
 
@@ -14,7 +14,7 @@ from models.migrations import context_options
 
 connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():
-    raise RuntimeError("run migrations through models.db.init_db or `python -m models.migrations`")
+    raise RuntimeError("run migrations through infra.db.init_db or `python -m infra.migrate`")
 
 context.configure(connection=connection, target_metadata=SQLModel.metadata, **context_options())
 with context.begin_transaction():

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from settings import Settings
 from tests.api.helpers import Cases, token_login
 from tests.conftest import make_test_engine, running_worker, terminate_cases, test_settings

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from models.workcalendar import SHANGHAI
+from domain.workcalendar import SHANGHAI
 
 CONSOLE_ROLES = ("anonymous", "applicant", "clerk", "officer", "supervisor", "admin")
 CONSOLE_USERS = {

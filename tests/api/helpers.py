@@ -11,11 +11,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from activities.read_model import apply_projection
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_birth_form, sample_result
+from domain.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
-from models.catalogue import ThingDefinition, shipped_definitions
-from models.samples import sample_birth_form, sample_result
+from models.catalogue import ThingDefinition
 from models.tables import CaseEventRecord
-from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from models.tables import AuditRecord
 from services.audit import AUDIT_ACTION_ZH, AuditAction
 from tests.api.helpers import Cases, Login, assert_error, result_for, task_id

@@ -26,7 +26,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.main import create_app
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from settings import Settings
 from tests.api.helpers import Cases, Login, birth_form, result_for, task_id
 from tests.conftest import test_settings as settings_for

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.main import MAX_JSON_DEPTH
 from api.timeline import read_case_history
-from models.identity import check_character
+from domain.identity import check_character
 from models.tables import CaseRecord
 from tests.api.helpers import assert_error, birth_form, result_for
 from workflows.case.workflow import CaseWorkflow

@@ -8,7 +8,7 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from tests.api.helpers import assert_error, birth_form, step_of
 
 

@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.routes.codec import SESSION_COOKIE
 from api.security import issue_token
+from domain.samples import MOTHER_ID
 from infra.codec import ENCRYPTED_ENCODING
 from models.case import Actor
-from models.samples import MOTHER_ID
 from tests.api.helpers import assert_error
 
 UI_ORIGIN = "http://localhost:8233"

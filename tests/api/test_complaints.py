@@ -12,8 +12,8 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from api.routes.complaints import new_complaint_id
-from models.catalogue import load_departments
-from models.workcalendar import WorkingCalendar, default_calendar_file
+from domain.catalogue import load_departments
+from domain.workcalendar import WorkingCalendar, default_calendar_file
 from tests.api.helpers import Cases, Login, assert_error
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())

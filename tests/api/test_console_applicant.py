@@ -11,8 +11,8 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
-from models.catalogue import shipped_definitions
-from models.samples import sample_birth_form
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_birth_form
 from models.tables import CaseRecord
 from tests.api.console_access_rows import (
     console_login,

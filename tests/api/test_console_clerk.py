@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from models.samples import sample_birth_form
+from domain.samples import sample_birth_form
 from models.tables import AuditRecord, CaseRecord
 from tests.api.console_access_rows import console_login, csrf_of, field_error, flat_form, idempotency_key_of
 from tests.api.helpers import Cases, Login

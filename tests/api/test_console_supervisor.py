@@ -14,10 +14,10 @@ import pytest
 from sqlmodel import Session, col, select
 
 from api.console.charts import BAR_AREA_WIDTH, Bar, Point, bar_chart, line_chart
+from domain.samples import MOTHER_ID
+from domain.workcalendar import WorkingCalendar, default_calendar_file
 from models.case import EventType
-from models.samples import MOTHER_ID
 from models.tables import RatingRecord, SupervisionNotice, TaskRecord
-from models.workcalendar import WorkingCalendar, default_calendar_file
 from tests.api.console_client import ConsoleUsers, console_users
 from tests.api.helpers import project_single_step_case
 

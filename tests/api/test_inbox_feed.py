@@ -28,8 +28,8 @@ from api import inbox_feed
 from api.accounts import ensure_demo_accounts
 from api.console.base import SESSION_COOKIE
 from api.main import create_app
+from domain.catalogue import shipped_definitions
 from models.case import CaseSnapshot, EventType, ProjectCaseInput, StepStatus
-from models.catalogue import shipped_definitions
 from models.tables import CaseRecord, InboxVersion
 from tests.api.console_client import console_users
 from tests.api.helpers import CALENDAR, assert_error, project_single_step_case, token_login

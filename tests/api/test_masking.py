@@ -9,7 +9,7 @@ import io
 
 import httpx
 
-from models.identity import mask_id_number
+from domain.identity import mask_id_number
 from tests.api.helpers import Cases, Login, result_for, step_of
 
 PHONE = "13912345678"

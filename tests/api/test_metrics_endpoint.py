@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
-from models.catalogue import shipped_definitions
+from domain.catalogue import shipped_definitions
 from ops.processes import free_port
 from settings import Settings
 from tests.api.helpers import Cases, assert_error, token_login

@@ -22,10 +22,10 @@ from activities.case_changes import apply_case_changes
 from api import deps
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
+from domain.catalogue import shipped_definitions
+from domain.workcalendar import WorkingCalendar, default_calendar_file
 from models.case import AuditEntry, CaseChanges, CaseSnapshot, ClaimInput, NotificationInput
-from models.catalogue import shipped_definitions
 from models.tables import AuditRecord, CaseRecord, NotificationRecord, TaskRecord
-from models.workcalendar import WorkingCalendar, default_calendar_file
 from settings import Settings
 from tests.api.helpers import Cases, task_id, token_login
 from tests.conftest import make_test_engine, running_worker, terminate_cases

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from api.accounts import demo_accounts
-from models.catalogue import read_path, shipped_definitions
-from models.samples import sample_answers, sample_form, sample_result
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_answers, sample_form, sample_result
+from models.catalogue import read_path
 from models.tables import CaseRecord
 from tests.api.helpers import assert_error
 

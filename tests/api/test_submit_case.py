@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from api.timeline import read_case_history
-from models.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
+from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from models.tables import CaseRecord
 from tests.api.helpers import assert_error, birth_form, step_of
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
+from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from tests.api.helpers import assert_error, birth_form, events_of, result_for, step_of
 
 

@@ -1,4 +1,4 @@
-"""The timeliness rollup (models/timeliness_rollup.py): the statistics it answers are the ones
+"""The timeliness rollup (infra/timeliness_rollup.py): the statistics it answers are the ones
 the tasks table gives, for every grouping, period and filter; the projection keeps it, counting
 each finished step once however often it is retried, replayed or raced; the migration fills it.
 
@@ -21,11 +21,11 @@ from sqlmodel import Session, col
 from activities.read_model import apply_projection
 from api.routes.supervision import GROUP_COLUMNS, OPEN_STATUSES, TimelinessGroup, timeliness_rows
 from bench.seed_read_model import seed, synthetic_rows
+from domain.workcalendar import SHANGHAI, HolidayNotice, WorkingCalendar
+from infra.db import upgrade
+from infra.timeliness_rollup import period_of, period_terms, recompute_timeliness_rollup
 from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
-from models.db import upgrade
 from models.tables import TaskRecord, TimelinessRollup
-from models.timeliness_rollup import period_of, period_terms, recompute_timeliness_rollup
-from models.workcalendar import SHANGHAI, HolidayNotice, WorkingCalendar
 from tests.api.helpers import CALENDAR, shanghai_at
 from tests.conftest import make_test_engine, read_model_url
 

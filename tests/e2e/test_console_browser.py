@@ -15,16 +15,16 @@ from datetime import datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, expect
 
-from models.identity import make_id_number
-from models.samples import FATHER_ID, MOTHER_ID, SAMPLE_ADDRESS
-from models.workcalendar import SHANGHAI
+from domain.identity import make_id_number
+from domain.samples import FATHER_ID, MOTHER_ID, SAMPLE_ADDRESS
+from domain.workcalendar import SHANGHAI
 from tests.e2e.conftest import StackFactory
 from tests.e2e.console_browser import Person, Screenshots, chromium
 
 pytestmark = pytest.mark.e2e
 
 BIRTHPLACE = "330102"
-# The online channel's steps (models/things/birth.yaml, situation 婚生·随父落户), by department, in
+# The online channel's steps (domain/things/birth.yaml, situation 婚生·随父落户), by department, in
 # the order they open; the window channels add 出件 at the accepting unit.
 ONLINE_STEPS = [
     "birth_certificate",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from models.samples import sample_birth_form
+from domain.samples import sample_birth_form
 from ops.demo import play_officers
 from tests.e2e.conftest import login_headers
 

@@ -26,10 +26,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_birth_form, sample_result
 from infra.temporal import connect_temporal
 from models.case import CompleteStepInput
-from models.catalogue import shipped_definitions
-from models.samples import sample_birth_form, sample_result
 from services.faults import CRASH_EXIT_STATUS
 from settings import Settings
 from tests.e2e.conftest import LiveStack, StackFactory

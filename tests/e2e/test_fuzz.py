@@ -26,8 +26,8 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis import checks
 
-from models.catalogue import shipped_definitions
-from models.samples import sample_birth_form, sample_result
+from domain.catalogue import shipped_definitions
+from domain.samples import sample_birth_form, sample_result
 from tests.e2e.conftest import login_headers
 
 pytestmark = pytest.mark.e2e

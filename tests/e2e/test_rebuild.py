@@ -24,12 +24,12 @@ import httpx
 import pytest
 
 from activities.rebuild import REBUILD_QUERY, REBUILT_TABLES, REPLAYED_ACTIVITIES, rebuild_read_model
+from domain.samples import sample_birth_form
+from domain.workcalendar import AcceleratedCalendar
+from infra.db import init_db, make_engine
 from infra.temporal import connect_temporal
 from models.case import ActivityName
 from models.complaint import ComplaintActivityName
-from models.db import init_db, make_engine
-from models.samples import sample_birth_form
-from models.workcalendar import AcceleratedCalendar
 from ops.demo import play_officers
 from settings import ROOT
 from tests.e2e.conftest import LiveStack

@@ -9,7 +9,7 @@ still replays them, i.e. that cases running when it is deployed survive.
 Each path runs on a time-skipping test server of its own, started on a fixed date
 (through libfaketime) so a recording can be made again with the same calendar. It
 uses only entry points that already existed in the first version of the workflows:
-tests/conftest.py's servers, worker and settings, workflows.starter, models.samples,
+tests/conftest.py's servers, worker and settings, workflows.starter, domain.samples,
 models.catalogue, and the workflows' own Updates, driven the way tests/workflows/
 drives them. Payloads are encrypted with the test key and each workflow's ID is its
 path's name (the file's name without ``.json``), so a recorded history holds no
@@ -34,6 +34,14 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from domain.catalogue import load_departments, resolve_for_case, shipped_definitions
+from domain.samples import (
+    MOTHER_WITHOUT_MARRIAGE_RECORD_ID,
+    sample_answers,
+    sample_birth_form,
+    sample_form,
+    sample_result,
+)
 from models.case import (
     Actor,
     CaseInput,
@@ -49,20 +57,13 @@ from models.case import (
     SuperviseInput,
     SupplementInput,
 )
-from models.catalogue import ThingDefinition, load_departments, resolve_for_case, shipped_definitions
+from models.catalogue import ThingDefinition
 from models.complaint import (
     AnswerComplaintInput,
     AssignComplaintInput,
     CloseComplaintInput,
     ComplaintInput,
     ComplaintSnapshot,
-)
-from models.samples import (
-    MOTHER_WITHOUT_MARRIAGE_RECORD_ID,
-    sample_answers,
-    sample_birth_form,
-    sample_form,
-    sample_result,
 )
 from tests.conftest import make_test_engine, running_worker, test_settings, time_skipping_env
 from workflows.starter import start_case

@@ -6,11 +6,11 @@ from datetime import datetime
 
 import pytest
 
+from domain.catalogue import resolve_for_case, shipped_definitions
+from domain.samples import sample_birth_form
+from domain.workcalendar import SHANGHAI
 from models.case import Actor, CaseInput, CaseStatus, RateInput, ReturnStepInput, StepStatus, SupplementInput
-from models.catalogue import resolve_for_case, shipped_definitions
 from models.errors import DomainError, ErrorCode
-from models.samples import sample_birth_form
-from models.workcalendar import SHANGHAI
 from workflows.case.state import CaseState
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI)

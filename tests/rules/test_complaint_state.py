@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from domain.workcalendar import SHANGHAI
 from models.case import Actor
 from models.complaint import (
     AnswerComplaintInput,
@@ -15,7 +16,6 @@ from models.complaint import (
     ComplaintStatus,
 )
 from models.errors import DomainError, ErrorCode
-from models.workcalendar import SHANGHAI
 from workflows.complaint.state import ComplaintState
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from domain.workcalendar import SHANGHAI
 from models.case import DeadlineResult
-from models.workcalendar import SHANGHAI
 from workflows.kit.clock import ClockState
 
 DUE = datetime(2026, 11, 25, 17, 0, tzinfo=SHANGHAI)

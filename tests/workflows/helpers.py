@@ -17,6 +17,9 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.catalogue import resolve_for_case, shipped_definitions
+from domain.samples import sample_birth_form, sample_result
+from domain.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 from models.case import (
     Actor,
     CaseInput,
@@ -25,10 +28,8 @@ from models.case import (
     CompleteStepInput,
     StepView,
 )
-from models.catalogue import ThingDefinition, resolve_for_case, shipped_definitions
-from models.samples import sample_birth_form, sample_result
+from models.catalogue import ThingDefinition
 from models.tables import CaseEventRecord, CaseRecord, NotificationRecord, SupervisionNotice, TaskRecord
-from models.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
 from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case
 

@@ -13,6 +13,8 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from domain.identity import make_id_number
+from domain.samples import sample_birth_form, sample_result
 from models.case import (
     CaseStatus,
     ClaimInput,
@@ -24,8 +26,6 @@ from models.case import (
     SupplementInput,
 )
 from models.errors import DomainError, ErrorCode
-from models.identity import make_id_number
-from models.samples import sample_birth_form, sample_result
 from services.gateway import send_update
 from settings import installed_binary
 from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from domain.samples import sample_birth_form
+from domain.workcalendar import SHANGHAI
 from models.case import CaseStatus, EventType, StepStatus, StepView
-from models.samples import sample_birth_form
-from models.workcalendar import SHANGHAI
 from tests.conftest import running_worker
 from tests.workflows.helpers import (
     BIRTH,

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from domain.catalogue import resolve_for_case, shipped_definitions
+from domain.samples import sample_answers, sample_form, sample_result
 from models.case import Actor, CaseInput, CaseSnapshot, CaseStatus, StepStatus
-from models.catalogue import ThingDefinition, resolve_for_case, shipped_definitions
-from models.samples import sample_answers, sample_form, sample_result
+from models.catalogue import ThingDefinition
 from tests.conftest import running_worker
 from tests.workflows.helpers import (
     CaseHandle,

@@ -20,8 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from api.routes.complaints import new_complaint_id, read_complaint_history
+from domain.catalogue import load_departments
+from domain.workcalendar import SHANGHAI
 from models.case import Actor, ComputeDeadlinesResult
-from models.catalogue import load_departments
 from models.complaint import (
     AnswerComplaintInput,
     AssignComplaintInput,
@@ -31,7 +32,6 @@ from models.complaint import (
     ComplaintSnapshot,
 )
 from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
-from models.workcalendar import SHANGHAI
 from settings import installed_binary
 from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker, time_skipping_env
 from tests.workflows.helpers import (

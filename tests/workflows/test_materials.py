@@ -7,9 +7,9 @@ import asyncio
 import threading
 from datetime import date, timedelta
 
+from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID, sample_birth_form
+from domain.workcalendar import SHANGHAI
 from models.case import CaseStatus, EventType, ReturnStepInput, StepStatus, SupplementInput
-from models.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID, sample_birth_form
-from models.workcalendar import SHANGHAI
 from tests.conftest import running_worker, time_skipping_env
 from tests.workflows.helpers import (
     CALENDAR,

@@ -8,10 +8,10 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from models.archive import check_package
+from documents.archive import check_package
+from domain.samples import sample_birth_form
+from domain.workcalendar import WorkingCalendar, default_calendar_file
 from models.case import Actor, ClaimInput, RateInput
-from models.samples import sample_birth_form
-from models.workcalendar import WorkingCalendar, default_calendar_file
 from tests.conftest import running_worker, time_skipping_env
 from tests.workflows.helpers import (
     applicant,

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from temporalio.worker import Replayer
 
+from domain.catalogue import resolve_for_case, shipped_definitions
+from domain.samples import sample_birth_form, sample_result
+from domain.workcalendar import SHANGHAI
 from models.case import Actor, CaseInput, ClaimInput, CompleteStepInput, ReturnStepInput, SupplementInput
-from models.catalogue import resolve_for_case, shipped_definitions
-from models.samples import sample_birth_form, sample_result
-from models.workcalendar import SHANGHAI
 from tests.conftest import TEST_DATA_CONVERTER, running_worker, time_skipping_env
 from workflows.case.workflow import CaseWorkflow
 from workflows.starter import new_case_id, start_case

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from domain.samples import sample_birth_form
+from domain.workcalendar import SHANGHAI
 from models.case import EventType, StepStatus
-from models.samples import sample_birth_form
-from models.workcalendar import SHANGHAI
 from tests.conftest import running_worker, time_skipping_env
 from tests.workflows.helpers import (
     CALENDAR,

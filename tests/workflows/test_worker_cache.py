@@ -36,6 +36,6 @@ async def test_cases_evicted_from_a_one_case_cache_still_complete(env, engine, t
 
 def test_the_sandbox_shares_our_workflow_modules_instead_of_reimporting_them_per_case() -> None:
     restrictions = workflow_runner().restrictions
-    assert {"workflows", "models"} <= restrictions.passthrough_modules
+    assert {"workflows", "models", "domain"} <= restrictions.passthrough_modules
     # Runtime restrictions still apply to the workflow code.
     assert restrictions.invalid_module_members == SandboxRestrictions.default.invalid_module_members

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
         EscalationInput,
         MaterialEntry,
         MaterialRequest,
+        NotificationInput,
         SuperviseInput,
         SupervisionNoticeInput,
     )
@@ -29,6 +30,18 @@ class Notice:
     kind: str
     message_zh: str
     step: str | None = None
+
+
+def to_applicant(state: CaseState, notice: Notice, at: datetime) -> NotificationInput:
+    """The notification that carries ``notice`` to the case's applicant."""
+    return NotificationInput(
+        case_id=state.case.case_id,
+        kind=notice.kind,
+        recipient=state.case.owner,
+        message_zh=notice.message_zh,
+        step=notice.step,
+        at=at,
+    )
 
 
 def applicable_materials(state: CaseState) -> list[Material]:

@@ -18,6 +18,7 @@ from temporalio import workflow
 from workflows.kit.clock import ClockState
 
 with workflow.unsafe.imports_passed_through():
+    from domain.catalogue import FOLLOW_UP
     from models.case import (
         FINISHED_STEP_STATUSES,
         STEP_STATUS_ZH,
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         SupplementInput,
     )
-    from models.catalogue import FOLLOW_UP, StepDefinition
+    from models.catalogue import StepDefinition
     from models.errors import DomainError, ErrorCode
 
 RATING_DAYS = 5  # working days an applicant has to rate a delivered case

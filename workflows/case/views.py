@@ -3,6 +3,7 @@ step's view and the acceptance notice (受理通知书). Pure functions of the c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from temporalio import workflow
@@ -10,17 +11,19 @@ from temporalio import workflow
 from workflows.case.state import CaseState, StepState
 
 with workflow.unsafe.imports_passed_through():
+    from domain.redaction import masked, sees_personal_data_of
     from models.case import (
         CASE_STATUS_ZH,
         STEP_STATUS_ZH,
         AcceptanceNotice,
         Actor,
+        ArchiveCaseInput,
+        CaseEvent,
         CaseSnapshot,
         MaterialEntry,
         StepView,
     )
     from models.catalogue import read_path
-    from models.redaction import masked, sees_personal_data_of
 
 DELIVERY_METHOD_ZH = {"pickup": "窗口领取", "mail": "邮寄送达"}
 
@@ -129,3 +132,13 @@ def step_view_for(state: CaseState, step: StepState, actor: Actor) -> StepView:
     unit = case.definition.channel(case.channel).accepting_unit
     view = step_view(state, step)
     return view if sees_personal_data_of(actor, case.owner, case.submitted_by.username, unit, opened) else masked(view)
+
+
+def archive_input(state: CaseState, snapshot: CaseSnapshot, events: Sequence[CaseEvent]) -> ArchiveCaseInput:
+    """What the electronic archive files of a closed case (§7.1.3)."""
+    return ArchiveCaseInput(
+        case=state.case,
+        snapshot=snapshot,
+        events=list(events),
+        ratings=[rating.model_dump(mode="json") for rating in state.ratings],
+    )

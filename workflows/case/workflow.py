@@ -29,10 +29,10 @@ from workflows.kit.projection import Projection
 from workflows.kit.rejection import checked
 
 with workflow.unsafe.imports_passed_through():
+    from domain.results import validate_result
     from models.case import (
         SEARCH_ATTRIBUTE_STATUS,
         AcceptanceNotice,
-        ArchiveCaseInput,
         CaseEvent,
         CaseInput,
         CaseSnapshot,
@@ -41,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         CompleteStepInput,
         DeadlineRequest,
         EventType,
-        NotificationInput,
         RateInput,
         RatingView,
         RefuseStepInput,
@@ -50,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         SuperviseInput,
         SupplementInput,
     )
-    from models.results import validate_result
 
 CASE_STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)
 
@@ -172,14 +170,7 @@ class CaseWorkflow:
 
     async def _archive(self) -> None:
         """File the closed case in the electronic archive (§7.1.3)."""
-        await calls.archive_case(
-            ArchiveCaseInput(
-                case=self._state.case,
-                snapshot=self._snapshot(),
-                events=list(self._projection.events),
-                ratings=[rating.model_dump(mode="json") for rating in self._state.ratings],
-            )
-        )
+        await calls.archive_case(views.archive_input(self._state, self._snapshot(), self._projection.events))
 
     # --- each open step's statutory clock ----------------------------------------------
 
@@ -370,15 +361,7 @@ class CaseWorkflow:
         return step
 
     def _notify(self, notice: notices.Notice) -> None:
-        notification = NotificationInput(
-            case_id=self._state.case.case_id,
-            kind=notice.kind,
-            recipient=self._state.case.owner,
-            message_zh=notice.message_zh,
-            step=notice.step,
-            at=workflow.now(),
-        )
-        self._writes.notify(notification)
+        self._writes.notify(notices.to_applicant(self._state, notice, workflow.now()))
 
     def _record(self, event_type: EventType, *, step: StepState | None = None, **fields: Any) -> None:
         """Record a business event (fields: actor, due_at, detail); the next write projects it."""

@@ -2,7 +2,7 @@
 
 Finished steps counted per day, dekad (旬), month and year of completion, per scope (thing, step and
 department; department; thing; none) and per tenth and whole hour of working time: the timeliness
-statistics read it instead of the tasks (models/timeliness_rollup.py). The projection keeps
+statistics read it instead of the tasks (infra/timeliness_rollup.py). The projection keeps
 it from now on; this revision fills it from the tasks already done.
 
 Revision ID: 0004
@@ -23,7 +23,7 @@ down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# As models/timeliness_rollup.py has them when this revision was written: each span's period
+# As infra/timeliness_rollup.py has them when this revision was written: each span's period
 # in SQL from the period of the span before it.
 SPANS = ("day", "dekad", "month", "year")
 PERIOD_OF_FINER = {

@@ -1,7 +1,7 @@
-"""Catalogue versions in the read-model database: publish, list, retire, and pick the
-version a new case starts on.
+"""The catalogue service: catalogue versions in the read-model database: publish, list,
+retire, and pick the version a new case starts on.
 
-The YAML files under models/things are the shipped versions; they are recorded
+The YAML files under domain/things are the shipped versions; they are recorded
 here on start-up. An admin publishes further versions through the API or the CLI;
 each is validated with the same rules as a shipped file.
 """
@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from models.catalogue import CatalogueError, ThingDefinition, load_departments, parse_definition, shipped_definitions
+from domain.catalogue import CatalogueError, load_departments, parse_definition, shipped_definitions
+from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CatalogueVersion
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.workcalendar import WorkingCalendar
 from models.case import CaseEvent, EventType
-from models.workcalendar import WorkingCalendar
 
 
 @dataclass(frozen=True)

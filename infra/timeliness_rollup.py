@@ -54,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy import insert as sql_insert
 from sqlmodel import Session, col
 
-from models.db import dialect_insert
+from infra.db import prepared_statement
 from models.tables import TaskRecord, TimelinessRollup
 
 # Span of a cell, finest first: the completion day, its dekad (旬: days 1-10, 11-20, 21-end of
@@ -151,6 +151,17 @@ def count_newly_finished(session: Session, case_id: str, before: dict[str, Finis
     add_to_timeliness_rollup(session, finished, retracted=retracted)
 
 
+def _add_to_cells(insert: Any) -> Any:
+    statement = insert(TimelinessRollup)
+    return statement.on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS),
+        set_={
+            "count": col(TimelinessRollup.count) + statement.excluded.count,
+            "on_time_count": col(TimelinessRollup.on_time_count) + statement.excluded.on_time_count,
+        },
+    )
+
+
 def add_to_timeliness_rollup(
     session: Session, finished: Iterable[FinishedStep], *, retracted: Iterable[FinishedStep] = ()
 ) -> None:
@@ -171,15 +182,8 @@ def add_to_timeliness_rollup(
     changed = sorted((cell, delta) for cell, delta in deltas.items() if delta != [0, 0])
     if not changed:
         return
-    insert = dialect_insert(session)(TimelinessRollup)
     session.connection().execute(
-        insert.on_conflict_do_update(
-            index_elements=list(KEY_COLUMNS),
-            set_={
-                "count": col(TimelinessRollup.count) + insert.excluded.count,
-                "on_time_count": col(TimelinessRollup.on_time_count) + insert.excluded.on_time_count,
-            },
-        ),
+        prepared_statement(session, _add_to_cells),
         [{**dict(zip(KEY_COLUMNS, cell, strict=True)), "count": n, "on_time_count": o} for cell, (n, o) in changed],
     )
     emptied = [cell for cell, (n, _) in changed if n < 0]

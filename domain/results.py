@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from domain.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
+from domain.workcalendar import SHANGHAI
 from models.catalogue import ResultField, StepDefinition, read_path
 from models.errors import DomainError, ErrorCode
-from models.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
-from models.workcalendar import SHANGHAI
 
 MONEY_PATTERN = re.compile(r"^(0|[1-9]\d{0,11})\.\d{2}$")
 

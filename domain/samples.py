@@ -10,10 +10,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.catalogue import StepDefinition, read_path, shipped_definitions
-from models.forms import FORMS
-from models.identity import make_id_number
-from models.workcalendar import SHANGHAI
+from domain.catalogue import shipped_definitions
+from domain.forms import FORMS
+from domain.identity import make_id_number
+from domain.workcalendar import SHANGHAI
+from models.catalogue import StepDefinition, read_path
 
 # Invented people known to the dev/test data-sharing fixture.
 MOTHER_ID = "330102199003070027"

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from domain.identity import mask_id_number
 from models.case import Actor, CaseSnapshot
 from models.complaint import ComplaintSnapshot
-from models.identity import mask_id_number
 
 __all__ = [
     "OVERSIGHT_ROLES",

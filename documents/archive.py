@@ -3,6 +3,10 @@
 A package is a folder of JSON parts plus ``manifest.json`` listing each part
 with its SHA-256. ``check_package`` re-reads the folder and reports parts that
 are missing or whose content no longer matches the manifest.
+
+It lives with the documents rather than in infra: what a package holds is a document
+format set by the same standard as the service guides; the folder is the document
+itself, not a store the application reads back (only ``check_package`` audits it).
 """
 
 from __future__ import annotations

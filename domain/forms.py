@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from models.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
-from models.workcalendar import SHANGHAI
+from domain.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
+from domain.workcalendar import SHANGHAI
 
 
 def _clean_text(value: str) -> str:

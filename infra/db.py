@@ -9,8 +9,9 @@ processes: a PostgreSQL advisory lock, or a file lock beside a SQLite database.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic's configuration, built in code: no alembic.ini to find or ship."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    # Revisions are numbered (0001_baseline.py, 0002_...); see models/migrations/__main__.py.
+    # Revisions are numbered (0001_baseline.py, 0002_...); see infra/migrate.py.
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     config.attributes["connection"] = connection
     return config
@@ -138,3 +139,43 @@ def dialect_insert(session: Session | Connection) -> Any:
     if dialect == "sqlite":
         return sqlite.insert
     raise NotImplementedError(f"no upsert for the {dialect} dialect (the read model runs on SQLite or PostgreSQL)")
+
+
+_PREPARED: dict[tuple[Callable[[Any], Any], str], Any] = {}
+
+
+def prepared_statement(session: Session, build: Callable[[Any], Any]) -> Any:
+    """``build(insert)`` for the session's dialect, built once per process: building an
+    upsert (its ``excluded`` columns, its cache key) costs more than executing it."""
+    dialect = session.get_bind().dialect.name
+    statement = _PREPARED.get((build, dialect))
+    if statement is None:
+        statement = _PREPARED[(build, dialect)] = build(dialect_insert(session))
+    return statement
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session for one write transaction, committed when the block ends without error.
+
+    SQLite lets one connection write at a time, and a connection that finds the lock taken
+    sleeps in growing steps (up to 100 ms each) before it tries again: a worker's threads
+    writing at once would mostly sleep. So on SQLite a process's writers queue on a lock of
+    its own and take the database's write lock at BEGIN, once; on PostgreSQL rows lock and
+    writers run side by side.
+    """
+    sqlite_engine = engine.dialect.name == "sqlite"
+    with _writer_lock(engine) if sqlite_engine else nullcontext(), Session(engine) as session:
+        if sqlite_engine:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+        session.commit()
+
+
+_WRITER_LOCKS: dict[int, threading.Lock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(id(engine), threading.Lock())

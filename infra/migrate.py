@@ -1,13 +1,14 @@
 """Manage read-model migrations from the command line.
 
-    python -m models.migrations revision "说明 (what changed)"  # write the next revision from the models
-    python -m models.migrations check                            # exit 1 if the models differ from the revisions
-    python -m models.migrations upgrade [--database-url URL]     # what the API and worker do on start
-    python -m models.migrations current [--database-url URL]
+    python -m infra.migrate revision "说明 (what changed)"  # write the next revision from the models
+    python -m infra.migrate check                         # exit 1 if the models differ from the revisions
+    python -m infra.migrate upgrade [--database-url URL]  # what the API and worker do on start
+    python -m infra.migrate current [--database-url URL]
 
 ``revision`` and ``check`` compare the models with a scratch SQLite database brought
 to the newest revision, unless ``--database-url`` names another database (itself at
-the newest revision). Revisions are numbered 0001, 0002, ... in ``versions/``.
+the newest revision). Revisions are numbered 0001, 0002, ... in ``models/migrations/versions/``;
+this command sits in infra beside the engine and migration runner it drives (infra/db.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from models.db import alembic_config, init_db, make_engine
+from infra.db import alembic_config, init_db, make_engine
 from models.migrations import MIGRATIONS_DIR, schema_differences
 
 
@@ -72,14 +73,14 @@ def check(database_url: str | None) -> int:
     for difference in differences:
         print(difference)
     if differences:
-        print('模型与迁移不一致 (the models differ from the migrations): python -m models.migrations revision "..."')
+        print('模型与迁移不一致 (the models differ from the migrations): python -m infra.migrate revision "..."')
         return 1
     print("模型与迁移一致 (the models match the migrations)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.migrations", description="Read-model migrations")
+    parser = argparse.ArgumentParser(prog="python -m infra.migrate", description="Read-model migrations")
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("revision", help="write the next revision from the models (autogenerate)")
     new.add_argument("message")
