@@ -1,21 +1,27 @@
-"""Activities that write the complaints' read model: the projection and the 督办.
+"""Activities that write the complaints' read model: the projection, the 督办 and the
+audit rows of the staff actions on a complaint.
 
 Each write is idempotent (a revision-gated upsert; notice keys derived from the
 complaint and the escalation's sequence), so a retried activity never duplicates
-a row.
+a row. A staff action's audit row travels with the write of the revision that records
+the action and is inserted only if that revision is newly written, in its transaction:
+the log holds the row exactly when the change happened, once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 
+from activities.read_model import audit_row, insert_new
 from domain.workcalendar import SHANGHAI
 from infra.db import write_session
-from models.case import WriteResult
+from models.case import AuditEntry, WriteResult
 from models.complaint import (
     ANSWER_CLOCK,
     SUPERVISION_ORIGIN,
@@ -24,17 +30,19 @@ from models.complaint import (
     ComplaintEscalationInput,
     ProjectComplaintInput,
 )
-from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
+from models.tables import AuditRecord, ComplaintRecord, NotificationRecord, SupervisionNotice
 
 logger = logging.getLogger(__name__)
 
 
-def apply_complaint_projection(session: Session, projection: ProjectComplaintInput) -> None:
-    """Write the complaint's state unless a newer one is stored."""
+def apply_complaint_projection(session: Session, projection: ProjectComplaintInput) -> bool:
+    """Write the complaint's state, and the audit rows of the actions it records; False
+    (nothing written) when this revision or a newer one is stored."""
     snapshot = projection.snapshot
-    record = session.get(ComplaintRecord, snapshot.complaint_id)
+    # Locked, so that a concurrent write of the same revision waits, then finds it stored.
+    record = session.get(ComplaintRecord, snapshot.complaint_id, with_for_update=True)
     if record is not None and record.revision >= snapshot.revision:
-        return
+        return False
     if record is None:
         record = ComplaintRecord(
             complaint_id=snapshot.complaint_id,
@@ -56,6 +64,13 @@ def apply_complaint_projection(session: Session, projection: ProjectComplaintInp
     record.revision = snapshot.revision
     record.snapshot = snapshot.model_dump(mode="json")
     session.add(record)
+    insert_new(session, AuditRecord, complaint_audit_rows(projection.audit, snapshot.case_id))
+    return True
+
+
+def complaint_audit_rows(entries: Sequence[AuditEntry], case_id: str | None) -> list[dict[str, Any]]:
+    """The audit rows of staff actions on a complaint; one about a department alone has no case."""
+    return [audit_row(entry, case_id) for entry in entries]
 
 
 def supervision_notice_id(complaint_id: str, sequence: int) -> str:
@@ -104,11 +119,9 @@ def apply_complaint_escalation(session: Session, escalation: ComplaintEscalation
 def apply_complaint_changes(session: Session, changes: ComplaintChanges) -> bool:
     """One change of a complaint in one transaction; False (nothing written) when its
     revision is stored already, so a retried or replayed write changes nothing."""
-    snapshot = changes.snapshot
-    record = session.get(ComplaintRecord, snapshot.complaint_id)
-    if record is not None and record.revision >= snapshot.revision:
+    projection = ProjectComplaintInput(snapshot=changes.snapshot, events=changes.events, audit=changes.audit)
+    if not apply_complaint_projection(session, projection):
         return False
-    apply_complaint_projection(session, ProjectComplaintInput(snapshot=snapshot, events=changes.events))
     for escalation in changes.escalations:
         apply_complaint_escalation(session, escalation)
     return True

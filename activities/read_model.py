@@ -380,7 +380,8 @@ def insert_new(session: Session, table: type[SQLModel], rows: Sequence[dict[str,
         session.connection().execute(prepared_statement(session, _insert_new_builder(table)), list(rows))
 
 
-def audit_row(entry: AuditEntry, case_id: str) -> dict[str, Any]:
+def audit_row(entry: AuditEntry, case_id: str | None) -> dict[str, Any]:
+    """The audit-log row of a staff action (``case_id`` None: a complaint about a department)."""
     return {
         "at": entry.at,
         "actor": entry.actor.username,

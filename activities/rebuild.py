@@ -18,7 +18,10 @@ yet, and skipping it loses nothing.
 What Temporal never saw cannot come back from it: user accounts (dev's demo accounts
 are recreated by the API at start; real ones come from a backup), catalogue versions
 published through the API or CLI (the shipped ones are recorded again at start), the
-acknowledgements of 督办 notices (they come back unacknowledged) and the audit log.
+acknowledgements of 督办 notices (they come back unacknowledged) and the audit rows of
+actions outside cases and complaints. A case's or complaint's staff actions travel in the
+inputs of its writes and come back with it; rows the API wrote itself (actions taken
+before their workflows carried them) do not.
 Workflows closed longer ago than the namespace's retention period are gone from
 Temporal too. Timeliness figures are computed with the calendar given here, which
 must be the worker's.
@@ -106,10 +109,10 @@ REBUILT_TABLES: tuple[type[SQLModel], ...] = (
 )
 
 # What only the API writes, so only a backup can restore (said in every report).
-NOT_IN_TEMPORAL_ZH = "用户账号、经接口发布的事项版本、督办签收记录、案件以外操作的审计日志"
+NOT_IN_TEMPORAL_ZH = "用户账号、经接口发布的事项版本、督办签收记录、案件和投诉以外操作的审计日志"
 NOT_IN_TEMPORAL = (
     "user accounts, catalogue versions published via the API/CLI, notice acknowledgements, "
-    "the audit log of actions outside cases (a case's own actions are rebuilt with it)"
+    "the audit log of actions outside cases and complaints (their own actions are rebuilt with them)"
 )
 
 Progress = Callable[[int, int | None], None]

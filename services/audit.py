@@ -1,13 +1,16 @@
-"""The audit log (审计日志): every staff action that succeeded, written in this one place.
+"""The audit log (审计日志): every staff action that succeeded.
 
-Routes call ``record_staff_action`` after the action has taken effect. A request
-retried with the same Idempotency-Key is the same action and adds no second row
-(unique on action + request key). Applicants' own actions are in their case's
-history and not audited here. Rows are only ever added: nothing updates or deletes
-them (models/tables.py refuses both); admins read them at ``GET /audit``.
-Free text in ``detail`` is stored masked, so the log holds no ID number or phone.
-If the row cannot be written the request fails although the action took effect; a
-retry with the same Idempotency-Key then writes the row without repeating the action.
+A case's or complaint's staff action carries its row into its workflow
+(``services.cases.staff_audit``), which writes it in the same transaction as the change
+it records. Other routes (catalogue, 督办 acknowledgements) call ``record_staff_action``
+after the action has taken effect. A request retried with the same Idempotency-Key is
+the same action and adds no second row (unique on action + request key). Applicants'
+own actions are in their case's history and not audited here. Rows are only ever
+added: nothing updates or deletes them (models/tables.py refuses both); admins read
+them at ``GET /audit``. Free text in ``detail`` is stored masked, so the log holds no
+ID number or phone. If ``record_staff_action`` cannot write the row the request fails
+although the action took effect; a retry with the same Idempotency-Key then writes the
+row without repeating the action.
 """
 
 from __future__ import annotations

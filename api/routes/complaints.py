@@ -5,8 +5,11 @@ department of it) or about a department; a clerk may file for a walk-in
 applicant. Each complaint runs as a ComplaintWorkflow (ID ``cp-<hex>``, no
 personal data) on the cases' task queue; its actions are workflow Updates whose
 validators decide role, department, state and input, and whose Update ids derive
-from the request's Idempotency-Key. Lists and reads come from the read model
-(ComplaintRecord), the timeline from the workflow's history.
+from the request's Idempotency-Key. A staff member's filing or action carries its
+audit-log row in the workflow's input, and the workflow writes it in the same
+transaction as the change it records (activities/complaints.py): nothing here writes
+the read model. Lists and reads come from the read model (ComplaintRecord), the
+timeline from the workflow's history.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ from models.complaint import (
 from models.errors import DomainError, ErrorCode
 from models.tables import ComplaintRecord
 from services.access import visible_case
-from services.audit import AuditAction, record_staff_action
+from services.audit import AuditAction
+from services.cases import staff_audit
 from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
 from workflows.complaint.workflow import ComplaintWorkflow
 
@@ -164,7 +168,9 @@ def new_complaint_id(username: str, idempotency_key: str | None) -> str:
     return f"cp-{digest[:20]}"
 
 
-def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, complaint_id: str) -> ComplaintInput:
+def _complaint_input(
+    engine: Engine, actor: Actor, body: FileComplaintRequest, complaint_id: str, idempotency_key: str | None
+) -> ComplaintInput:
     """Check what the complaint is about and who follows it (404 for a case the actor may not see)."""
     departments = load_departments()
     complainant = actor.username if actor.role == "applicant" else None
@@ -206,6 +212,14 @@ def _complaint_input(engine: Engine, actor: Actor, body: FileComplaintRequest, c
         answer_working_days=ANSWER_WORKING_DAYS,
         request_fingerprint=request_fingerprint(body.model_dump()),
         submission_id=uuid.uuid4().hex,
+        # A clerk's filing is audited (an applicant's own is not: staff_audit gives None).
+        audit=staff_audit(
+            actor,
+            AuditAction.COMPLAINT_FILE,
+            complaint_id,
+            {"step": body.step, "department": department},
+            idempotency_key,
+        ),
     )
 
 
@@ -222,7 +236,7 @@ async def file_complaint(
     """受理 a complaint; the answer is due within five working days."""
     require_role(actor, "applicant", "clerk")
     complaint_id = new_complaint_id(actor.username, idempotency_key)
-    complaint = await run_in_threadpool(_complaint_input, engine, actor, body, complaint_id)
+    complaint = await run_in_threadpool(_complaint_input, engine, actor, body, complaint_id, idempotency_key)
     snapshot = await start_with_update(
         client,
         ComplaintWorkflow.run,
@@ -237,16 +251,6 @@ async def file_complaint(
     if snapshot.submission_id != complaint.submission_id:
         refuse_reused_key(snapshot.request_fingerprint, complaint.request_fingerprint)
         response.status_code = 200
-    await run_in_threadpool(
-        record_staff_action,
-        engine,
-        actor,
-        AuditAction.COMPLAINT_FILE,
-        case_id=snapshot.case_id,
-        target=snapshot.complaint_id,
-        detail={"step": snapshot.step, "department": snapshot.department},
-        idempotency_key=idempotency_key,
-    )
     return _response(snapshot)
 
 
@@ -424,7 +428,6 @@ AUDIT_ACTIONS = {
 
 async def _act(
     client: Client,
-    engine: Engine,
     complaint_id: str,
     action: str,
     update: Any,
@@ -432,6 +435,16 @@ async def _act(
     idempotency_key: str | None,
 ) -> ComplaintResponse:
     _known_id(complaint_id)
+    # The audit row travels with the Update: the workflow writes it with the change it records.
+    entry = staff_audit(
+        argument.actor,
+        AUDIT_ACTIONS[action],
+        complaint_id,
+        # The answer itself stays in the complaint; the log says who answered and when.
+        argument.model_dump(mode="json", exclude={"actor", "answer", "audit"}, exclude_none=True),
+        idempotency_key,
+    )
+    argument = argument.model_copy(update={"audit": entry})
     try:
         snapshot = await send_update(
             client,
@@ -447,17 +460,6 @@ async def _act(
         if error.code == ErrorCode.CONFLICT:
             raise DomainError(ErrorCode.CONFLICT, "投诉已办结 (the complaint is closed)") from error
         raise
-    await run_in_threadpool(
-        record_staff_action,
-        engine,
-        argument.actor,
-        AUDIT_ACTIONS[action],
-        case_id=snapshot.case_id,
-        target=complaint_id,
-        # The answer itself stays in the complaint; the log says who answered and when.
-        detail=argument.model_dump(mode="json", exclude={"actor", "answer"}, exclude_none=True),
-        idempotency_key=idempotency_key,
-    )
     return _shown_to(argument.actor, snapshot)
 
 
@@ -467,13 +469,12 @@ async def assign_complaint(
     body: AssignComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
-    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """分派: a supervisor hands the complaint to a department."""
     require_role(actor, "supervisor")
     argument = AssignComplaintInput(actor=actor, department=body.department, note=body.note)
-    return await _act(client, engine, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
+    return await _act(client, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
 
 
 @router.post("/{complaint_id}/answer", response_model=ComplaintResponse)
@@ -482,13 +483,12 @@ async def answer_complaint(
     body: AnswerComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
-    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """答复: an officer of the assigned department answers."""
     require_role(actor, "officer")
     argument = AnswerComplaintInput(actor=actor, answer=body.answer)
-    return await _act(client, engine, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
+    return await _act(client, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
 
 
 @router.post("/{complaint_id}/close", response_model=ComplaintResponse)
@@ -497,10 +497,9 @@ async def close_complaint(
     body: CloseComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
-    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """办结: a supervisor closes the answered complaint, recording whether the complainant was satisfied."""
     require_role(actor, "supervisor")
     argument = CloseComplaintInput(actor=actor, satisfied=body.satisfied, note=body.note)
-    return await _act(client, engine, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)
+    return await _act(client, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)

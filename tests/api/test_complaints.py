@@ -1,5 +1,6 @@
 """Complaints (投诉) over HTTP: filing on one's own case or about a department, who may
-see and act on which complaint, the timeline from history and the CSV export."""
+see and act on which complaint, the audit rows of staff actions (once per request), the
+timeline from history and the CSV export."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 from temporalio.testing import WorkflowEnvironment
 
 from api.routes.complaints import new_complaint_id
 from domain.catalogue import load_departments
 from domain.workcalendar import WorkingCalendar, default_calendar_file
+from models.tables import AuditRecord
 from tests.api.helpers import Cases, Login, assert_error
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
@@ -226,6 +230,40 @@ async def test_full_path_through_the_api_and_a_closed_complaint_takes_no_more_ac
     # The retried assignment (same Idempotency-Key) was applied once.
     timeline = await api.get(f"/complaints/{complaint_id}/timeline", headers=await login("supervisor"))
     assert [event["type"] for event in timeline.json()["events"]] == ["accepted", "assigned", "answered", "closed"]
+
+
+def audit_rows(engine: Engine, complaint_id: str) -> list[tuple[str, str, str | None]]:
+    with Session(engine) as session:
+        query = select(AuditRecord).where(col(AuditRecord.target) == complaint_id).order_by(col(AuditRecord.at))
+        return [(row.action, row.actor, row.request_key) for row in session.execute(query).scalars()]
+
+
+async def test_a_retried_filing_or_action_with_the_same_idempotency_key_is_audited_once(
+    api, login, engine, cases: Cases
+):
+    case = await cases.submit(as_user="applicant1")
+    body = {"case_id": case["case_id"], "step": "birth_certificate"}
+    first = await file(api, login, as_user="hospital_clerk", key="audited-walk-in", **body)
+    again = await file(api, login, as_user="hospital_clerk", key="audited-walk-in", **body)
+    assert (first.status_code, again.status_code) == (201, 200), (first.text, again.text)
+    complaint_id = first.json()["complaint_id"]
+    assert again.json()["complaint_id"] == complaint_id
+
+    for action, user, payload in (
+        ("assign", "supervisor", {"department": "hospital", "note": "请核实"}),
+        ("answer", "hospital_officer", {"answer": "已核实并致歉。"}),
+        ("close", "supervisor", {"satisfied": True}),
+    ):
+        for attempt in range(2):  # the second is the client's retry, with the same key
+            response = await act(api, login, complaint_id, action, user, key=f"{action}-1", **payload)
+            assert response.status_code == 200, (action, attempt, response.text)
+
+    assert audit_rows(engine, complaint_id) == [
+        ("complaint_file", "hospital_clerk", f"{complaint_id}/audited-walk-in"),
+        ("complaint_assign", "supervisor", f"{complaint_id}/assign-1"),
+        ("complaint_answer", "hospital_officer", f"{complaint_id}/answer-1"),
+        ("complaint_close", "supervisor", f"{complaint_id}/close-1"),
+    ]
 
 
 async def test_lists_and_reads_show_each_role_only_its_complaints_oldest_due_first(

@@ -1,35 +1,51 @@
 """The engine's hot path: a case answers its submission in one round trip, each workflow task
 writes the read model once (state, events, notices and the audit row of the action that
 caused them, in one transaction), and an officer's action is answered from the Update's
-result without the API touching the database."""
+result without the API touching the database. Complaints write their staff actions' audit
+rows the same way."""
 
 from __future__ import annotations
 
 import inspect
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, delete, event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, Interceptor, OutboundInterceptor
 from temporalio.testing import WorkflowEnvironment
 
 from activities.case_changes import apply_case_changes
+from activities.complaints import ComplaintActivities, supervision_notice_id
+from activities.rebuild import apply_write, read_recorded_writes
 from api import deps
 from api.accounts import ensure_demo_accounts
 from api.main import create_app
 from domain.catalogue import shipped_definitions
 from domain.workcalendar import WorkingCalendar, default_calendar_file
-from models.case import AuditEntry, CaseChanges, CaseSnapshot, ClaimInput, NotificationInput
-from models.tables import AuditRecord, CaseRecord, NotificationRecord, TaskRecord
+from models.case import Actor, AuditEntry, CaseChanges, CaseSnapshot, ClaimInput, NotificationInput
+from models.complaint import (
+    COMPLAINT_STATUS_ZH,
+    ComplaintActivityName,
+    ComplaintChanges,
+    ComplaintEscalationInput,
+    ComplaintEventType,
+    ComplaintSnapshot,
+    ComplaintStatus,
+    ProjectComplaintInput,
+)
+from models.tables import AuditRecord, CaseRecord, ComplaintRecord, NotificationRecord, SupervisionNotice, TaskRecord
 from settings import Settings
 from tests.api.helpers import Cases, task_id, token_login
-from tests.conftest import make_test_engine, running_worker, terminate_cases
-from workflows.history import local_activity_outcome
+from tests.conftest import make_test_engine, read_model_url, running_worker, terminate_cases
+from workflows.history import local_activity_outcome, replayed_local_writes
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 
@@ -228,3 +244,219 @@ async def test_a_retried_write_changes_nothing_and_an_older_one_is_ignored(count
         assert session.execute(select(col(CaseRecord.revision))).scalar_one() == stored + 10
     assert _count(engine, AuditRecord) == audit_before + 1
     assert _count(engine, TaskRecord) >= 1
+
+
+# --- complaints: the staff action's audit row goes with the write of its change -----------------
+
+
+def _complaint_audit(engine: Engine, complaint_id: str) -> list[AuditRecord]:
+    with Session(engine) as session:
+        query = select(AuditRecord).where(col(AuditRecord.target) == complaint_id).order_by(col(AuditRecord.id))
+        return list(session.execute(query).scalars())
+
+
+async def test_a_complaint_action_is_audited_by_the_workflows_write_of_its_change_not_by_the_api(
+    env, counted_api, api_engine, engine
+):
+    login = token_login(counted_api)
+    filed = await counted_api.post(
+        "/complaints",
+        json={"department": "police", "content": "办理超时，无人答复。"},
+        headers=await login("applicant1"),
+    )
+    assert filed.status_code == 201, filed.text
+    complaint_id = filed.json()["complaint_id"]
+    supervisor = await login("supervisor")
+    await login("hospital_officer")  # logging in reads the accounts table; the actions must not
+
+    # Refused actions change nothing, so they leave no audit row.
+    refused = await counted_api.post(
+        f"/complaints/{complaint_id}/assign", json={"department": "nowhere"}, headers=supervisor
+    )
+    assert refused.status_code == 422, refused.text
+    not_yet = await counted_api.post(
+        f"/complaints/{complaint_id}/answer", json={"answer": "已处理。"}, headers=await login("hospital_officer")
+    )
+    assert not_yet.status_code == 409, not_yet.text
+    assert _complaint_audit(engine, complaint_id) == []  # an applicant's own filing is not audited either
+
+    statements = count_statements(api_engine)
+    assigned = await counted_api.post(
+        f"/complaints/{complaint_id}/assign",
+        json={"department": "police", "note": "请核实"},
+        headers={**supervisor, "Idempotency-Key": "assign-1"},
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert statements == []  # the API wrote no audit row of its own
+
+    # The row is in the write that records the assignment: the same revision, the same transaction.
+    history = await env.client.get_workflow_handle(complaint_id).fetch_history()
+    writes: list[ComplaintChanges] = [
+        changes
+        for _, changes in await replayed_local_writes(
+            history, env.client.data_converter, {ComplaintActivityName.WRITE_COMPLAINT_CHANGES}
+        )
+    ]
+    [audited] = [changes for changes in writes if changes.audit]
+    assert audited.snapshot.status == ComplaintStatus.ASSIGNED
+    assert [event.type for event in audited.events] == [ComplaintEventType.ASSIGNED]
+    assert [(entry.action, entry.request_key) for entry in audited.audit] == [
+        ("complaint_assign", f"{complaint_id}/assign-1")
+    ]
+    [row] = _complaint_audit(engine, complaint_id)
+    assert (row.action, row.actor, row.role, row.case_id, row.detail, row.request_key) == (
+        "complaint_assign",
+        "supervisor",
+        "supervisor",
+        None,
+        {"department": "police", "note": "请核实"},
+        f"{complaint_id}/assign-1",
+    )
+    with Session(engine) as session:
+        record = session.get(ComplaintRecord, complaint_id)
+        assert record is not None
+        assert (record.status, record.revision) == ("assigned", audited.snapshot.revision)
+
+
+def _audit_columns(rows: list[AuditRecord]) -> list[dict[str, Any]]:
+    return [row.model_dump(exclude={"id"}) for row in rows]
+
+
+async def test_a_rebuilt_read_model_gets_a_complaints_audit_rows_back(env, counted_api, engine, tmp_path: Path):
+    """`onething rebuild` restores a complaint's staff actions' audit rows, as it does a case's:
+    they are in the writes its history records."""
+    login = token_login(counted_api)
+    filed = await counted_api.post(
+        "/complaints",
+        json={"department": "police", "content": "窗口代群众投诉：无人答复。"},
+        headers={**await login("hospital_clerk"), "Idempotency-Key": "rebuilt-walk-in"},
+    )
+    assert filed.status_code == 201, filed.text
+    complaint_id = filed.json()["complaint_id"]
+    assigned = await counted_api.post(
+        f"/complaints/{complaint_id}/assign", json={"department": "police"}, headers=await login("supervisor")
+    )
+    assert assigned.status_code == 200, assigned.text
+    lost = _complaint_audit(engine, complaint_id)
+    assert [row.action for row in lost] == ["complaint_file", "complaint_assign"]
+
+    (tmp_path / "rebuilt").mkdir()
+    rebuilt = make_test_engine(read_model_url(tmp_path / "rebuilt"))
+    try:
+        description = await env.client.get_workflow_handle(complaint_id).describe()
+        recorded = await read_recorded_writes(env.client, description)
+        for write in recorded.writes:
+            apply_write(rebuilt, CALENDAR, recorded.run_id, write)
+        assert _audit_columns(_complaint_audit(rebuilt, complaint_id)) == _audit_columns(lost)
+    finally:
+        rebuilt.dispose()
+
+
+FILED_AT = datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
+COMPLAINT_ID = "cp-00000000000000000a01"
+SUPERVISOR = Actor(username="supervisor", role="supervisor")
+
+
+def _complaint_at(revision: int, status: ComplaintStatus) -> ComplaintSnapshot:
+    return ComplaintSnapshot(
+        complaint_id=COMPLAINT_ID,
+        case_id=None,
+        step=None,
+        named_department="police",
+        department="police",
+        department_zh="公安局",
+        assigned_department="police" if status != ComplaintStatus.ACCEPTED else None,
+        status=status,
+        status_zh=COMPLAINT_STATUS_ZH[status],
+        complainant="applicant1",
+        filed_by="applicant1",
+        content="办理超时，无人答复。",
+        filed_at=FILED_AT,
+        due_at=FILED_AT + timedelta(days=7),
+        revision=revision,
+    )
+
+
+def _assign_audit(note: str) -> AuditEntry:
+    # No request key (the request had no Idempotency-Key): only the revision keeps a retry from logging twice.
+    return AuditEntry(
+        action="complaint_assign",
+        actor=SUPERVISOR,
+        target=COMPLAINT_ID,
+        detail={"department": "police", "note": note},
+        at=FILED_AT + timedelta(hours=1),
+    )
+
+
+def test_a_complaints_audit_row_commits_or_rolls_back_with_the_change_it_records(engine):
+    activities = ComplaintActivities(engine)
+    activities.write_complaint_changes(ComplaintChanges(snapshot=_complaint_at(1, ComplaintStatus.ACCEPTED), events=[]))
+    escalation = ComplaintEscalationInput(
+        complaint_id=COMPLAINT_ID,
+        department="police",
+        sequence=1,
+        due_at=FILED_AT + timedelta(days=7),
+        at=FILED_AT + timedelta(days=8),
+    )
+    assignment = ComplaintChanges(
+        snapshot=_complaint_at(2, ComplaintStatus.ASSIGNED),
+        events=[],
+        escalations=[escalation],
+        audit=[_assign_audit("请核实")],
+    )
+    # A stray 督办 row makes this write fail at its end, after its audit row was inserted.
+    notice_id = supervision_notice_id(COMPLAINT_ID, 1)
+    with Session(engine) as session:
+        session.add(
+            SupervisionNotice(
+                notice_id=notice_id,
+                case_id=COMPLAINT_ID,
+                step="answer",
+                department="police",
+                sequence=1,
+                message_zh="冲突",
+                issued_at=FILED_AT,
+            )
+        )
+        session.commit()
+
+    with pytest.raises(IntegrityError):
+        activities.write_complaint_changes(assignment)
+    assert _complaint_audit(engine, COMPLAINT_ID) == []  # rolled back with the change
+    with Session(engine) as session:
+        assert session.execute(select(col(ComplaintRecord.revision))).scalar_one() == 1
+        session.execute(delete(SupervisionNotice).where(col(SupervisionNotice.notice_id) == notice_id))
+        session.commit()
+
+    for _ in range(2):  # the activity's retry succeeds; a second retry finds the revision stored
+        assert activities.write_complaint_changes(assignment).revision == 2
+    [row] = _complaint_audit(engine, COMPLAINT_ID)
+    assert (row.action, row.detail) == ("complaint_assign", {"department": "police", "note": "请核实"})
+    # An older revision (a write overtaken by a newer one) writes neither state nor audit row.
+    older = ComplaintChanges(
+        snapshot=_complaint_at(1, ComplaintStatus.ACCEPTED), events=[], audit=[_assign_audit("旧的")]
+    )
+    activities.write_complaint_changes(older)
+    assert len(_complaint_audit(engine, COMPLAINT_ID)) == 1
+    with Session(engine) as session:
+        assert session.execute(select(col(ComplaintRecord.status))).scalar_one() == "assigned"
+
+
+def test_a_first_edition_complaint_writes_its_audit_rows_with_its_projection_once(engine):
+    """Complaints started before the one-write patch write through project_complaint: the
+    audit rows it carries are written with the revision that records their actions, once."""
+    activities = ComplaintActivities(engine)
+    activities.project_complaint(ProjectComplaintInput(snapshot=_complaint_at(1, ComplaintStatus.ACCEPTED), events=[]))
+    assignment = ProjectComplaintInput(
+        snapshot=_complaint_at(2, ComplaintStatus.ASSIGNED), events=[], audit=[_assign_audit("请核实")]
+    )
+    for _ in range(2):  # the second is a retry of a write that succeeded
+        activities.project_complaint(assignment)
+    activities.project_complaint(
+        ProjectComplaintInput(
+            snapshot=_complaint_at(1, ComplaintStatus.ACCEPTED), events=[], audit=[_assign_audit("旧的")]
+        )
+    )
+    assert [(row.action, row.detail["note"]) for row in _complaint_audit(engine, COMPLAINT_ID)] == [
+        ("complaint_assign", "请核实")
+    ]

@@ -8,28 +8,41 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from temporalio.api.enums.v1 import EventType as HistoryEventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    StartActivityInput,
+    UnsandboxedWorkflowRunner,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+from temporalio.workflow import ActivityHandle
 
 from api.routes.complaints import new_complaint_id, read_complaint_history
 from domain.catalogue import load_departments
 from domain.workcalendar import SHANGHAI
-from models.case import Actor, ComputeDeadlinesResult
+from models.case import Actor, AuditEntry, ComputeDeadlinesResult
 from models.complaint import (
     AnswerComplaintInput,
     AssignComplaintInput,
     CloseComplaintInput,
+    ComplaintActivityName,
     ComplaintEventType,
     ComplaintInput,
     ComplaintSnapshot,
+    ComplaintStatus,
+    ProjectComplaintInput,
 )
 from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
 from settings import installed_binary
@@ -405,3 +418,78 @@ async def test_rejected_actions_write_nothing_to_history_and_accepted_ones_do(de
         await update(handle, ComplaintWorkflow.assign, AssignComplaintInput(actor=SUPERVISOR, department="police"))
         assert len((await handle.fetch_history()).events) > before
         assert await event_types(dev_env.client, complaint.complaint_id) == ["accepted", "assigned"]
+
+
+# --- first-edition complaints (started before the one-write patch) ------------------------------
+
+FIRST_EDITION = Path(__file__).resolve().parent.parent / "histories" / "v1" / "complaint-answered-closed.json"
+
+
+class ProjectionCapture(Interceptor):
+    """Collects the inputs of the project_complaint activities a replay schedules."""
+
+    def __init__(self) -> None:
+        self.projections: list[ProjectComplaintInput] = []
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        projections = self.projections
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
+                if input.activity == ComplaintActivityName.PROJECT_COMPLAINT:
+                    projections.append(input.args[0])
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+async def test_a_first_edition_complaint_writes_each_actions_audit_row_with_the_projection_of_its_change():
+    """A complaint running since before the one-write patch replays its project_complaint
+    activities unchanged; the audit row today's API puts into an action's input goes into the
+    projection that records the action, once (so the API need not write it)."""
+    history = WorkflowHistory.from_json(FIRST_EDITION.stem, FIRST_EDITION.read_text(encoding="utf-8"))
+    for event in history.events:
+        if event.event_type != HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            continue
+        update_input = event.workflow_execution_update_accepted_event_attributes.accepted_request.input
+        if update_input.name not in {"assign", "answer", "close"}:
+            continue
+        (argument,) = await TEST_DATA_CONVERTER.decode(update_input.args.payloads, [dict])
+        argument["audit"] = AuditEntry(
+            action=f"complaint_{update_input.name}",
+            actor=Actor.model_validate(argument["actor"]),
+            target=history.workflow_id,
+            request_key=f"{history.workflow_id}/{update_input.name}-1",
+        ).model_dump(mode="json")
+        encoded = await TEST_DATA_CONVERTER.encode([argument])
+        del update_input.args.payloads[:]
+        update_input.args.payloads.extend(encoded)
+
+    capture = ProjectionCapture()
+    replayer = Replayer(
+        workflows=[ComplaintWorkflow],
+        data_converter=TEST_DATA_CONVERTER,
+        interceptors=[capture],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replay.replay_failure is None  # the same commands as recorded
+
+    audited = [
+        (projection.snapshot.status, [event.type for event in projection.events], projection.audit)
+        for projection in capture.projections
+        if projection.audit
+    ]
+    assert [(status, types, [entry.action for entry in audit]) for status, types, audit in audited] == [
+        (ComplaintStatus.ASSIGNED, [ComplaintEventType.ASSIGNED], ["complaint_assign"]),
+        (ComplaintStatus.ANSWERED, [ComplaintEventType.ANSWERED], ["complaint_answer"]),
+        (ComplaintStatus.CLOSED, [ComplaintEventType.CLOSED], ["complaint_close"]),
+    ]
+    # Entries sent without a time take the workflow's time of the action.
+    assert all(entry.at is not None for _, _, audit in audited for entry in audit)

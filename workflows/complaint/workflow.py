@@ -5,7 +5,9 @@ calendar activity, so the deadline is in history). While it is unanswered the sh
 statutory clock (workflows/kit/clock.py) warns, marks it overdue and sends a 督办 to the
 department each further working day. Actions are Updates whose validators reject bad
 requests before anything is written to history (workflows/complaint/state.py holds the
-rules); every change is projected to the read model through one writer.
+rules); every change is projected to the read model through one writer, and a staff
+action's audit row (sent by the API in the action's input) goes with the write that
+records the action, in its transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from workflows.kit.projection import Projection
 from workflows.kit.rejection import checked
 
 with workflow.unsafe.imports_passed_through():
-    from models.case import DeadlineRequest
+    from models.case import AuditEntry, DeadlineRequest
     from models.complaint import (
         ANSWER_CLOCK,
         AnswerComplaintInput,
@@ -51,6 +53,7 @@ class ComplaintWorkflow:
         self._one_write = workflow.patched(ONE_WRITE_PATCH)
         self._calendar = CalendarCalls(short=self._one_write)
         self._escalations: list[ComplaintEscalationInput] = []
+        self._audit: list[AuditEntry] = []  # staff actions' audit rows since the previous write
         self._projection: Projection[ComplaintEvent] = Projection()
 
     @workflow.run
@@ -71,6 +74,7 @@ class ComplaintWorkflow:
             due_at=state.clock.due_at,
             detail={"case_id": complaint.case_id, "step": complaint.step} if complaint.case_id else {},
         )
+        self._audited(complaint.audit)
         state.accepted = True
         self._projection.changed()
         clock = asyncio.create_task(self._answer_clock().keep())
@@ -129,6 +133,7 @@ class ComplaintWorkflow:
     @workflow.update
     async def assign(self, action: AssignComplaintInput) -> ComplaintSnapshot:
         self._state.assign(action, workflow.now())
+        self._audited(action.audit)
         detail = {"note": action.note} if action.note else {}
         self._record(
             ComplaintEventType.ASSIGNED, actor=action.actor.username, department=action.department, detail=detail
@@ -144,6 +149,7 @@ class ComplaintWorkflow:
         state = self._state
         on_time = not state.clock.overdue
         state.record_answer(action, workflow.now())
+        self._audited(action.audit)
         self._record(
             ComplaintEventType.ANSWERED,
             actor=action.actor.username,
@@ -160,6 +166,7 @@ class ComplaintWorkflow:
     @workflow.update
     async def close(self, action: CloseComplaintInput) -> ComplaintSnapshot:
         self._state.close(action, workflow.now())
+        self._audited(action.audit)
         detail: dict[str, Any] = {"satisfied": action.satisfied}
         if action.note:
             detail["note"] = action.note
@@ -186,13 +193,25 @@ class ComplaintWorkflow:
             ComplaintEvent(seq=self._projection.next_seq, at=workflow.now(), type=event_type, **fields)
         )
 
+    def _audited(self, entry: AuditEntry | None) -> None:
+        """The staff action's audit row goes with the write that records its change."""
+        if entry is not None:
+            self._audit.append(entry if entry.at else entry.model_copy(update={"at": workflow.now()}))
+
     async def _write_projection(self, events: list[ComplaintEvent]) -> None:
+        audit, self._audit = self._audit, []
         if self._one_write:
             escalations, self._escalations = self._escalations, []
-            changes = ComplaintChanges(snapshot=self._snapshot(), events=events, escalations=escalations)
+            changes = ComplaintChanges(snapshot=self._snapshot(), events=events, escalations=escalations, audit=audit)
             await calls.write_complaint_changes(changes)
         else:
-            await calls.project_complaint(ProjectComplaintInput(snapshot=self._snapshot(), events=events))
+            # A complaint started before the one-write patch writes its audit rows through the
+            # project_complaint activity its history already schedules, in that write's
+            # transaction and only if its revision is new (as a first-edition case does): the
+            # commands replay unchanged (an activity's input is not compared), the API writes
+            # no row of its own, so a row is neither lost nor written twice.
+            projection = ProjectComplaintInput(snapshot=self._snapshot(), events=events, audit=audit)
+            await calls.project_complaint(projection)
 
     def _snapshot(self) -> ComplaintSnapshot:
         return self._state.snapshot(now=workflow.now(), revision=self._projection.revision)
