@@ -47,6 +47,9 @@ FEED_RESYNC_SECONDS = 1.0
 
 # A desk's inbox listing, and its change feed's (the feed's ETags are the listing's).
 INBOX_QUERY = {"limit": 200}
+# A desk's connections: its claims and completions in hand (the harness allows 32), its
+# change-feed stream and its inbox reads.
+DESK_CONNECTIONS = 40
 
 InboxFeed = Literal["sse", "poll"]
 
@@ -295,12 +298,27 @@ class FullPathDriver:
     async def officer_desk(self, department: str, concurrency: int) -> None:
         """Work one department's inbox until stop(): on the change feed or by polling."""
         headers = self.headers[OFFICERS[department]]
-        inbox = Inbox(self.http, headers)
+        async with self._desk_client() as http:
+            await self._run_desk(http, headers, concurrency)
+
+    def _desk_client(self) -> httpx.AsyncClient:
+        """Each desk has a connection pool of its own, as each officer has a browser of their
+        own; one pool shared by every desk scans all its connections on every request (httpcore)
+        and that scan, not the requests, became most of the driver's CPU."""
+        return httpx.AsyncClient(
+            base_url=self.http.base_url,
+            timeout=self.http.timeout,
+            event_hooks=self.http.event_hooks,
+            limits=httpx.Limits(max_connections=DESK_CONNECTIONS, max_keepalive_connections=DESK_CONNECTIONS),
+        )
+
+    async def _run_desk(self, http: httpx.AsyncClient, headers: dict[str, str], concurrency: int) -> None:
+        inbox = Inbox(http, headers)
         slots = asyncio.Semaphore(concurrency)
         working: set[asyncio.Task[None]] = set()
         changed = asyncio.Event()
         self._wake.add(changed)
-        listener = asyncio.create_task(self._listen(inbox, changed)) if self.feed == "sse" else None
+        listener = asyncio.create_task(self._listen(http, inbox, changed)) if self.feed == "sse" else None
         try:
             while not self._stopping:
                 if listener is not None:
@@ -315,7 +333,7 @@ class FullPathDriver:
                 for task in fresh:
                     self._in_hand.add(task["task_id"])
                     await slots.acquire()
-                    job = asyncio.create_task(self._work(task, headers, slots))
+                    job = asyncio.create_task(self._work(http, task, headers, slots))
                     working.add(job)
                     job.add_done_callback(working.discard)
                 if not fresh and listener is None:
@@ -327,15 +345,13 @@ class FullPathDriver:
             if working:
                 await asyncio.gather(*working, return_exceptions=True)
 
-    async def _listen(self, inbox: Inbox, changed: asyncio.Event) -> None:
+    async def _listen(self, http: httpx.AsyncClient, inbox: Inbox, changed: asyncio.Event) -> None:
         """Read the inbox change feed; each `inbox` event naming a version other than the
         one last read wakes the desk. Reconnects when the stream ends or fails."""
         while not self._stopping:
             try:
                 timeout = httpx.Timeout(10.0, read=None)
-                feed = self.http.stream(
-                    "GET", "/tasks/events", params=INBOX_QUERY, headers=inbox.headers, timeout=timeout
-                )
+                feed = http.stream("GET", "/tasks/events", params=INBOX_QUERY, headers=inbox.headers, timeout=timeout)
                 async with feed as stream:
                     if stream.status_code != 200:
                         await asyncio.sleep(FEED_RESYNC_SECONDS)
@@ -352,14 +368,16 @@ class FullPathDriver:
             except httpx.HTTPError:
                 await asyncio.sleep(0.2)
 
-    async def _work(self, task: dict[str, Any], headers: dict[str, str], slots: asyncio.Semaphore) -> None:
+    async def _work(
+        self, http: httpx.AsyncClient, task: dict[str, Any], headers: dict[str, str], slots: asyncio.Semaphore
+    ) -> None:
         samples = self.samples
         task_id = task["task_id"]
         # Idempotency keys make a retried claim or completion answer as the first did.
         keyed = {**headers, "Idempotency-Key": f"bench-{task_id}"}
         try:
             begun = time.perf_counter()
-            claim = await self.http.post(f"/tasks/{task_id}/claim", headers=keyed)
+            claim = await http.post(f"/tasks/{task_id}/claim", headers=keyed)
             if claim.status_code != 200:
                 samples.error(f"claim {claim.status_code}")
                 self._in_hand.discard(task_id)  # the desk tries again on its next look
@@ -367,7 +385,7 @@ class FullPathDriver:
             samples.claim.append(time.perf_counter() - begun)
             result = sample_result(self.definition.step(task["step"]), self.form)
             begun = time.perf_counter()
-            done = await self.http.post(f"/tasks/{task_id}/complete", headers=keyed, json={"result": result})
+            done = await http.post(f"/tasks/{task_id}/complete", headers=keyed, json={"result": result})
             if done.status_code != 200:
                 samples.error(f"complete {done.status_code}")
                 self._in_hand.discard(task_id)
