@@ -11,6 +11,7 @@ nothing; ``onething rebuild`` applies the same changes again in order (activitie
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -236,20 +237,15 @@ def _case_upsert(insert: Any) -> Any:
 _TIMELINESS_COLUMNS = ("working_hours_used", "paused_working_hours", "on_time", "hours_bucket", "completed_on")
 
 
-def _task_upsert(insert: Any) -> Any:
+def _task_upsert(insert: Any, changing: tuple[str, ...] = _TASK_COLUMNS_SET) -> Any:
     statement = insert(TaskRecord)
-    return statement.on_conflict_do_update(
-        index_elements=["task_id"], set_={name: statement.excluded[name] for name in _TASK_COLUMNS_SET}
-    )
-
-
-def _finished_task_upsert(insert: Any) -> Any:
-    """A task finished by this change, with its timeliness figures."""
-    statement = insert(TaskRecord)
-    changing = _TASK_COLUMNS_SET + _TIMELINESS_COLUMNS
     return statement.on_conflict_do_update(
         index_elements=["task_id"], set_={name: statement.excluded[name] for name in changing}
     )
+
+
+# A task finished by this change, with its timeliness figures.
+_finished_task_upsert = partial(_task_upsert, changing=_TASK_COLUMNS_SET + _TIMELINESS_COLUMNS)
 
 
 # --- rows -------------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ the log holds the row exactly when the change happened, once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -21,7 +19,7 @@ from temporalio import activity
 from activities.read_model import audit_row, insert_new
 from domain.workcalendar import SHANGHAI
 from infra.db import write_session
-from models.case import AuditEntry, WriteResult
+from models.case import WriteResult
 from models.complaint import (
     ANSWER_CLOCK,
     SUPERVISION_ORIGIN,
@@ -64,13 +62,8 @@ def apply_complaint_projection(session: Session, projection: ProjectComplaintInp
     record.revision = snapshot.revision
     record.snapshot = snapshot.model_dump(mode="json")
     session.add(record)
-    insert_new(session, AuditRecord, complaint_audit_rows(projection.audit, snapshot.case_id))
+    insert_new(session, AuditRecord, [audit_row(entry, snapshot.case_id) for entry in projection.audit])
     return True
-
-
-def complaint_audit_rows(entries: Sequence[AuditEntry], case_id: str | None) -> list[dict[str, Any]]:
-    """The audit rows of staff actions on a complaint; one about a department alone has no case."""
-    return [audit_row(entry, case_id) for entry in entries]
 
 
 def supervision_notice_id(complaint_id: str, sequence: int) -> str:

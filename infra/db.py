@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -172,10 +173,10 @@ def write_session(engine: Engine) -> Iterator[Session]:
         session.commit()
 
 
-_WRITER_LOCKS: dict[int, threading.Lock] = {}
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _WRITER_LOCKS_GUARD = threading.Lock()
 
 
 def _writer_lock(engine: Engine) -> threading.Lock:
     with _WRITER_LOCKS_GUARD:
-        return _WRITER_LOCKS.setdefault(id(engine), threading.Lock())
+        return _WRITER_LOCKS.setdefault(engine, threading.Lock())
