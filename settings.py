@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # exits at this point of POST /cases. Refused in production.
     fault_crash_at: Literal["before_case_start", "after_case_start"] | None = None
     supervision_phone: str = "12345"
+    # The deployment's administrative division (GB/T 2260): the middle of readable case
+    # numbers (2026-330000-000123) and a company's registration division.
+    division_code: str = Field(default="330000", pattern=r"^\d{6}$")
     archive_dir: Path = ROOT / "var" / "archive"  # electronic archive packages (§7.1.3)
 
     # Temporal payload encryption: key id -> base64 of a 32-byte AES key, from env as

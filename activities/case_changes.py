@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 def apply_case_changes(session: Session, changes: CaseChanges, calendar: WorkingCalendar) -> bool:
     """Write one change of a case; False (and nothing written) when its revision is stored already."""
     snapshot = changes.snapshot
-    if not _upsert_case(session, snapshot):
+    if not _upsert_case(session, snapshot, changes.form):
         return False
     insert_new(
         session,
@@ -100,12 +100,15 @@ def apply_case_changes(session: Session, changes: CaseChanges, calendar: Working
     insert_new(session, NotificationRecord, notifications)
     insert_new(session, SupervisionNotice, notices)
     insert_new(session, AuditRecord, [audit_row(entry, snapshot.case_id) for entry in changes.audit])
-    bump_inbox_versions(session, departments)
+    # A new 督办 shows as a badge in its department's inbox: that inbox changed too.
+    bump_inbox_versions(session, departments | {notice["department"] for notice in notices})
     return True
 
 
-def _upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
-    """Insert or update the case row unless it holds this revision or a newer one."""
+def _upsert_case(session: Session, snapshot: CaseSnapshot, form: dict[str, Any] | None) -> bool:
+    """Insert or update the case row unless it holds this revision or a newer one. The
+    application (``form``) comes with the first write only, so later ones leave it be."""
+    applicant = (form or {}).get("applicant")
     values = {
         "case_id": snapshot.case_id,
         "thing": snapshot.thing,
@@ -120,6 +123,9 @@ def _upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
         "snapshot": snapshot.model_dump(mode="json"),
         "rating_closes_at": snapshot.rating_closes_at,
         "rating_open": snapshot.rating_open,
+        "case_no": snapshot.case_no,
+        "applicant_name": applicant.get("name") if isinstance(applicant, dict) else None,
+        "form": form,
     }
     result = session.connection().execute(prepared_statement(session, _case_upsert), values)
     # A row comes back only if one was inserted or updated (rowcount is unknown on psycopg).

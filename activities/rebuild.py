@@ -54,6 +54,7 @@ from activities.read_model import (
     notification_key,
 )
 from domain.workcalendar import WorkingCalendar
+from infra.case_registry import restore_registrations
 from infra.timeliness_rollup import recompute_timeliness_rollup
 from models.case import (
     ActivityName,
@@ -66,7 +67,9 @@ from models.case import (
 from models.complaint import ComplaintActivityName, ComplaintEscalationInput, ProjectComplaintInput
 from models.tables import (
     CaseEventRecord,
+    CaseNumberSequence,
     CaseRecord,
+    CaseRegistration,
     ComplaintRecord,
     NotificationRecord,
     RatingRecord,
@@ -106,6 +109,8 @@ REBUILT_TABLES: tuple[type[SQLModel], ...] = (
     SupervisionNotice,
     ComplaintRecord,
     TimelinessRollup,
+    CaseRegistration,
+    CaseNumberSequence,
 )
 
 # What only the API writes, so only a backup can restore (said in every report).
@@ -198,6 +203,7 @@ async def rebuild_read_model(
     if batch:
         await _rebuild_batch(client, engine, calendar, batch, report, progress, total)
     await asyncio.to_thread(recompute_rollup, engine)
+    await asyncio.to_thread(restore_case_registrations, engine)
     report.table_counts = await asyncio.to_thread(count_rows, engine)
     return report
 
@@ -207,6 +213,14 @@ def recompute_rollup(engine: Engine) -> None:
     projections kept it already; recomputing it also mends one that drifted from the tasks."""
     with engine.begin() as connection:
         recompute_timeliness_rollup(connection)
+
+
+def restore_case_registrations(engine: Engine) -> None:
+    """Case numbers and subjects from the rebuilt cases, so numbering goes on where it was
+    and a rebuilt case still stops a second application for its subject."""
+    with Session(engine) as session:
+        restore_registrations(session)
+        session.commit()
 
 
 def count_rows(engine: Engine) -> dict[str, int]:

@@ -28,13 +28,17 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.DUPLICATE_CASE: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.INVALID: 422,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.RATE_LIMITED: 429,
 }
 
-CODE_BY_HTTP_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+# The general code of each status (the first listed), for HTTP errors raised outside our code.
+CODE_BY_HTTP_STATUS: dict[int, ErrorCode] = {}
+for _code, _status in STATUS_BY_CODE.items():
+    CODE_BY_HTTP_STATUS.setdefault(_status, _code)
 
 
 class ErrorDetail(BaseModel):

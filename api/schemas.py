@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from models.case import AcceptanceNotice, CaseEvent, StepView
+from models.case import AcceptanceNotice, CaseEvent, MaterialView, StepView
 
 # A page offset beyond this is invalid input: anything larger would overflow a
 # database integer (a 500) instead of simply returning an empty page.
@@ -74,15 +74,24 @@ class CaseResponse(BaseModel):
     missing_materials: list[str]
     steps: list[StepView]
     acceptance_notice: AcceptanceNotice | None
+    case_no: str | None = Field(default=None, description="受理编号: year-division-sequence, read out on the phone")
+    materials: list[MaterialView] = Field(default=[], description="each material and where it stands now")
+    form: dict[str, Any] | None = Field(
+        default=None,
+        description="the application as filed: for the applicant, the accepting clerk and departments whose "
+        "step has opened; masked for supervisors; absent from action answers and for cases filed before it was kept",
+    )
 
 
 class CaseSummary(BaseModel):
     case_id: str
+    case_no: str | None = None
     thing: str
     channel: str
     status: str
     submitted_at: datetime
     accepting_unit: str | None
+    applicant_name: str | None = None
 
 
 class CaseList(BaseModel):

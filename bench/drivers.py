@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import time
@@ -31,7 +32,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench.raw_case import RawBirthCase, RawCaseInput, RawSameInteractionCase, RawStep
 from domain.catalogue import shipped_definitions
-from domain.samples import sample_result
+from domain.samples import another_newborn, sample_result
 
 CASE_BOUND_SECONDS = 300.0  # a case not completed by then counts as an error
 OFFICERS = {
@@ -228,6 +229,10 @@ async def detect_inbox_feed(http: httpx.AsyncClient, headers: dict[str, str]) ->
         return "poll"
 
 
+# Every case a run files is a newborn of its own (one case per subject), across its scenarios.
+NEWBORNS = itertools.count()
+
+
 class FullPathDriver:
     """Applicants submit over HTTP; one simulated officer desk per department works the
     inbox (claim, complete) until each case is completed."""
@@ -263,7 +268,7 @@ class FullPathDriver:
         try:
             response = await self.http.post(
                 "/cases",
-                json={"thing": "birth", "channel": "online", "form": self.form},
+                json={"thing": "birth", "channel": "online", "form": another_newborn(self.form, next(NEWBORNS))},
                 headers={**self.headers["applicant1"], "Idempotency-Key": uuid.uuid4().hex},
             )
         except httpx.HTTPError as exc:

@@ -55,12 +55,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from tqdm import tqdm
 
-from bench.drivers import OFFICERS, FullPathDriver, InboxFeed, RawDriver, RequestCounter, Samples
+from bench.drivers import NEWBORNS, OFFICERS, FullPathDriver, InboxFeed, RawDriver, RequestCounter, Samples
 from bench.figures import CpuMeter, TransactionMeter, history_figures, per_case, per_case_ms, percentile
 from bench.profile import Profiler
 from bench.raw_case import RawStep
 from domain.catalogue import shipped_definitions
-from domain.samples import sample_birth_form
+from domain.samples import another_newborn, sample_birth_form
 from ops.processes import Stack, dev_server_command, free_port, onething_command, wait_for_api, wait_for_port
 from settings import ROOT, Settings
 
@@ -501,12 +501,13 @@ async def run_memory(stack: BenchStack, plan: Plan, client: Client, form: dict[s
 
         async def submit(bar: Bar) -> None:
             key = uuid.uuid4().hex
+            newborn = another_newborn(form, next(NEWBORNS))
             async with slots:
                 for _ in range(20):
                     try:
                         response = await http.post(
                             "/cases",
-                            json={"thing": "birth", "channel": "online", "form": form},
+                            json={"thing": "birth", "channel": "online", "form": newborn},
                             headers={**driver.headers["applicant1"], "Idempotency-Key": key},
                         )
                     except httpx.HTTPError as exc:

@@ -21,7 +21,7 @@ def validate_result(step: StepDefinition, result: Mapping[str, Any], form: Mappi
     clean: dict[str, Any] = {}
     for name in result:
         if name not in step.result:
-            problems[f"result.{name}"] = "unknown field for this step"
+            problems[f"result.{name}"] = "本环节没有此项 (unknown field for this step)"
     for name, spec in step.result.items():
         value = result.get(name)
         if value is None or value == "":
@@ -40,16 +40,19 @@ def validate_result(step: StepDefinition, result: Mapping[str, Any], form: Mappi
 def _check_field(spec: ResultField, value: Any, form: Mapping[str, Any]) -> Any:
     if spec.type == "boolean":
         if not isinstance(value, bool):
-            raise ValueError("must be true or false")
+            raise ValueError("请选择是或否 (must be true or false)")
         return value
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise ValueError("应为文字 (must be a string)")
     value = value.strip()
     if len(value) > spec.max_length:
-        raise ValueError(f"longer than {spec.max_length} characters")
+        raise ValueError(f"最多{spec.max_length}个字符 (longer than {spec.max_length} characters)")
     if spec.type == "money":
         if not MONEY_PATTERN.match(value):
-            raise ValueError('decimal yuan with two places as a string, e.g. "1234.50"')
+            example = spec.example if isinstance(spec.example, str) else "1234.50"
+            raise ValueError(
+                f"金额应保留两位小数，示例：{example} (decimal yuan with two places as a string, e.g. {example!r})"
+            )
         return value
     if spec.type == "citizen_id":
         try:
@@ -59,10 +62,16 @@ def _check_field(spec: ResultField, value: Any, form: Mapping[str, Any]) -> Any:
         if spec.birth_date_of:
             expected = _form_date(read_path(form, spec.birth_date_of))
             if expected is not None and id_number_birth_date(number) != expected:
-                raise ValueError(f"birth date in the number must be {expected.isoformat()}")
+                raise ValueError(
+                    f"号码中的出生日期应为{expected.year}年{expected.month}月{expected.day}日，与申请表一致 "
+                    f"(birth date in the number must be {expected.isoformat()})"
+                )
         return number
     if spec.pattern and not re.fullmatch(spec.pattern, value):
-        raise ValueError(f"does not match {spec.pattern}")
+        # The example, never the pattern: the reason is read by officers (and, through them, citizens).
+        example = f"，示例：{spec.example}" if isinstance(spec.example, str) else ""
+        shown = f", e.g. {spec.example}" if isinstance(spec.example, str) else ""
+        raise ValueError(f"格式不正确{example} (not in the required format{shown})")
     return value
 
 

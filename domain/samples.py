@@ -72,6 +72,13 @@ def sample_birth_form(
     return form
 
 
+def another_newborn(form: dict[str, Any], number: int) -> dict[str, Any]:
+    """A birth form for the ``number``-th newborn of a series, born a second before the one
+    before it: each a subject of its own (one case per subject, domain/subjects.py)."""
+    born = datetime.fromisoformat(form["newborn"]["born_at"]) - timedelta(seconds=number)
+    return {**form, "newborn": {**form["newborn"], "born_at": born.isoformat()}}
+
+
 def sample_answers(thing: str, situation: str | None = None) -> dict[str, str]:
     """Answers to every question of a shipped thing that select ``situation`` (default:
     its first situation); empty for a thing without situations."""

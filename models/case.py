@@ -134,6 +134,8 @@ class CaseInput(_Model):
     audit: AuditEntry | None = None  # the clerk's acceptance (窗口受理); None for applicants
     # Unique per submitting request: the request whose id the case carries created it.
     submission_id: str = ""
+    case_no: str | None = None  # readable case number (受理编号), given by the API
+    subject_key: str | None = None  # hash naming the case's subject (domain/subjects.py)
 
 
 class StepView(_Model):
@@ -160,6 +162,32 @@ class StepView(_Model):
 class MaterialEntry(_Model):
     code: str
     name_zh: str
+    reference: str | None = None
+
+
+class MaterialStatus(StrEnum):
+    RECEIVED = "received"
+    SHARED = "shared"
+    TO_SUPPLY = "to_supply"
+
+
+MATERIAL_STATUS_ZH = {
+    MaterialStatus.RECEIVED: "已收取",
+    MaterialStatus.SHARED: "已共享",
+    MaterialStatus.TO_SUPPLY: "需补正",
+}
+
+
+class MaterialView(_Model):
+    """A material of the case and where it stands now: received, fetched by data sharing, or
+    still owed (with the reason and, when a step asked for it, that step)."""
+
+    code: str
+    name_zh: str
+    status: MaterialStatus
+    status_zh: str
+    reason: str | None = None
+    step: str | None = None
     reference: str | None = None
 
 
@@ -237,6 +265,9 @@ class CaseSnapshot(_Model):
     ratings: list[RatingView] = []
     rating_open: bool = False
     rating_closes_at: datetime | None = None
+    case_no: str | None = None
+    subject_key: str | None = None
+    materials: list[MaterialView] = []
 
 
 class ProjectCaseInput(_Model):
@@ -419,6 +450,8 @@ class CaseChanges(_Model):
     audit: list[AuditEntry] = []
     # Every event of the steps that finished in this change, for their timeliness figures.
     finished_step_events: list[CaseEvent] = []
+    # The application as filed: in the case's first write only (it never changes).
+    form: dict[str, Any] | None = None
 
 
 class WriteResult(_Model):

@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
+    DUPLICATE_CASE = "duplicate_case"  # the same subject's case exists (fields.existing_case_id)
     INVALID = "validation_error"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNAVAILABLE = "service_unavailable"

@@ -53,6 +53,37 @@ class CaseRecord(SQLModel, table=True):
     # 好差评: the rating period's end; after it an unrated case counts as not rated.
     rating_closes_at: datetime | None = _when()
     rating_open: bool = False
+    # Readable case number (受理编号, e.g. 2026-330000-000123), read out on the phone and
+    # searched by staff; case_id stays the technical id. None for cases filed before numbering.
+    case_no: str | None = Field(default=None, max_length=32, unique=True, index=True)
+    # The application as filed (written once, with the case's first write) and the name
+    # staff search by; None for cases filed before the read model kept them.
+    applicant_name: str | None = Field(default=None, index=True, max_length=64)
+    form: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class CaseRegistration(SQLModel, table=True):
+    """A case's number and subject, taken by the API before its workflow starts: the one
+    place where two applications for the same subject (domain/subjects.py) meet, so the
+    second is refused however close together they come. A refused case gives its subject up."""
+
+    __tablename__ = "case_registrations"
+    __table_args__ = (UniqueConstraint("thing", "subject_key", name="uq_case_registrations_subject"),)
+
+    case_id: str = Field(primary_key=True, max_length=64)
+    case_no: str = Field(max_length=32, unique=True)
+    thing: str = Field(max_length=64)
+    subject_key: str | None = Field(default=None, max_length=64)
+    registered_at: datetime = _when(nullable=False)
+
+
+class CaseNumberSequence(SQLModel, table=True):
+    """The last number given per year and division (the prefix of a case number)."""
+
+    __tablename__ = "case_number_sequences"
+
+    prefix: str = Field(primary_key=True, max_length=16)
+    last_number: int = 0
 
 
 class TaskRecord(SQLModel, table=True):

@@ -21,8 +21,16 @@ def validate_definitions(files: list[str]) -> int:
                 definition = load_definition_file(Path(file), departments)
                 print(f"ok  {file}: {definition.code} v{definition.version} ({definition.name_zh})")
         else:
-            for definition in shipped_definitions().values():
+            from domain.subjects import check_subject_fields
+
+            shipped = shipped_definitions()
+            for definition in shipped.values():
                 print(f"ok  {definition.code} v{definition.version} ({definition.name_zh})")
+            problems = check_subject_fields({code: definition.form for code, definition in shipped.items()})
+            for problem in problems:
+                print(f"invalid  {problem}", file=sys.stderr)
+            if problems:
+                return 1
     except CatalogueError as error:
         print(f"invalid  {error}", file=sys.stderr)
         return 1

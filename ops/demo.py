@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from domain.catalogue import shipped_definitions
 from domain.samples import sample_form, sample_result
+from domain.workcalendar import SHANGHAI
 from ops.progress import ProgressBar
 from settings import get_settings
+
+DEMO_WALK_IN_BIRTH = datetime(2026, 11, 19, 14, 5, tzinfo=SHANGHAI)
 
 _TOKENS: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -71,13 +75,15 @@ def seed_demo(base_url: str) -> list[str]:
         clerk = login(client, "hospital_clerk")
         window = login(client, "service_center_clerk")
         cases = []
-        for key, thing, channel, headers, steps_done in (
-            ("demo-online-1", "birth", "online", applicant, 0),
-            ("demo-hospital-1", "birth", "hospital", clerk, 2),
-            ("demo-company-1", "company_opening", "service_center", window, 1),
-            ("demo-retirement-1", "retirement", "online", applicant, 0),
-        ):
-            form = sample_form(thing, delivery="mail" if channel == "online" else "pickup")
+        demo: list[tuple[str, str, str, dict[str, str], int, dict[str, Any]]] = [
+            ("demo-online-1", "birth", "online", applicant, 0, {}),
+            # Another newborn: one case per subject (domain/subjects.py).
+            ("demo-hospital-1", "birth", "hospital", clerk, 2, {"born_at": DEMO_WALK_IN_BIRTH}),
+            ("demo-company-1", "company_opening", "service_center", window, 1, {}),
+            ("demo-retirement-1", "retirement", "online", applicant, 0, {}),
+        ]
+        for key, thing, channel, headers, steps_done, options in demo:
+            form = sample_form(thing, None, delivery="mail" if channel == "online" else "pickup", **options)
             case_id, created = submit_sample(client, thing, channel, form, headers, key)
             if created and steps_done:
                 play_officers(client, case_id, form, stop_after=steps_done)
@@ -106,7 +112,10 @@ def run_demo(base_url: str | None, cases: int) -> int:
         with httpx.Client(base_url=base_url, timeout=60) as client:
             applicant = login(client, "applicant1")
             for index in range(cases):
-                form = sample_form("birth", delivery="mail")
+                # Each its own newborn (born a moment apart), so no two are the same subject.
+                form = sample_form(
+                    "birth", delivery="mail", born_at=datetime.now(UTC) - timedelta(days=1, seconds=index)
+                )
                 key = f"demo-more-{os.getpid()}-{index}"
                 case_id, _ = submit_sample(client, "birth", "online", form, applicant, key)
                 play_officers(client, case_id, form, stop_after=index % (steps + 1))

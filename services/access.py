@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, cast, exists, false, or_, select, true
 from sqlmodel import Session, col
 
 from models.case import Actor, Role
@@ -62,3 +65,49 @@ def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
 def require_role(actor: Actor, *roles: Role) -> None:
     if actor.role not in roles:
         raise DomainError(ErrorCode.FORBIDDEN, "当前角色无权进行此操作 (not allowed for your role)")
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def case_search(query: str) -> ColumnElement[bool]:
+    """Cases a staff search names: the case number (whole, or its last digits as read out on
+    the phone), the technical case id, or part of the applicant's name. Combined with
+    visible_cases_filter, so a search never reaches beyond the caller's cases."""
+    text = query.strip()
+    pattern = _like_escaped(text)
+    return or_(
+        col(CaseRecord.case_no) == text,
+        col(CaseRecord.case_no).like(f"%{pattern}", escape="\\") if text.isdigit() and len(text) >= 3 else false(),
+        col(CaseRecord.case_id) == text,
+        col(CaseRecord.applicant_name).like(f"%{pattern}%", escape="\\"),
+    )
+
+
+def form_id_numbers(form: Mapping[str, Any] | None) -> set[str]:
+    """Every ID number (公民身份号码) an application holds — the applicant's, the mother's and
+    father's, the deceased's, the retiree's, the legal representative's… — in capitals."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key == "id_number" and isinstance(item, str):
+                    found.add(item.strip().upper())
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(form)
+    return found
+
+
+def id_number_search(id_number: str) -> ColumnElement[bool]:
+    """Cases whose application (as filed) holds this value somewhere: a first cut in SQL on the
+    stored JSON's text, which callers confirm with :func:`form_id_numbers` (the value must be an
+    ``id_number``). Cases filed before the read model kept the application are not found."""
+    text = _like_escaped(id_number.strip().upper())
+    return cast(col(CaseRecord.form), String).like(f'%"{text}"%', escape="\\")

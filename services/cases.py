@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,10 +19,19 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.catalogue import resolve_for_case
 from domain.forms import FORMS
 from domain.redaction import mask_personal_data
+from domain.subjects import subject_key
+from infra.case_registry import (
+    Registration,
+    UnconfirmedHolder,
+    duplicate_case,
+    register_case,
+    release_registration,
+)
 from models.case import (
     Actor,
     AuditEntry,
@@ -107,6 +117,8 @@ async def accept_submission(
         raise DomainError(ErrorCode.FORBIDDEN, "只能受理本单位窗口的申请 (clerks accept for their own unit)")
     clean_form = _validated_form(definition, form)
     case_id = new_case_id(actor.username, idempotency_key)
+    subject = subject_key(thing, clean_form, settings.division_code)
+    registration = await _register(client, engine, case_id, thing, subject, settings.division_code)
     case = CaseInput(
         case_id=case_id,
         definition=resolve_for_case(definition, clean_form, answers),
@@ -123,13 +135,49 @@ async def accept_submission(
         audit=staff_audit(
             actor, AuditAction.CASE_ACCEPT, case_id, {"thing": thing, "channel": channel}, idempotency_key
         ),
+        case_no=registration.case_no,
+        subject_key=subject,
     )
     crash_if_injected(settings, "before_case_start")
-    snapshot = await start_with_update(
+    try:
+        snapshot = await _start(client, case, settings)
+    except DomainError as error:
+        # 503: the start may yet happen (a retry with the same key finds the registration).
+        if registration.created and error.code != ErrorCode.UNAVAILABLE:
+            await run_in_threadpool(release_registration, engine, case_id)
+        raise
+    crash_if_injected(settings, "after_case_start")
+    created = snapshot.submission_id == case.submission_id
+    if not created:
+        refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
+    return snapshot, created
+
+
+async def _register(
+    client: Client, engine: Engine, case_id: str, thing: str, subject: str | None, division: str
+) -> Registration:
+    """The case's number, once its subject is known to be free (409 duplicate_case if not)."""
+    register = partial(register_case, engine, case_id=case_id, thing=thing, subject_key=subject, division=division)
+    try:
+        return await run_in_threadpool(register, now=datetime.now(UTC))
+    except UnconfirmedHolder as holder:
+        try:
+            await client.get_workflow_handle(holder.case_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Registered long ago and never started (the API stopped in between): free it.
+            await run_in_threadpool(release_registration, engine, holder.case_id)
+            return await run_in_threadpool(register, now=datetime.now(UTC))
+        raise duplicate_case(holder.case_id) from None
+
+
+async def _start(client: Client, case: CaseInput, settings: Settings) -> CaseSnapshot:
+    return await start_with_update(
         client,
         CaseWorkflow.run,
         case,
-        workflow_id=case_id,
+        workflow_id=case.case_id,
         task_queue=settings.task_queue,
         update=CaseWorkflow.wait_accepted,
         query=CaseWorkflow.snapshot,
@@ -142,11 +190,6 @@ async def accept_submission(
             ]
         ),
     )
-    crash_if_injected(settings, "after_case_start")
-    created = snapshot.submission_id == case.submission_id
-    if not created:
-        refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
-    return snapshot, created
 
 
 def _load_visible(engine: Engine, actor: Actor, case_id: str) -> None:

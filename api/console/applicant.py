@@ -32,6 +32,8 @@ from api.console.base import (
     idempotency_key_of,
     render,
 )
+from api.console.messages import INPUT_LABELS, field_reason, input_label, pydantic_reason, zh_text
+from api.console.notice import NoticeMaterial, NoticeSheet, notice_sheet
 from api.errors import STATUS_BY_CODE, from_update_failure
 from api.routes.cases import RatingRequest
 from api.schemas import SubmitCaseRequest
@@ -127,13 +129,36 @@ HINTS: dict[str, str] = {
     "born_at": "北京时间",
     "died_at": "北京时间",
     "birthplace_division_code": "6位数字，如 330102",
-    "id_number": "18位居民身份证号码",
+    "id_number": "18位居民身份证号码，末位可为X",
     "phone": "手机号码或固定电话（区号-号码）",
     "registered_capital": "以元为单位，保留两位小数，如 1000000.00",
     "credit_code": "18位统一社会信用代码",
     "account_no": "12至30位数字",
     "delivery.address": "选择邮寄送达时必填",
 }
+# How each kind of value is typed on a phone's keyboard (by field name): the input's type, its
+# inputmode and what the browser may fill in or correct. An ID number (公民身份号码) is 17 digits and
+# a check character that may be X (ISO 7064 MOD 11-2): inputmode="numeric" brings up a digits-only
+# keypad on which the X cannot be typed, so ID numbers (and credit codes, which have letters) keep
+# the text keyboard, with capitals on so the X comes out upper case, and no autofill, autocorrect
+# or spell check. Numbers made of digits only get the numeric keypad, money the decimal one, and
+# phone numbers type="tel" (the phone keypad, and the browser's own number to fill in).
+_CODE_INPUT = {
+    "inputmode": "text",
+    "autocapitalize": "characters",
+    "autocomplete": "off",
+    "autocorrect": "off",
+    "spellcheck": "false",
+}
+INPUT_ATTRIBUTES: dict[str, dict[str, str]] = {
+    "id_number": _CODE_INPUT,
+    "credit_code": _CODE_INPUT,
+    "phone": {"type": "tel", "inputmode": "tel", "autocomplete": "tel"},
+    "birthplace_division_code": {"inputmode": "numeric", "autocomplete": "off"},
+    "account_no": {"inputmode": "numeric", "autocomplete": "off"},
+    "registered_capital": {"inputmode": "decimal", "autocomplete": "off"},
+}
+NUMBER_ATTRIBUTES: dict[str, str] = {"inputmode": "numeric"}
 # Fields the situation decides: shown only when the answer to the question is the value given.
 SHOWN_WHEN: dict[str, dict[str, tuple[str, str]]] = {
     "company_opening": {"employees.headcount": ("hires_employees", "yes"), "tax.agent": ("needs_invoices", "yes")},
@@ -156,6 +181,19 @@ def label_for(path: str) -> str:
     return LABELS_BY_PATH.get(path) or LABELS_BY_NAME.get(path.rsplit(".", 1)[-1], path)
 
 
+def error_label(intake: IntakeForm, key: str) -> str:
+    """The Chinese name of an input a refusal names, also for inputs the page has none for
+    (a material, a situation answer): people never read a field path."""
+    kind, _, code = key.partition(".")
+    if kind in {"materials", "commit"}:
+        names = {material.code: material.name_zh for material in intake.definition.materials}
+        return names.get(code, "申请材料")
+    if kind == "answers":
+        return next((q.label_zh for q in intake.definition.questions if q.code == code), "办理情形")
+    label = label_for(key)
+    return input_label(key) if label == key else label
+
+
 def time_limit_zh(days: int) -> str:
     return "即办" if days == 0 else f"{days}个工作日"
 
@@ -173,6 +211,16 @@ class FieldSpec:
     required: bool
     options: list[tuple[str, str]] = field(default_factory=list)
     hint: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)  # type, inputmode, autocomplete…
+
+    @property
+    def input_type(self) -> str:
+        return self.attributes.get("type", "text")
+
+    @property
+    def input_attributes(self) -> list[tuple[str, str]]:
+        """The input's attributes besides its type, in a stable order."""
+        return sorted((name, value) for name, value in self.attributes.items() if name != "type")
 
     @property
     def input_id(self) -> str:
@@ -242,8 +290,9 @@ def _field_spec(path: str, annotation: Any, required: bool, allowed: Mapping[str
     if annotation in (AwareDatetime, datetime):
         return FieldSpec(path, label_for(path), "datetime", required, hint=hint)
     if annotation is int:
-        return FieldSpec(path, label_for(path), "number", required, hint=hint)
-    return FieldSpec(path, label_for(path), "text", required, hint=hint)
+        return FieldSpec(path, label_for(path), "number", required, hint=hint, attributes=dict(NUMBER_ATTRIBUTES))
+    attributes = dict(INPUT_ATTRIBUTES.get(name, {}))
+    return FieldSpec(path, label_for(path), "text", required, hint=hint, attributes=attributes)
 
 
 def _shown(form_name: str, path: str, answers: Mapping[str, str]) -> bool:
@@ -314,7 +363,7 @@ def intake_form(definition: ThingDefinition, channel: str, answers: Mapping[str,
         situation = definition.situation_for(given)
     except DomainError as error:
         intake.answer_errors = {
-            key.removeprefix("answers."): "请重新选择 (no situation matches this choice)" for key in error.fields
+            key.removeprefix("answers."): "没有与此选择对应的办理情形，请重新选择" for key in error.fields
         }
         return intake
     view = definition.for_situation(situation.code) if situation else definition
@@ -400,33 +449,6 @@ RULE_MESSAGES: list[tuple[str, str, str]] = [
 ]
 
 
-def _reason_zh(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    context = error.get("ctx") or {}
-    if kind == "missing":
-        return "必填"
-    if kind == "string_too_short":
-        return f"至少 {context.get('min_length')} 个字符"
-    if kind == "string_too_long":
-        return f"最多 {context.get('max_length')} 个字符"
-    if kind == "string_pattern_mismatch":
-        return "格式不正确"
-    if kind in {"literal_error", "enum"}:
-        return "请选择有效的选项"
-    if kind.startswith("datetime") or kind in {"timezone_aware", "timezone_naive"}:
-        return "请填写有效的日期和时间"
-    if kind in {"int_parsing", "int_type", "int_from_float"}:
-        return "请填写整数"
-    if kind == "greater_than_equal":
-        return f"不能小于 {context.get('ge')}"
-    if kind == "less_than_equal":
-        return f"不能大于 {context.get('le')}"
-    if kind == "extra_forbidden":
-        return "不应填写此项"
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    return message or "填写有误"
-
-
 def field_errors_zh(exc: ValidationError) -> tuple[dict[str, str], list[str]]:
     """Each refused field with its reason in Chinese, and the errors that belong to no field."""
     fields: dict[str, str] = {}
@@ -442,9 +464,9 @@ def field_errors_zh(exc: ValidationError) -> tuple[dict[str, str], list[str]]:
             else:
                 general.append(rule[2])
         elif path:
-            fields.setdefault(path, _reason_zh(error))
+            fields.setdefault(path, pydantic_reason(error, path))
         else:
-            general.append(_reason_zh(error))
+            general.append(pydantic_reason(error))
     return fields, general
 
 
@@ -453,7 +475,7 @@ def domain_field_errors(error: DomainError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for key, reason in error.fields.items():
         rule = next((r for r in RULE_MESSAGES if r[0] in reason), None)
-        fields[key.removeprefix("form.")] = rule[2] if rule else reason
+        fields[key.removeprefix("form.")] = rule[2] if rule else field_reason(reason)
     return fields
 
 
@@ -467,6 +489,7 @@ class SubmissionOutcome:
     field_errors: dict[str, str] = field(default_factory=dict)
     general_errors: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)
+    existing_case_url: str | None = None  # the same subject's case, when this one is a duplicate
 
 
 async def submit_intake(request: Request, actor: Actor, intake: IntakeForm, form: FormData) -> SubmissionOutcome:
@@ -486,7 +509,7 @@ async def submit_intake(request: Request, actor: Actor, intake: IntakeForm, form
     outcome.field_errors.update(missing_commitments)
     if outcome.field_errors or outcome.general_errors:
         outcome.status_code = 422
-        outcome.message = "申请表填写有误，请按提示修改 (please correct the marked fields)"
+        outcome.message = "申请表填写有误，请按提示修改"
         return outcome
     body = SubmitCaseRequest(
         thing=intake.definition.code, channel=intake.channel, form=form_data, answers=intake.answers or None
@@ -507,8 +530,17 @@ async def submit_intake(request: Request, actor: Actor, intake: IntakeForm, form
     except DomainError as error:
         if error.code in {ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND}:
             raise
+        if error.code == ErrorCode.DUPLICATE_CASE:
+            # Back and submit again, or a second filing: point at the case that exists.
+            existing = error.fields["existing_case_id"]
+            outcome.status_code = STATUS_BY_CODE[error.code]
+            outcome.message = "已提交过相同申请，不会重复受理。"
+            outcome.existing_case_url = (
+                f"/window/cases/{existing}/notice" if actor.role == "clerk" else f"/my/cases/{existing}"
+            )
+            return outcome
         outcome.status_code = STATUS_BY_CODE[error.code]
-        outcome.message = error.message
+        outcome.message = zh_text(error.message, "申请未能受理，请按提示修改")
         outcome.field_errors = domain_field_errors(error)
         return outcome
     outcome.snapshot = snapshot
@@ -533,7 +565,7 @@ def online_channel(definition: ThingDefinition) -> str:
     for channel in definition.channels:
         if channel.accepting_unit is None:
             return channel.code
-    raise DomainError(ErrorCode.NOT_FOUND, "该事项暂不支持网上申办，请到窗口办理 (not offered online)")
+    raise DomainError(ErrorCode.NOT_FOUND, "该事项暂不支持网上申办，请到窗口办理")
 
 
 def intake_page(
@@ -564,8 +596,9 @@ def intake_page(
             "errors": outcome.field_errors,
             # Errors about no input on the page (e.g. a whole section) are listed above the form.
             "general_errors": outcome.general_errors
-            + [f"{label_for(key)}：{reason}" for key, reason in outcome.field_errors.items() if key not in shown],
+            + [f"{error_label(intake, key)}：{why}" for key, why in outcome.field_errors.items() if key not in shown],
             "error_message": outcome.message,
+            "existing_case_url": outcome.existing_case_url,
             # Kept across a re-render, so that correcting and resubmitting is the same submission.
             "idempotency_key": idempotency_key,
             **(extra or {}),
@@ -621,7 +654,8 @@ async def apply_submit(request: Request, thing: str, actor: ApplicantActor) -> R
             idempotency_key=idempotency_key_of(form),
         )
     case_id = outcome.snapshot.case_id
-    return flash_redirect(request, f"/my/cases/{case_id}", f"申请已受理，受理编号 {case_id}")
+    number = outcome.snapshot.case_no or case_id
+    return flash_redirect(request, f"/my/cases/{case_id}", f"申请已受理，受理编号 {number}")
 
 
 # --- my cases ----------------------------------------------------------------------------
@@ -653,6 +687,21 @@ class CaseView:
     snapshot: CaseSnapshot
     definition: ThingDefinition | None
     return_reasons: dict[str, str]
+    # The case as its 受理通知书 stands now (api/console/notice.py): the number, the materials as
+    # they are now — a 补正 shows as received — and when the whole case is due. None until accepted.
+    sheet: NoticeSheet | None = None
+
+    @property
+    def number(self) -> str:
+        """The case number (受理编号) people quote; the technical id for cases filed before numbering."""
+        return self.sheet.number if self.sheet is not None else self.snapshot.case_no or self.snapshot.case_id
+
+    @property
+    def materials(self) -> list[NoticeMaterial]:
+        """The case's materials now: received, fetched by data sharing, then those still owed (with why)."""
+        if self.sheet is None:
+            return []
+        return [*self.sheet.received, *self.sheet.shared, *self.sheet.owed]
 
     def pending_returns(self) -> list[tuple[str, str]]:
         """(step name, reason) of each step now waiting for the applicant's 补正."""
@@ -691,7 +740,7 @@ class CaseView:
         rows = []
         for key, value in result.items():
             shown = ("是" if value else "否") if isinstance(value, bool) else str(value)
-            rows.append((labels.get(key, key), shown))
+            rows.append((labels.get(key) or INPUT_LABELS.get(key, "办理结果"), shown))
         return rows
 
 
@@ -704,13 +753,17 @@ def load_case_view(request: Request, actor: Actor, case_id: str) -> CaseView:
             definition: ThingDefinition | None = definition_for(session, snapshot.thing, snapshot.catalogue_version)
         except DomainError:
             definition = None
+        sheet = None
+        if snapshot.acceptance_notice is not None:
+            # The applicant's page names no staff member: no display names needed.
+            sheet = notice_sheet(record, snapshot, definition, request.app.state.calendar, {})
         returned = session.execute(
             select(CaseEventRecord)
             .where(col(CaseEventRecord.case_id) == case_id, col(CaseEventRecord.type) == EventType.RETURNED.value)
             .order_by(col(CaseEventRecord.seq))
         ).scalars()
         reasons = {row.step or "": str(row.detail.get("reason", "")) for row in returned}
-    return CaseView(snapshot=snapshot, definition=definition, return_reasons=reasons)
+    return CaseView(snapshot=snapshot, definition=definition, return_reasons=reasons, sheet=sheet)
 
 
 @router.get("/my/cases/{case_id}")

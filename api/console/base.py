@@ -18,7 +18,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -28,16 +28,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.console.messages import field_reason, has_chinese, input_label, request_problems, zh_text
 from api.errors import STATUS_BY_CODE, from_update_failure
 from api.routes.auth import authenticate_login
 from api.security import read_token
-from domain.workcalendar import SHANGHAI
+from domain.display import date_zh, datetime_zh, due_zh, overdue_zh, time_left_zh
+from domain.workcalendar import WorkingCalendar
 from models.case import CASE_STATUS_ZH, STEP_STATUS_ZH, Actor, CaseStatus, Role, StepStatus
 from models.errors import DomainError, ErrorCode, RateLimited
 from settings import Settings
@@ -78,6 +82,7 @@ NAV_BY_ROLE: dict[str, list[tuple[str, str, str]]] = {
         ("/dashboard", "效能总览", "nav-dashboard"),
         ("/dashboard/overdue", "超期办件", "nav-overdue"),
         ("/dashboard/warnings", "临期预警", "nav-warnings"),
+        ("/dashboard/cases", "案件查询", "nav-cases"),
         ("/dashboard/ratings", "好差评", "nav-ratings"),
         ("/dashboard/report", "检查报告", "nav-report"),
     ],
@@ -103,27 +108,40 @@ STATUS_TONE: dict[str, str] = {
 # --- time and labels, for the templates --------------------------------------------------
 
 
-def beijing(moment: datetime | str | None, with_time: bool = True) -> str:
-    """A moment as Beijing time, ``2026-11-20 08:30`` (or the date only); empty for None."""
-    if moment is None or moment == "":
-        return ""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(SHANGHAI)
-    return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+def beijing(moment: datetime | date | str | None, with_time: bool = True) -> str:
+    """A moment as people read it in Beijing time, ``2026年11月20日 08:30`` (or the date only);
+    empty for None. The formatting itself is domain/display.py's."""
+    return datetime_zh(moment) if with_time else date_zh(moment)
 
 
 def due(moment: datetime | str | None) -> str:
-    """A due time: midnight is written as 24:00 of the day before (期限届满日的二十四时)."""
-    if moment is None or moment == "":
+    """A due time: 00:00 (24:00 of the day before, 期限届满日的二十四时) as that day, ``2026年11月26日``;
+    pages follow it with 前."""
+    return due_zh(moment)
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else value or None
+
+
+@pass_context
+def time_left(context: Context, due_at: datetime | str | None) -> str:
+    """``剩余 2 个工作日`` / ``今日到期`` / ``已超期 1 个工作日`` now, on the app's working calendar."""
+    due_moment = _moment(due_at)
+    if due_moment is None:
         return ""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    local = moment.astimezone(SHANGHAI) if moment.tzinfo is not None else moment
-    if (local.hour, local.minute, local.second) == (0, 0, 0):
-        return f"{(local - timedelta(days=1)).strftime('%Y-%m-%d')} 24:00"
-    return local.strftime("%Y-%m-%d %H:%M")
+    calendar: WorkingCalendar = context["request"].app.state.calendar
+    return time_left_zh(calendar, due_moment, datetime.now(UTC))
+
+
+@pass_context
+def overdue_days(context: Context, due_at: datetime | str | None, at: datetime | str | None = None) -> str:
+    """How late ``at`` (default: now) is past ``due_at``: ``已超期 2 个工作日``; empty when not late."""
+    due_moment, moment = _moment(due_at), _moment(at) or datetime.now(UTC)
+    if due_moment is None or moment <= due_moment:
+        return ""
+    calendar: WorkingCalendar = context["request"].app.state.calendar
+    return overdue_zh(calendar, due_moment, moment)
 
 
 def status_zh(status: str) -> str:
@@ -141,6 +159,9 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["beijing"] = beijing
 templates.env.filters["status_zh"] = status_zh
 templates.env.filters["due"] = due
+templates.env.filters["date_zh"] = date_zh
+templates.env.filters["time_left"] = time_left
+templates.env.filters["overdue_days"] = overdue_days
 templates.env.globals["new_idempotency_key"] = _new_idempotency_key
 templates.env.globals["status_tone"] = lambda status: STATUS_TONE.get(str(status), "muted")
 templates.env.globals["role_zh"] = ROLE_ZH
@@ -192,7 +213,7 @@ class LoginRequired(Exception):
 class ConsoleForbidden(Exception):
     """The logged-in actor's role may not open this page: answered with a 403 page."""
 
-    def __init__(self, message: str = "当前账号无权访问此页面 (not allowed for your role)") -> None:
+    def __init__(self, message: str = "当前账号无权访问此页面") -> None:
         super().__init__(message)
         self.message = message
 
@@ -272,7 +293,9 @@ def flash_redirect(request: Request, url: str, message: str, kind: str = "succes
     """A 303 redirect (POST → redirect → GET) carrying a one-time message for the next page.
 
     The message travels in a short-lived signed cookie, so a third party cannot plant one.
+    Messages often carry a domain refusal's text: only its Chinese is shown.
     """
+    message = zh_text(message, "操作未完成，请刷新页面后重试" if kind == "error" else "操作已完成")
     response = RedirectResponse(url, status_code=303)
     payload = base64.urlsafe_b64encode(json.dumps({"kind": kind, "text": message}).encode()).decode()
     response.set_cookie(
@@ -341,7 +364,8 @@ def render(
 def error_page(
     request: Request, status_code: int, message: str, fields: Mapping[str, str] | None = None
 ) -> HTMLResponse:
-    """The Chinese error page: what went wrong, the fields concerned, and a way back."""
+    """The Chinese error page: what went wrong, the fields concerned (by their Chinese names), and a
+    way back. Messages and reasons written "中文 (english)" show their Chinese only."""
     titles = {
         403: "无权访问",
         404: "未找到",
@@ -356,8 +380,11 @@ def error_page(
         {
             "status_code": status_code,
             "title": titles.get(status_code, "出错了"),
-            "message": message,
-            "fields": dict(fields or {}),
+            "message": zh_text(message, titles.get(status_code, "出错了")),
+            "fields": {
+                name if has_chinese(name) else input_label(name): field_reason(reason)
+                for name, reason in (fields or {}).items()
+            },
         },
         status_code=status_code,
     )
@@ -399,19 +426,18 @@ class ConsoleRoute(APIRoute):
             except ConsoleForbidden as error:
                 return error_page(request, 403, error.message)
             except CsrfRejected:
-                return error_page(request, 403, "页面已过期或来源不明，请返回刷新后重新提交 (CSRF check failed)")
+                return error_page(request, 403, "页面已过期或来源不明，请返回刷新后重新提交")
             except DomainError as error:
                 return domain_error_page(request, error)
             except WorkflowUpdateFailedError as error:
                 return domain_error_page(request, from_update_failure(error))
             except RequestValidationError as error:
-                fields = {".".join(str(part) for part in item["loc"]): item["msg"] for item in error.errors()}
-                return error_page(request, 422, "请求参数有误 (invalid request)", fields)
+                return error_page(request, 422, "页面地址中的查询条件有误", request_problems(list(error.errors())))
             except RPCError as error:
                 if error.status == RPCStatusCode.NOT_FOUND:
-                    return error_page(request, 404, "案件不存在 (no such case)")
+                    return error_page(request, 404, "案件不存在")
                 logger.error("Temporal call failed: %s", error.status)
-                return error_page(request, 503, "流程服务暂不可用，请稍后重试 (workflow service unavailable)")
+                return error_page(request, 503, "流程服务暂不可用，请稍后重试")
             except StarletteHTTPException as error:
                 return error_page(request, error.status_code, str(error.detail))
 
@@ -435,6 +461,12 @@ def home(request: Request) -> Response:
     if actor is None:
         return RedirectResponse("/login", status_code=303)
     return RedirectResponse(HOME_BY_ROLE.get(actor.role, "/login"), status_code=303)
+
+
+@session_router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico on pages without an icon link (the guide, JSON in a tab): the SVG."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 def _login_page(
@@ -478,15 +510,13 @@ async def login_submit(request: Request) -> Response:
     nonce = request.cookies.get(LOGIN_NONCE_COOKIE)
     sent = form_text(form, CSRF_FIELD)
     if not nonce or not hmac.compare_digest(sent, login_csrf_token(settings, nonce)):
-        return _login_page(
-            request, next_path, username=username, error="登录页面已过期，请重新输入 (form expired)", status_code=403
-        )
+        return _login_page(request, next_path, username=username, error="登录页面已过期，请重新输入", status_code=403)
     if not username or not isinstance(password, str) or not password:
         return _login_page(
             request,
             next_path,
             username=username,
-            error="请输入用户名和密码 (username and password required)",
+            error="请输入用户名和密码",
             status_code=422,
         )
     address = request.client.host if request.client else None
@@ -495,7 +525,11 @@ async def login_submit(request: Request) -> Response:
             token = authenticate_login(session, settings, username, password, address)
     except DomainError as error:
         response = _login_page(
-            request, next_path, username=username, error=error.message, status_code=STATUS_BY_CODE[error.code]
+            request,
+            next_path,
+            username=username,
+            error=zh_text(error.message, "登录未成功，请重试"),
+            status_code=STATUS_BY_CODE[error.code],
         )
         if isinstance(error, RateLimited):
             response.headers["Retry-After"] = str(error.retry_after_seconds)

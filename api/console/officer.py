@@ -11,7 +11,7 @@ have tasks of their own and use the same pages for them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from api.console.application import application_view
 from api.console.base import (
     checked_form,
     console_router,
@@ -34,11 +35,14 @@ from api.console.base import (
     idempotency_key_of,
     render,
     require_console_role,
+    safe_next,
 )
+from api.console.messages import field_reason, input_label, zh_text
 from api.deps import ClientDep, EngineDep
 from api.errors import from_update_failure
 from api.routes.notices import AcknowledgeRequest, acknowledge, department_notice_page
 from domain.catalogue import FOLLOW_UP, load_departments
+from domain.display import overdue_zh, time_left_zh
 from domain.redaction import masked, sees_case_personal_data
 from domain.workcalendar import WorkingCalendar
 from models.case import (
@@ -50,13 +54,13 @@ from models.case import (
     ReturnStepInput,
     StepStatus,
 )
-from models.catalogue import StepDefinition, ThingDefinition
+from models.catalogue import ResultField, StepDefinition, ThingDefinition
 from models.complaint import SUPERVISION_ORIGIN
 from models.errors import DomainError, ErrorCode
-from models.tables import CaseRecord, TaskRecord
+from models.tables import CaseRecord, SupervisionNotice, TaskRecord
 from services.access import visible_case
 from services.catalogue import current_definitions, definition_for
-from services.inbox import inbox_etag, inbox_tasks
+from services.inbox import DueFilter, InboxFilters, inbox_etag, inbox_steps, inbox_tasks
 from services.tasks import act_on_task, parse_task_id
 from workflows.case.workflow import CaseWorkflow
 
@@ -76,7 +80,6 @@ MAX_MISSING_ITEMS = 20
 MAX_MISSING_ITEM_LENGTH = 100
 # Items typed by hand in the return form are separated by commas, 、 or new lines.
 _ITEM_SEPARATORS = re.compile(r"[,，、;；\n]+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 # --- Chinese labels -------------------------------------------------------------------------
@@ -125,12 +128,9 @@ class DueBadge:
     code: str  # on_time | warning | overdue | paused | done | done_late | none
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f}"
-
-
 def due_badge(task: TaskRecord, calendar: WorkingCalendar, now: datetime) -> DueBadge:
-    """超期 once past due, 预警 from the warning time (00:00 of the due day), else the working time left."""
+    """超期 once past due, 预警 from the warning time (00:00 of the due day), else 正常; the hint
+    counts working days: 已超期 2 个工作日, 今日到期, 剩余 3 个工作日 (domain/display.py)."""
     if task.status == StepStatus.DONE:
         if task.on_time is False:
             return DueBadge("bad", "超期办结", "", "done_late")
@@ -142,15 +142,55 @@ def due_badge(task: TaskRecord, calendar: WorkingCalendar, now: datetime) -> Due
     if task.due_at is None:
         return DueBadge("muted", "无时限", "", "none")
     if task.overdue or task.due_at <= now:
-        late = calendar.working_seconds_between(task.due_at, now)
-        return DueBadge("bad", "超期", f"已超期 {_hours(late)} 个工作小时", "overdue")
-    left = calendar.working_seconds_between(now, task.due_at)
+        return DueBadge("bad", "超期", overdue_zh(calendar, task.due_at, max(now, task.due_at)), "overdue")
+    hint = time_left_zh(calendar, task.due_at, now)
     if task.warning_at is not None and task.warning_at <= now:
-        return DueBadge("warn", "预警", f"剩余 {_hours(left)} 个工作小时", "warning")
-    return DueBadge("ok", "正常", f"剩余 {_hours(left)} 个工作小时", "on_time")
+        return DueBadge("warn", "预警", hint, "warning")
+    return DueBadge("ok", "正常", hint, "on_time")
 
 
 # --- the inbox ------------------------------------------------------------------------------
+
+
+DUE_CHOICES = [("", "全部期限"), ("overdue", "已超期"), ("today", "今日到期"), ("week", "本周内到期")]
+_DUE_FILTERS: dict[str, DueFilter] = {"overdue": "overdue", "today": "today", "week": "week"}
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _inbox_filters(step: str, due: str, supervised: str, q: str) -> InboxFilters:
+    """The filters of the inbox's form, read leniently: a choice the form does not offer is no filter."""
+    return InboxFilters(
+        step=step if _CODE.match(step) else None,
+        due=_DUE_FILTERS.get(due),
+        supervised=supervised in {"1", "true", "on"},
+        search=q,
+    )
+
+
+def _step_choices(labels: Labels, pairs: list[tuple[str, str]], chosen: str | None) -> list[tuple[str, str]]:
+    """The step filter's choices: each step of the inbox's tasks once (every 回访 as one)."""
+    choices: dict[str, str] = {}
+    for thing, step in pairs:
+        code = FOLLOW_UP.code if step.startswith(f"{FOLLOW_UP.code}_") else step
+        choices.setdefault(code, labels.step(thing, step))
+    if chosen and chosen not in choices:
+        choices[chosen] = FOLLOW_UP.name_zh if chosen == FOLLOW_UP.code else "所选环节"
+    return [("", "全部环节"), *choices.items()]
+
+
+def _supervised_tasks(session: Session, tasks: list[TaskRecord]) -> set[str]:
+    """The tasks of the page under 督办: escalated, or with a 督办 notice not yet answered."""
+    flagged = {task.task_id for task in tasks if task.escalations > 0}
+    case_ids = {task.case_id for task in tasks}
+    if case_ids:
+        pending = session.execute(
+            select(
+                col(SupervisionNotice.case_id), col(SupervisionNotice.step), col(SupervisionNotice.department)
+            ).where(col(SupervisionNotice.case_id).in_(case_ids), col(SupervisionNotice.acknowledged_at).is_(None))
+        ).all()
+        keys = {tuple(row) for row in pending}
+        flagged |= {task.task_id for task in tasks if (task.case_id, task.step, task.department) in keys}
+    return flagged
 
 
 @router.get("/inbox")
@@ -158,66 +198,119 @@ def inbox(
     request: Request,
     actor: TaskActor,
     engine: EngineDep,
-    status: StepStatus | None = None,
+    status: Annotated[str, Query(max_length=32)] = "",
+    step: Annotated[str, Query(max_length=64)] = "",
+    due: Annotated[str, Query(max_length=16)] = "",
+    supervised: Annotated[str, Query(max_length=8)] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    task: Annotated[str, Query(max_length=200)] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    """The department's tasks, oldest due first, with 预警 and 超期 badges."""
+    """The department's tasks, oldest due first, with 预警 and 超期 badges and a 督办 mark; narrowed by
+    status, step, due date, 督办 and a case number or applicant name; beside the list (on wide
+    screens) the summary of the task chosen, with 签收 right there."""
     calendar: WorkingCalendar = request.app.state.calendar
     now = datetime.now(UTC)
+    status_filter = next((item for item in StepStatus if item.value == status), None)
+    filters = _inbox_filters(step, due, supervised, q)
     with Session(engine) as session:
         # Supervisors' own tasks are the 回访 of their unit; officers and clerks see their unit's.
         department = actor.unit if actor.role == "supervisor" else None
         offset = (page - 1) * INBOX_PAGE_SIZE
         # Read before the tasks (as GET /tasks does): the page's script reloads it once
         # GET /tasks/events streams another ETag for the same listing.
-        etag = inbox_etag(session, actor, status, department, INBOX_PAGE_SIZE, offset)
-        tasks, total = inbox_tasks(session, actor, status, department, INBOX_PAGE_SIZE, offset)
+        etag = inbox_etag(session, actor, status_filter, department, INBOX_PAGE_SIZE, offset, filters)
+        tasks, total = inbox_tasks(session, actor, status_filter, department, INBOX_PAGE_SIZE, offset, filters)
         labels = Labels(session)
-        dues = [due_badge(task, calendar, now) for task in tasks]
+        step_choices = _step_choices(labels, inbox_steps(session, actor, department), filters.step)
+        cases = {
+            case_id: (case_no, name)
+            for case_id, case_no, name in session.execute(
+                select(col(CaseRecord.case_id), col(CaseRecord.case_no), col(CaseRecord.applicant_name)).where(
+                    col(CaseRecord.case_id).in_({item.case_id for item in tasks})
+                )
+            ).all()
+        }
+        supervised_ids = _supervised_tasks(session, tasks)
+        dues = [due_badge(item, calendar, now) for item in tasks]
         rows = [
             {
-                "task": task,
-                "thing_zh": labels.thing(task.thing),
-                "step_zh": labels.step(task.thing, task.step),
-                "department_zh": labels.department(task.department),
-                "due": due,
-                "mine": task.assignee == actor.username,
+                "task": item,
+                "thing_zh": labels.thing(item.thing),
+                "step_zh": labels.step(item.thing, item.step),
+                "department_zh": labels.department(item.department),
+                "due": due_now,
+                "mine": item.assignee == actor.username,
+                "case_no": cases.get(item.case_id, (None, None))[0],
+                "applicant_name": cases.get(item.case_id, (None, None))[1],
+                "supervised": item.task_id in supervised_ids,
+                "can_claim": item.status == StepStatus.OPEN,
             }
-            for task, due in zip(tasks, dues, strict=True)
+            for item, due_now in zip(tasks, dues, strict=True)
         ]
-    counts = {code: sum(1 for due in dues if due.code == code) for code in ("overdue", "warning")}
+    counts = {code: sum(1 for due_now in dues if due_now.code == code) for code in ("overdue", "warning")}
+    filter_query = {
+        name: value
+        for name, value in {
+            "status": status_filter.value if status_filter else "",
+            "step": filters.step or "",
+            "due": filters.due or "",
+            "supervised": "1" if filters.supervised else "",
+            "q": filters.search or "",
+        }.items()
+        if value
+    }
+    selected = next((row for row in rows if row["task"].task_id == task), rows[0] if rows else None)
     return render(
         request,
         "officer_inbox.html",
         {
             "active_nav": "/inbox",
             "rows": rows,
+            "selected": selected,
             "total": total,
             "page": page,
             "pages": max(1, -(-total // INBOX_PAGE_SIZE)),
-            "status": status.value if status else "",
+            "status": status_filter.value if status_filter else "",
             "status_choices": [
                 ("", "全部待办"),
                 (StepStatus.OPEN.value, "待签收"),
                 (StepStatus.CLAIMED.value, "办理中"),
                 (StepStatus.AWAITING_SUPPLEMENT.value, "待补正"),
             ],
+            "filters": filters,
+            "filtered": filters.active or status_filter is not None,
+            "step_choices": step_choices,
+            "due_choices": DUE_CHOICES,
+            "filter_query": filter_query,
+            "page_url": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "counts": counts,
             "department_zh": department_names().get(actor.unit or "", actor.unit or ""),
             "inbox_etag": etag,
-            "inbox_events_url": inbox_events_url(status, department, offset),
+            "inbox_events_url": inbox_events_url(status_filter, department, offset, filters),
         },
         actor=actor,
     )
 
 
-def inbox_events_url(status: StepStatus | None, department: str | None, offset: int) -> str:
+def inbox_events_url(
+    status: StepStatus | None, department: str | None, offset: int, filters: InboxFilters | None = None
+) -> str:
     """The change feed of the listing an inbox page shows (the same query as its GET /tasks)."""
     query: dict[str, str | int] = {"limit": INBOX_PAGE_SIZE, "offset": offset}
     if status is not None:
         query["status"] = status.value
     if department is not None:
         query["department"] = department
+    if filters is not None:
+        if filters.step:
+            query["step"] = filters.step
+        if filters.due:
+            query["due"] = filters.due
+        if filters.supervised:
+            query["supervised"] = "true"
+        if filters.search:
+            query["q"] = filters.search
     return f"/tasks/events?{urlencode(query)}"
 
 
@@ -287,7 +380,7 @@ async def acknowledge_notice(request: Request, notice_id: str, actor: NoticeActo
     try:
         AcknowledgeRequest(reply=reply)
     except ValidationError:
-        message = "请填写回复（1至1000字）(a reply of 1 to 1000 characters is required)"
+        message = "请填写回复（1至1000字）"
         return await run_in_threadpool(
             _notices_page, request, actor, engine, {notice_id: message}, {notice_id: reply}, 422
         )
@@ -303,7 +396,7 @@ async def acknowledge_notice(request: Request, notice_id: str, actor: NoticeActo
             raise
         # A form sent twice: the first acknowledged it, the second finds it done.
         return flash_redirect(request, "/inbox/notices", error.message, "error")
-    return flash_redirect(request, "/inbox/notices", "已签收督办通知并回复 (notice acknowledged)")
+    return flash_redirect(request, "/inbox/notices", "已签收督办通知并回复")
 
 
 # --- one task -------------------------------------------------------------------------------
@@ -314,7 +407,7 @@ def _own_task(session: Session, actor: Actor, task_id: str) -> TaskRecord:
     parse_task_id(task_id)
     task = session.get(TaskRecord, task_id)
     if task is None or task.department != actor.unit or actor.role not in task.roles.split(","):
-        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在或不属于本部门 (no such task in your department)")
+        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在或不属于本部门")
     return task
 
 
@@ -340,6 +433,8 @@ class FormState:
     missing: list[str] | None = None
     errors: dict[str, str] | None = None
     message: str | None = None
+    # The step's result fields, so that a refused value is explained by the field's example.
+    result_fields: Mapping[str, ResultField] | None = None
 
 
 def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_id: str) -> dict[str, Any]:
@@ -351,7 +446,9 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
             snapshot = masked(snapshot)
         definition = _case_definition(session, record, snapshot.situation)
         labels = Labels(session)
-    step_definition = _step_definition(definition, task.step)
+        step_definition = _step_definition(definition, task.step)
+        application = application_view(session, actor, record, snapshot, definition, step_definition, task.step)
+        case_no = record.case_no or snapshot.case_no
     step_view = next((item for item in snapshot.steps if item.step == task.step), None)
     materials = {material.code: material for material in definition.materials}
     status = step_view.status if step_view else StepStatus(task.status)
@@ -377,6 +474,8 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
         "result_labels": _result_labels(definition),
         "channel_zh": _channel_name(definition, snapshot.channel),
         "situation_zh": next((s.name_zh for s in definition.situations if s.code == snapshot.situation), ""),
+        "application": application,
+        "case_no": case_no,
     }
 
 
@@ -422,25 +521,21 @@ def _task_url(task_id: str) -> str:
     return "/inbox/" + quote(task_id, safe=":")
 
 
-def zh_reason(reason: str) -> str:
-    """A validation reason in Chinese first: the domain's English reasons get a Chinese lead."""
-    if _CJK.search(reason):
-        return reason
-    known = [
-        ("unknown field", "本环节没有此项"),
-        ("does not match", "格式不正确"),
-        ("must be true or false", "请选择是或否"),
-        ("longer than", "内容过长"),
-        ("birth date in the number", "号码中的出生日期与出生时间不符"),
-        ("decimal yuan", "金额须为两位小数，如 1234.50"),
-        ("list 1 to 20", "请列出1至20项需补正的材料"),
-        ("each item is 1 to 100", "每项材料名称为1至100字"),
-        ("give a reason", "请填写理由（1至500字）"),
-    ]
-    for english, chinese in known:
-        if english in reason:
-            return f"{chinese} ({reason})"
-    return f"输入有误 ({reason})"
+def refusal_errors(fields: Mapping[str, str], state: FormState) -> tuple[dict[str, str], list[str]]:
+    """A refusal's field reasons in Chinese, keyed like the task page's inputs; the reasons of inputs
+    the page has no place for come back as lines for the form's message, with their Chinese names."""
+    specs = state.result_fields or {}
+    placed = {f"result.{name}" for name in specs} | {"comment", "missing", "reason"}
+    errors: dict[str, str] = {}
+    others: list[str] = []
+    for field, reason in fields.items():
+        key = "missing" if field.startswith("missing[") else field
+        text = field_reason(reason)
+        if key in placed:
+            errors.setdefault(key, text)
+        else:
+            others.append(f"{input_label(key)}：{text}")
+    return errors, others
 
 
 async def _after_refusal(
@@ -455,8 +550,8 @@ async def _after_refusal(
     open, case closed) or a busy service is a message on the task page; anything else an error page."""
     domain = from_update_failure(error) if isinstance(error, WorkflowUpdateFailedError) else error
     if domain.code == ErrorCode.INVALID:
-        state.errors = {field: zh_reason(reason) for field, reason in (domain.fields or {}).items()}
-        state.message = domain.message
+        state.errors, others = refusal_errors(domain.fields or {}, state)
+        state.message = "；".join([zh_text(domain.message, "输入有误，请按提示修改"), *others])
         return await _task_page(request, actor, engine, task_id, state, status_code=422)
     if domain.code in {ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE}:
         return flash_redirect(request, _task_url(task_id), domain.message, "error")
@@ -475,6 +570,7 @@ async def _act(
     make_input: Callable[[str], BaseModel],
     state: FormState,
     done_message: str,
+    done_url: str | None = None,
 ) -> Response:
     # The task must be the actor's before anything reaches the workflow (404 otherwise).
     await run_in_threadpool(_load_own_task, engine, actor, task_id)
@@ -482,7 +578,7 @@ async def _act(
         await act_on_task(task_id, actor, client, action, update, make_input, idempotency_key_of(form))
     except (DomainError, WorkflowUpdateFailedError) as error:
         return await _after_refusal(request, actor, engine, task_id, error, state)
-    return flash_redirect(request, _task_url(task_id), done_message)
+    return flash_redirect(request, done_url or _task_url(task_id), done_message)
 
 
 def _load_own_task(engine: Engine, actor: Actor, task_id: str) -> TaskRecord:
@@ -492,8 +588,11 @@ def _load_own_task(engine: Engine, actor: Actor, task_id: str) -> TaskRecord:
 
 @router.post("/inbox/{task_id}/claim")
 async def claim(request: Request, task_id: str, actor: TaskActor, client: ClientDep, engine: EngineDep) -> Response:
-    """签收: the task becomes the officer's; its clock was already running."""
+    """签收: the task becomes the officer's; its clock was already running. Claimed from the inbox's
+    list (its form sends the list's address as ``next``), the officer comes back to the list."""
     form = await checked_form(request)
+    back = safe_next(form_text(form, "next"))
+    from_list = back is not None and (back == "/inbox" or back.startswith("/inbox?"))
     return await _act(
         request,
         actor,
@@ -505,7 +604,8 @@ async def claim(request: Request, task_id: str, actor: TaskActor, client: Client
         CaseWorkflow.claim,
         lambda step: ClaimInput(actor=actor, step=step),
         FormState(),
-        "已签收，请办理 (task claimed)",
+        "已签收，任务已转为本人办理" if from_list else "已签收，请办理",
+        back if from_list else None,
     )
 
 
@@ -522,7 +622,7 @@ def _result_from_form(step: StepDefinition, form: FormData) -> tuple[dict[str, A
             continue
         if spec.type == "boolean":
             if text not in {"true", "false"}:
-                errors[f"result.{name}"] = "请选择是或否 (choose yes or no)"
+                errors[f"result.{name}"] = "请选择是或否"
                 continue
             result[name] = text == "true"
         else:
@@ -540,10 +640,10 @@ async def complete(request: Request, task_id: str, actor: TaskActor, client: Cli
     comment = form_text(form, "comment")
     values["comment"] = comment
     if len(comment) > MAX_COMMENT_LENGTH:
-        errors["comment"] = f"备注不超过{MAX_COMMENT_LENGTH}字 (at most {MAX_COMMENT_LENGTH} characters)"
-    state = FormState(open_form="complete", values=values, errors=errors)
+        errors["comment"] = f"办理意见不超过{MAX_COMMENT_LENGTH}字"
+    state = FormState(open_form="complete", values=values, errors=errors, result_fields=step.result)
     if errors:
-        state.message = "办理结果不符合要求 (invalid step result)"
+        state.message = "办理结果不符合要求"
         return await _task_page(request, actor, engine, task_id, state, status_code=422)
 
     def make_input(code: str) -> CompleteStepInput:
@@ -560,7 +660,7 @@ async def complete(request: Request, task_id: str, actor: TaskActor, client: Cli
         CaseWorkflow.complete,
         make_input,
         state,
-        "已办结 (step completed)",
+        "已办结",
     )
 
 
@@ -568,16 +668,14 @@ def _task_step_definition(engine: Engine, task: TaskRecord) -> StepDefinition:
     with Session(engine) as session:
         record = session.get(CaseRecord, task.case_id)
         if record is None:
-            raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)")
+            raise DomainError(ErrorCode.NOT_FOUND, "案件不存在")
         return _step_definition(definition_for(session, record.thing, record.catalogue_version), task.step)
 
 
 def _reason(form: FormData, errors: dict[str, str]) -> str:
     reason = form_text(form, "reason")
     if not reason or len(reason) > MAX_REASON_LENGTH:
-        errors["reason"] = (
-            f"请填写理由（1至{MAX_REASON_LENGTH}字）(give a reason of 1 to {MAX_REASON_LENGTH} characters)"
-        )
+        errors["reason"] = f"请填写理由（1至{MAX_REASON_LENGTH}字）"
     return reason
 
 
@@ -593,13 +691,11 @@ async def return_for_supplement(
     errors: dict[str, str] = {}
     reason = _reason(form, errors)
     if not missing:
-        errors["missing"] = "请至少选择或填写一项需补正的材料 (name at least one missing material)"
+        errors["missing"] = "请至少选择或填写一项需补正的材料"
     elif len(missing) > MAX_MISSING_ITEMS:
-        errors["missing"] = f"最多{MAX_MISSING_ITEMS}项 (at most {MAX_MISSING_ITEMS} items)"
+        errors["missing"] = f"最多{MAX_MISSING_ITEMS}项"
     elif any(len(item) > MAX_MISSING_ITEM_LENGTH for item in missing):
-        errors["missing"] = (
-            f"每项不超过{MAX_MISSING_ITEM_LENGTH}字 (each item at most {MAX_MISSING_ITEM_LENGTH} characters)"
-        )
+        errors["missing"] = f"每项不超过{MAX_MISSING_ITEM_LENGTH}字"
     state = FormState(
         open_form="return",
         values={"reason": reason, "missing_other": form_text(form, "missing_other")},
@@ -607,7 +703,7 @@ async def return_for_supplement(
         errors=errors,
     )
     if errors:
-        state.message = "补正要求不完整 (invalid return)"
+        state.message = "补正要求不完整"
         return await _task_page(request, actor, engine, task_id, state, status_code=422)
     return await _act(
         request,
@@ -620,7 +716,7 @@ async def return_for_supplement(
         CaseWorkflow.return_for_supplement,
         lambda step: ReturnStepInput(actor=actor, step=step, missing=missing, reason=reason),
         state,
-        "已退回补正，已通知申请人补交材料 (returned for supplement)",
+        "已退回补正，已通知申请人补交材料",
     )
 
 
@@ -632,7 +728,7 @@ async def refuse(request: Request, task_id: str, actor: TaskActor, client: Clien
     reason = _reason(form, errors)
     state = FormState(open_form="refuse", values={"reason": reason}, errors=errors)
     if errors:
-        state.message = "不予办理须说明理由 (a refusal needs a reason)"
+        state.message = "不予办理须说明理由"
         return await _task_page(request, actor, engine, task_id, state, status_code=422)
     return await _act(
         request,
@@ -645,5 +741,5 @@ async def refuse(request: Request, task_id: str, actor: TaskActor, client: Clien
         CaseWorkflow.refuse,
         lambda step: RefuseStepInput(actor=actor, step=step, reason=reason),
         state,
-        "已作出不予办理决定，案件结束 (case refused)",
+        "已作出不予办理决定，案件结束",
     )

@@ -28,7 +28,7 @@ from domain.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
 from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
-from services.access import is_case_staff, visible_case, visible_cases_filter
+from services.access import case_search, is_case_staff, visible_case, visible_cases_filter
 from services.cases import accept_submission, rate_case_as, supply_case_materials
 
 router = APIRouter(tags=["cases"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
@@ -69,6 +69,8 @@ def read_case(case_id: str, actor: ActorDep, session: SessionDep) -> CaseRespons
     record = visible_case(session, actor, case_id)
     snapshot = CaseSnapshot.model_validate(record.snapshot)
     response = _case_response(snapshot)
+    # Everyone who may read the case reads the application (supervisors masked, below).
+    response.form = record.form
     return response if sees_case_personal_data(actor, snapshot) else masked(response)
 
 
@@ -79,11 +81,23 @@ def list_cases(
     status: str | None = None,
     thing: str | None = None,
     department: str | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=50,
+            # No control characters (PostgreSQL text cannot hold NUL): 422, not a failed query.
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="受理编号 (whole or its end), case id, or part of the applicant's name",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: OffsetQuery = 0,
 ) -> CaseList:
     require_role(actor, "clerk", "officer", "supervisor", "admin")
     conditions = [visible_cases_filter(actor)]
+    if q and q.strip():
+        conditions.append(case_search(q))
     if status:
         conditions.append(col(CaseRecord.status) == status)
     if thing:
@@ -101,6 +115,8 @@ def list_cases(
     items = [
         CaseSummary(
             case_id=row.case_id,
+            case_no=row.case_no,
+            applicant_name=row.applicant_name,
             thing=row.thing,
             channel=row.channel,
             status=row.status,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlmodel import Session, col
 
+from activities.read_model import bump_inbox_versions
 from api.deps import ActorDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response, wants_csv
@@ -89,6 +90,7 @@ def acknowledge(session: Session, engine: Engine, actor: Actor, notice_id: str, 
     notice.acknowledged_by = actor.username
     notice.reply = reply
     session.add(notice)
+    bump_inbox_versions(session, {notice.department})  # its 督办 badge goes from the inbox
     session.commit()
     session.refresh(notice)
     record_staff_action(

@@ -36,6 +36,8 @@ LATEST_DAY = date(2999, 12, 31)
 ReportDay = Annotated[date, Field(ge=EARLIEST_DAY, le=LATEST_DAY), BeforeValidator(not_a_timestamp)]
 # Archives are checked file by file; a period's newest closed cases up to this many.
 ARCHIVE_CHECK_LIMIT = 2000
+# An item not met names the cases that fail it (up to this many), so that each can be followed up.
+FAILING_CASES_LIMIT = 20
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
@@ -47,8 +49,18 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _item(code: str, label_zh: str, passed: bool | None, value: Any, detail_zh: str) -> dict[str, Any]:
-    return {"code": code, "label_zh": label_zh, "passed": passed, "value": value, "detail_zh": detail_zh}
+def _item(
+    code: str, label_zh: str, passed: bool | None, value: Any, detail_zh: str, cases: list[str] | None = None
+) -> dict[str, Any]:
+    """One check item; ``cases`` are the ids of the cases failing it (the first FAILING_CASES_LIMIT)."""
+    return {
+        "code": code,
+        "label_zh": label_zh,
+        "passed": passed,
+        "value": value,
+        "detail_zh": detail_zh,
+        "cases": (cases or [])[:FAILING_CASES_LIMIT],
+    }
 
 
 def _guide_items(definition: ThingDefinition) -> list[dict[str, Any]]:
@@ -101,13 +113,19 @@ def _case_items(
         ).scalars()
     )
     # Joint handling: every step of a closed case went through the workflow as a task.
-    incomplete_joint = session.execute(
-        select(func.count(func.distinct(TaskRecord.case_id))).where(
-            col(TaskRecord.case_id).in_(closed_ids[:ARCHIVE_CHECK_LIMIT]),
-            col(TaskRecord.status).not_in(["done", "refused", "cancelled"]),
-            col(TaskRecord.step).not_like("follow_up%"),
-        )
-    ).scalar_one()
+    incomplete_joint_cases = list(
+        session.execute(
+            select(col(TaskRecord.case_id))
+            .distinct()
+            .where(
+                col(TaskRecord.case_id).in_(closed_ids[:ARCHIVE_CHECK_LIMIT]),
+                col(TaskRecord.status).not_in(["done", "refused", "cancelled"]),
+                col(TaskRecord.step).not_like("follow_up%"),
+            )
+            .order_by(col(TaskRecord.case_id))
+        ).scalars()
+    )
+    incomplete_joint = len(incomplete_joint_cases)
     steps = session.execute(
         select(func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
         .select_from(TaskRecord)
@@ -120,15 +138,27 @@ def _case_items(
         .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
         .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.step).like("follow_up%"))
     ).one()
+    late_steps_of = (
+        select(col(TaskRecord.case_id))
+        .distinct()
+        .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
+        .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.on_time).is_not(True))
+        .order_by(col(TaskRecord.case_id))
+        .limit(FAILING_CASES_LIMIT)
+    )
+    late_step_cases = list(session.execute(late_steps_of.where(col(TaskRecord.step).not_like("follow_up%"))).scalars())
+    late_follow_up_cases = list(session.execute(late_steps_of.where(col(TaskRecord.step).like("follow_up%"))).scalars())
     complaints = session.execute(
         select(ComplaintRecord)
         .join(CaseRecord, col(CaseRecord.case_id) == col(ComplaintRecord.case_id))
         .where(*in_period, col(ComplaintRecord.answered_at).is_not(None))
     ).scalars()
     answered = list(complaints)
-    answered_on_time = sum(1 for c in answered if c.due_at is None or (c.answered_at and c.answered_at <= c.due_at))
+    answered_late = [c for c in answered if not (c.due_at is None or (c.answered_at and c.answered_at <= c.due_at))]
+    answered_on_time = len(answered) - len(answered_late)
     checked = closed_ids[:ARCHIVE_CHECK_LIMIT]
-    archives_ok = sum(1 for case_id in checked if check_package(settings_archive, case_id).complete)
+    incomplete_archives = [case_id for case_id in checked if not check_package(settings_archive, case_id).complete]
+    archives_ok = len(checked) - len(incomplete_archives)
     steps_done, steps_on_time = int(steps[0]), int(steps[1] or 0)
     return [
         _item(
@@ -137,6 +167,7 @@ def _case_items(
             incomplete_joint == 0 if closed_ids else None,
             _ratio(len(checked) - int(incomplete_joint), len(checked)),
             f"期内受理{submitted}件，办结{len(closed_ids)}件",
+            incomplete_joint_cases,
         ),
         _item(
             "time_limits_met",
@@ -144,6 +175,7 @@ def _case_items(
             steps_done == steps_on_time if steps_done else None,
             _ratio(steps_on_time, steps_done),
             f"按时办结{steps_on_time}/{steps_done}个环节",
+            late_step_cases,
         ),
         _item(
             "complaints_on_time",
@@ -151,6 +183,7 @@ def _case_items(
             answered_on_time == len(answered) if answered else None,
             _ratio(answered_on_time, len(answered)),
             f"按时答复{answered_on_time}/{len(answered)}件",
+            sorted({c.case_id for c in answered_late if c.case_id}),
         ),
         _item(
             "follow_ups_on_time",
@@ -158,6 +191,7 @@ def _case_items(
             int(follow_ups[1] or 0) == int(follow_ups[0]) if follow_ups[0] else None,
             _ratio(int(follow_ups[1] or 0), int(follow_ups[0])),
             f"按时回访{int(follow_ups[1] or 0)}/{int(follow_ups[0])}件",
+            late_follow_up_cases,
         ),
         _item(
             "archives_complete",
@@ -165,6 +199,7 @@ def _case_items(
             archives_ok == len(checked) if checked else None,
             _ratio(archives_ok, len(checked)),
             f"抽查{len(checked)}件，完整{archives_ok}件",
+            incomplete_archives,
         ),
     ]
 

@@ -41,13 +41,28 @@ from models.case import (
     StepStatus,
     StepView,
 )
-from services.inbox import inbox_query, listing, read_versions
+from services.inbox import MAX_SEARCH_LENGTH, DueFilter, InboxFilters, inbox_query, listing, read_versions
 from services.tasks import act_on_task
 from workflows.case.workflow import CaseWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+def inbox_filters(
+    step: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*$")] = None,
+    due: DueFilter | None = None,
+    supervised: bool = False,
+    q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+) -> InboxFilters:
+    """Narrowing the inbox: ``step`` (``follow_up`` for every 回访), ``due`` (``overdue``; ``today``
+    or ``week``: due by the end of today or of this week, Beijing time, not yet past), ``supervised``
+    (only tasks under 督办) and ``q`` (part of a case number or applicant name, or a case id)."""
+    return InboxFilters(step=step, due=due, supervised=supervised, search=q)
+
+
+FiltersDep = Annotated[InboxFilters, Depends(inbox_filters)]
 
 
 @router.get(
@@ -59,6 +74,7 @@ def inbox(
     actor: ActorDep,
     session: SessionDep,
     response: Response,
+    filters: FiltersDep,
     status: StepStatus | None = None,
     department: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -71,7 +87,7 @@ def inbox(
     back in ``If-None-Match``, it is answered ``304`` without running the listing.
     ``GET /tasks/events`` streams the ETag as it changes.
     """
-    query = inbox_query(actor, status, department, limit, offset)
+    query = inbox_query(actor, status, department, limit, offset, filters)
     # The versions are read before the tasks: a change committed in between makes the
     # ETag older than the list, never newer, so the next request fetches it.
     etag = query.etag(read_versions(session, query.department))
@@ -97,6 +113,7 @@ async def get_stream_actor(
 async def inbox_events(
     request: Request,
     actor: Annotated[Actor, Depends(get_stream_actor)],
+    filters: FiltersDep,
     status: StepStatus | None = None,
     department: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -107,7 +124,7 @@ async def inbox_events(
 
     Outside the OpenAPI document: a stream never ends, so it cannot be called like the rest.
     """
-    query = inbox_query(actor, status, department, limit, offset)
+    query = inbox_query(actor, status, department, limit, offset, filters)
     watcher: InboxWatcher = request.app.state.inbox_watcher
     await watcher.refresh()
     return StreamingResponse(

@@ -53,6 +53,7 @@ class ConsoleRow:
 APPLICANT_PAGE = (303, 200, 403, 403, 403, 403)
 APPLICANT_ACTION = (303, 303, 403, 403, 403, 403)
 CLERK_PAGE = (303, 403, 200, 403, 403, 403)
+CLERK_AWAY = (303, 403, 303, 403, 403, 403)
 
 CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     ConsoleRow("GET", "/", "/", (303, 303, 303, 303, 303, 303)),
@@ -60,6 +61,8 @@ CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     # Without the login page's own token (keyed by its nonce cookie) a login is refused, whoever sends it.
     ConsoleRow("POST", "/login", "/login", (403, 403, 403, 403, 403, 403), {"username": "admin", "password": "demo"}),
     ConsoleRow("POST", "/logout", "/logout", (303, 303, 303, 303, 303, 303)),
+    # The site icon, for anyone: a permanent redirect to /static/favicon.svg.
+    ConsoleRow("GET", "/favicon.ico", "/favicon.ico", (301, 301, 301, 301, 301, 301)),
     ConsoleRow("GET", "/apply", "/apply", APPLICANT_PAGE),
     ConsoleRow("GET", "/apply/{thing}", "/apply/birth", APPLICANT_PAGE),
     # With no situation answers the page asks the questions again: nothing is submitted.
@@ -73,6 +76,15 @@ CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     ConsoleRow("GET", "/window/apply/{thing}", "/window/apply/birth", CLERK_PAGE),
     ConsoleRow("POST", "/window/apply/{thing}", "/window/apply/birth", CLERK_PAGE),
     ConsoleRow("GET", "/window/cases/{case_id}/notice", "/window/cases/{case_id}/notice", CLERK_PAGE),
+    # The case owes nothing: the 补正 page (and its form) send the clerk back to the notice.
+    ConsoleRow("GET", "/window/cases/{case_id}/supplement", "/window/cases/{case_id}/supplement", CLERK_AWAY),
+    ConsoleRow(
+        "POST",
+        "/window/cases/{case_id}/supplement",
+        "/window/cases/{case_id}/supplement",
+        CLERK_AWAY,
+        {"materials.marriage_certificate": "收件-1"},
+    ),
 ]
 
 
@@ -183,6 +195,7 @@ CONSOLE_ROUTES_A2: list[ConsoleRow] = [
     ConsoleRow("GET", "/dashboard", "/dashboard", DASHBOARD_PAGE),
     ConsoleRow("GET", "/dashboard/overdue", "/dashboard/overdue", DASHBOARD_PAGE),
     ConsoleRow("GET", "/dashboard/warnings", "/dashboard/warnings", DASHBOARD_PAGE),
+    ConsoleRow("GET", "/dashboard/cases", "/dashboard/cases", DASHBOARD_PAGE),
     ConsoleRow("GET", "/dashboard/cases/{case_id}", "/dashboard/cases/{case_id}", DASHBOARD_PAGE),
     # 督办 is the supervisor's alone: an admin may read the case but not act on it.
     ConsoleRow(

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from domain.catalogue import shipped_definitions
-from domain.samples import sample_birth_form
+from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID, sample_birth_form
 from models.tables import CaseRecord
 from tests.api.console_access_rows import (
     console_login,
@@ -22,6 +22,7 @@ from tests.api.console_access_rows import (
     idempotency_key_of,
     session_csrf,
 )
+from tests.api.console_client import Element, Page
 from tests.api.helpers import Cases, Login, step_of
 
 MARRIED_FATHER = {"marital_status": "married", "hukou_follow": "father"}
@@ -73,6 +74,12 @@ def _legend(html: str, group: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
 
 
+def _materials(page: Page) -> dict[str, str]:
+    """The case page's materials as they are now: each row's status and text, by material code."""
+    rows: list[Element] = page.all("material-row")
+    return {row.attrs["data-material"]: f"{row.attrs['data-status']} {' '.join(row.text.split())}" for row in rows}
+
+
 def _status_of(html: str) -> str:
     match = re.search(r'data-testid="case-status" data-status="([a-z_]+)"', html)
     assert match is not None, html
@@ -115,6 +122,35 @@ async def test_a_married_couples_form_needs_the_father_and_fetches_their_documen
     assert 'name="marital_status"' not in page.text and 'name="hukou.follow"' not in page.text
 
 
+def _input_tag(html: str, name: str) -> str:
+    match = re.search(rf'<input[^>]*\bname="{re.escape(name)}"[^>]*>', html, re.S)
+    assert match is not None, f"no input {name}"
+    return " ".join(match.group(0).split())
+
+
+async def test_inputs_bring_up_the_right_keyboard_on_a_phone(api):
+    await console_login(api, "applicant1")
+
+    birth = (await _form_page(api, "birth", MARRIED_FATHER)).text
+    company = (await _form_page(api, "company_opening", {"hires_employees": "yes", "needs_invoices": "no"})).text
+
+    # ID numbers may end in X: the text keyboard with capitals, never the digits-only keypad.
+    for name in ("mother.id_number", "father.id_number", "applicant.id_number"):
+        tag = _input_tag(birth, name)
+        assert 'type="text"' in tag and 'inputmode="text"' in tag and 'autocapitalize="characters"' in tag, tag
+        assert 'autocomplete="off"' in tag and 'spellcheck="false"' in tag, tag
+    phone = _input_tag(birth, "applicant.phone")
+    assert 'type="tel"' in phone and 'inputmode="tel"' in phone and 'autocomplete="tel"' in phone, phone
+    assert 'inputmode="numeric"' in _input_tag(birth, "newborn.birthplace_division_code")
+    assert 'inputmode="decimal"' in _input_tag(company, "company.registered_capital")
+    headcount = _input_tag(company, "employees.headcount")
+    assert 'type="number"' in headcount and 'inputmode="numeric"' in headcount, headcount
+    retirement = (await _form_page(api, "retirement", {"retirement_type": "normal", "housing_fund": "no"})).text
+    assert 'autocapitalize="characters"' in _input_tag(retirement, "employer.credit_code")
+    assert 'inputmode="numeric"' in _input_tag(retirement, "bank_account.account_no")
+    assert "inputmode" not in _input_tag(birth, "newborn.name")
+
+
 async def test_an_unmarried_mothers_form_asks_for_the_declaration_and_leaves_the_father_optional(api):
     await console_login(api, "applicant1")
 
@@ -152,6 +188,10 @@ async def test_an_applicant_submits_through_the_form_and_follows_the_case(api, l
     assert "受理通知书" in page.text and "网上申办" in page.text
     assert 'data-step="birth_certificate"' in page.text and "出生医学证明办理" in page.text
     assert "应于" in page.text  # the open steps' due dates
+    # …as dates with the working days left, never ISO strings or working hours.
+    assert re.search(r"应于 <span[^>]*>\d{4}年\d{1,2}月\d{1,2}日</span>前办结", page.text)
+    assert re.search(r'data-testid="step-time-left">(今日到期|剩余 \d+ 个工作日)<', page.text)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}", page.text)
     listing = await api.get("/my/cases")
     assert f'data-case-id="{case_id}"' in listing.text
     # The JSON API sees the same case: submitted online, owned by the applicant.
@@ -272,6 +312,48 @@ async def test_the_applicant_supplies_returned_materials_through_the_case_page(a
     assert "补正材料已提交" in after.text
     assert _status_of(after.text) == "in_progress"
     assert step_of(await cases.read(case["case_id"]), "birth_certificate")["status"] == "claimed"
+    # The materials are listed as they are now: the returned one owed (with the step's reason), then received.
+    owed = _materials(Page(page))["delivery_record"]
+    assert owed.startswith("to_supply") and "需补正" in owed and "出生医学证明办理：分娩记录不清晰" in owed
+    supplied = _materials(Page(after))["delivery_record"]
+    assert supplied.startswith("received") and "已收取" in supplied and "UPLOAD-0042" in supplied
+
+
+async def test_the_case_page_shows_the_case_number_the_materials_now_and_when_the_case_is_due(api, cases: Cases):
+    # The data-sharing platform holds no marriage record for this mother: 结婚证 is owed from acceptance.
+    form = _birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)
+    case = await cases.submit(form=form, channel="online")
+    assert case["status"] == "awaiting_supplement" and case["case_no"]
+    await console_login(api, "applicant1")
+
+    before = Page(await api.get(f"/my/cases/{case['case_id']}"))
+
+    # The case number people quote comes first; the technical id stays beside it.
+    assert before.text("case-no") == case["case_no"] and before.text("case-id") == case["case_id"]
+    assert case["case_no"] in before.text("acceptance-notice")
+    materials = _materials(before)
+    owed = materials["marriage_certificate"]
+    assert owed.startswith("to_supply") and "结婚证" in owed and "需补正" in owed
+    assert "数据共享平台未能获取，请提交" in owed  # why it is owed
+    assert materials["mother_id_card"].startswith("shared") and "已共享" in materials["mother_id_card"]
+    assert "marriage_certificate" not in before.text("case-materials")  # named, never by code
+    # While materials are owed the clock stops: the whole case's time is counted from the 补正.
+    assert re.fullmatch(r"补正材料齐全之日起\d+个工作日内全部办结", before.text("expected-completion"))
+
+    supplement = before.form(f"/my/cases/{case['case_id']}/supplement")
+    response = await api.post(
+        supplement.action, data={**supplement.fields, "materials.marriage_certificate": "JHZ-330102-0088"}
+    )
+    assert response.status_code == 303, response.text
+    after = Page(await api.get(response.headers["location"]))
+
+    supplied = _materials(after)["marriage_certificate"]
+    assert supplied.startswith("received") and "已收取" in supplied and "JHZ-330102-0088" in supplied
+    assert "需补正" not in after.text("case-materials")
+    assert re.fullmatch(
+        r"最迟于\d{4}年\d{1,2}月\d{1,2}日(?: \d{2}:\d{2})?前全部办结", after.text("expected-completion")
+    )
+    assert after.text("case-no") == case["case_no"]
 
 
 async def test_an_incomplete_supplement_changes_nothing(api, cases: Cases):

@@ -4,6 +4,7 @@ the fields, CSRF refusal, a double-submitted form acting once, and 督办 notice
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -65,6 +66,11 @@ async def test_officer_inbox_lists_the_departments_tasks_with_due_badges(cases, 
     ]
     badges = [" ".join(badge.text.split()) for badge in page.all("due-badge")]
     assert badges == ["超期", "预警"]
+    # The time left in working days (never working hours); due dates as dates, not ISO strings.
+    late_hint, soon_hint = (" ".join(row.text.split()) for row in rows)
+    assert re.search(r"已超期( [1-9]\d* 个工作日)?", late_hint), late_hint
+    assert re.search(r"今日到期|剩余 [1-9]\d* 个工作日", soon_hint), soon_hint
+    assert "工作小时" not in page.html and not re.search(r"\d{4}-\d{2}-\d{2}", page.text("inbox-table"))
     assert "出生医学证明办理" in page.html and "预防接种证办理" in page.html
     assert page.text("inbox-overdue") == "1" and page.text("inbox-warnings") == "1"
 
@@ -153,7 +159,7 @@ async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(case
     forged = await officer.send(form, {"csrf_token": "forged"})
 
     assert (missing.status_code, forged.status_code) == (403, 403)
-    assert "CSRF" in missing.text and missing.headers["content-type"].startswith("text/html")
+    assert "页面已过期或来源不明" in missing.text and missing.headers["content-type"].startswith("text/html")
     assert step_of(await cases.read(case["case_id"]), "birth_certificate")["status"] == "open"
     assert _audit(engine, AuditAction.TASK_CLAIM, task) == []
 

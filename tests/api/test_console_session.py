@@ -181,7 +181,24 @@ async def test_console_pages_are_not_in_the_openapi_document(api):
     assert not {"/", "/login", "/logout", "/apply", "/my/cases", "/window"} & set(paths)
 
 
-def test_a_due_time_at_midnight_reads_as_24_00_of_the_day_before():
-    assert due(datetime(2026, 11, 26, 16, 0, tzinfo=UTC)) == "2026-11-26 24:00"  # 00:00 on the 27th, Beijing
-    assert due(datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) == "2026-11-26 17:30"
+def test_a_due_time_at_midnight_reads_as_the_day_before():
+    # 00:00 on the 27th in Beijing is 24:00 of the 26th, the last day: pages write "2026年11月26日前".
+    assert due(datetime(2026, 11, 26, 16, 0, tzinfo=UTC)) == "2026年11月26日"
+    assert due(datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) == "2026年11月26日 17:30"
     assert due(None) == ""
+
+
+@pytest.mark.parametrize("path", ["/login", "/apply", "/my/cases"])
+async def test_pages_link_the_site_icon_and_it_is_served(api, path):
+    if path != "/login":
+        await console_login(api, "applicant1")
+
+    page = await api.get(path)
+    icon = await api.get("/static/favicon.svg")
+    legacy = await api.get("/favicon.ico")
+
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page.text
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.lstrip().startswith("<svg") and "<script" not in icon.text
+    # Pages without the link (the guide, a JSON response in a tab) ask for /favicon.ico: sent to the SVG.
+    assert legacy.status_code == 301 and legacy.headers["location"] == "/static/favicon.svg"

@@ -14,12 +14,12 @@ import pytest
 from sqlmodel import Session, col, select
 
 from api.console.charts import BAR_AREA_WIDTH, Bar, Point, bar_chart, line_chart
-from domain.samples import MOTHER_ID
+from domain.samples import FATHER_ID, MOTHER_ID, MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from domain.workcalendar import WorkingCalendar, default_calendar_file
 from models.case import EventType
 from models.tables import RatingRecord, SupervisionNotice, TaskRecord
 from tests.api.console_client import ConsoleUsers, console_users
-from tests.api.helpers import project_single_step_case
+from tests.api.helpers import birth_form, project_single_step_case
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
@@ -147,14 +147,17 @@ async def test_dashboard_period_and_thing_filter_what_is_counted(browser, known_
     assert other_thing.text("on-time-rate") == "—" and other_thing.text("completed-count") == "0"
 
 
-async def test_an_invalid_period_is_a_422_page_naming_the_field(browser):
+async def test_an_invalid_period_is_told_on_the_dashboard_itself(browser):
     supervisor = await browser("supervisor")
 
     reversed_period = await supervisor.get("/dashboard", **{"from": "2026-11-30", "to": "2026-11-01"})
     not_a_date = await supervisor.get("/dashboard", **{"from": "yesterday"})
 
-    assert reversed_period.status == 422 and "开始日期不能晚于结束日期" in reversed_period.text("error-fields")
-    assert not_a_date.status == 422 and not_a_date.all("error")
+    assert reversed_period.status == 400 and "开始日期不能晚于结束日期" in reversed_period.text("period-error")
+    assert reversed_period.all("dashboard-summary")  # the dashboard still, with the last 30 days' figures
+    assert reversed_period.one("period-form")
+    assert 'name="from" value="2026-11-30"' in reversed_period.html  # what was asked stays in the filter
+    assert not_a_date.status == 400 and "开始日期不是有效的日期" in not_a_date.text("period-error")
     assert not_a_date.response.headers["content-type"].startswith("text/html")
 
 
@@ -197,6 +200,9 @@ async def test_overdue_and_warning_lists_link_to_each_case(browser, engine):
     assert late.attrs["data-task-id"] == "ot-late:hukou_registration"
     assert "户口登记" in late.text and "公安部门" in late.text and "police_officer" in late.text
     assert 'href="/dashboard/cases/ot-late"' in overdue.html
+    # How late, in working days (none yet right after a due time on a Friday night).
+    assert re.fullmatch(r"已超期( [1-9]\d* 个工作日)?", overdue.text("overdue-for"))
+    assert "工作小时" not in overdue.html
     (soon,) = warnings.all("warning-row")
     assert soon.attrs["data-task-id"] == "ot-soon:hukou_registration"
     assert overdue.text("list-total") == "1" and warnings.text("list-total") == "1"
@@ -286,6 +292,78 @@ async def test_check_items_report_lists_each_thing_with_verdicts(browser, known_
     assert {"birth", "death", "retirement", "company_opening"} <= things
     codes = {item.attrs["data-code"] for item in page.all("report-item")}
     assert {"guide_complete", "flowchart_present", "time_limits_met", "archives_complete"} <= codes
-    assert "统计期间 2026-11-01 至 2026-11-30" in page.html
+    assert "统计期间 2026年11月1日 至 2026年11月30日" in page.html
     verdicts = {" ".join(item.text.split()) for item in page.all("report-verdict")}
     assert verdicts <= {"符合", "不符合", "无数据"} and "不符合" in verdicts  # one police step was late
+
+
+# --- case search, and report lines naming their case -------------------------------------------
+
+
+def _found(page) -> list[str]:
+    return [row.attrs["data-case-id"] for row in page.all("search-row")]
+
+
+async def test_a_supervisor_finds_a_case_by_name_number_and_id_number_and_not_others(cases, browser):
+    mine = await cases.submit()
+    other_form = birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)
+    other_form["applicant"]["name"] = other_form["mother"]["name"] = "赵敏"
+    other = await cases.submit(form=other_form)
+    supervisor = await browser("supervisor")
+
+    by_name = await supervisor.get("/dashboard/cases", name="李芳")
+    by_number = await supervisor.get("/dashboard/cases", no=other["case_no"])
+    by_digits = await supervisor.get("/dashboard/cases", no=mine["case_no"][-6:])
+    by_id_number = await supervisor.get("/dashboard/cases", id_number=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)
+    by_father = await supervisor.get("/dashboard/cases", id_number=FATHER_ID)
+    by_status = await supervisor.get("/dashboard/cases", status="awaiting_supplement", department="hospital")
+    nobody = await supervisor.get("/dashboard/cases", name="钱多多")
+
+    assert by_name.status == 200 and _found(by_name) == [mine["case_id"]]
+    (row,) = by_name.all("open-case")
+    assert row.attrs["href"] == f"/dashboard/cases/{mine['case_id']}" and row.text.strip() == mine["case_no"]
+    assert _found(by_number) == [other["case_id"]]
+    assert _found(by_digits) == [mine["case_id"]]
+    assert _found(by_id_number) == [other["case_id"]]
+    assert set(_found(by_father)) == {mine["case_id"], other["case_id"]}  # the father is on both applications
+    assert _found(by_status) == [other["case_id"]]  # it owes the 结婚证
+    assert _found(nobody) == [] and nobody.text("search-empty") == "没有符合条件的案件"
+
+
+async def test_a_reversed_date_range_is_told_beside_the_search_fields(cases, browser):
+    await cases.submit()
+    supervisor = await browser("supervisor")
+
+    page = await supervisor.get("/dashboard/cases", **{"from": "2026-12-05", "to": "2026-12-01"})
+    bad_id = await supervisor.get("/dashboard/cases", id_number="12345")
+
+    assert page.status == 400
+    assert "不能晚于" in page.text("error-from") and "受理日期自" in page.text("search-error")
+    assert page.all("search-row") == [] and page.one("case-search-form")
+    assert 'value="2026-12-05"' in page.html  # what was typed stays in the field
+    assert bad_id.status == 400 and "18位身份证号码" in bad_id.text("error-id_number")
+
+
+async def test_report_and_rating_lines_name_and_link_their_case(cases, browser, engine, known_cases):
+    case = await cases.submit()
+    with Session(engine) as session:
+        session.add(RatingRecord(case_id=case["case_id"], step="", thing="birth", score=1, rated_at=datetime.now(UTC)))
+        session.commit()
+    supervisor = await browser("supervisor")
+
+    report = await supervisor.get("/dashboard/report", **NOVEMBER)
+    ratings = await supervisor.get("/dashboard/ratings")
+
+    (late,) = [
+        item
+        for item in report.all("report-item")
+        if item.attrs["data-code"] == "time_limits_met" and "不符合" in item.text
+    ]
+    # The late police step's case, by name and link; the cases on time are not named.
+    assert "涉及案件：ot-b" in "".join(late.text.split()) and "ot-a" not in late.text and "ot-c" not in late.text
+    assert 'href="/dashboard/cases/ot-b"' in report.html
+    linked = {link.attrs["data-case-id"] for link in report.all("report-case")}
+    assert "ot-b" in linked and linked <= {"ot-a", "ot-b", "ot-c"}
+    (low,) = ratings.all("low-rating-row")
+    assert low.attrs["data-case-id"] == case["case_id"] and case["case_no"] in low.text
+    assert f'href="/dashboard/cases/{case["case_id"]}"' in ratings.html

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -152,9 +152,8 @@ async def test_the_same_idempotency_key_from_another_account_is_another_case(cas
 
 
 async def test_submissions_without_a_key_are_separate_cases(cases, engine):
-    form = birth_form()
-    first = await cases.post(form=form)
-    second = await cases.post(form=form)
+    first = await cases.post(form=birth_form())
+    second = await cases.post(form=birth_form(born_at=datetime.now(UTC) - timedelta(days=3)))
 
     assert (first.status_code, second.status_code) == (201, 201)
     assert first.json()["case_id"] != second.json()["case_id"]

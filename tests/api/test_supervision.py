@@ -349,3 +349,28 @@ async def test_every_supervision_list_exports_csv_with_chinese_headers(api, logi
     if path == "/supervision/overdue":
         assert [row[1] for row in rows] == ["ot-d"]
         assert rows[0][6] == "2026-11-25 00:00"  # Beijing time
+
+
+async def test_a_manual_notice_and_its_acknowledgement_each_change_the_departments_inbox_etag(api, login, cases):
+    case = await cases.submit()
+    hospital = await login("hospital_officer")
+
+    async def inbox_etag() -> str:
+        response = await api.get("/tasks", headers=hospital)
+        assert response.status_code == 200
+        return response.headers["etag"]
+
+    before = await inbox_etag()
+    issued = await api.post(
+        "/supervision/notices",
+        json={"case_id": case["case_id"], "step": "birth_certificate", "message": "请加快办理"},
+        headers=await login("supervisor"),
+    )
+    assert issued.status_code == 201, issued.text
+    with_notice = await inbox_etag()
+    [notice] = (await api.get("/notices", headers=hospital)).json()["items"]
+    acked = await api.post(f"/notices/{notice['notice_id']}/ack", json={"reply": "已加派人手"}, headers=hospital)
+    assert acked.status_code == 200, acked.text
+
+    # The 督办 badge appears, then goes: a console following the feed sees both.
+    assert len({before, with_notice, await inbox_etag()}) == 3

@@ -58,10 +58,10 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
-def birth_form_inputs(born: datetime, delivery: str) -> dict[str, str]:
+def birth_form_inputs(born: datetime, delivery: str, newborn: str = "王小明") -> dict[str, str]:
     """What the applicant types into the birth form (married, the child registered with the father)."""
     values = {
-        "newborn.name": "王小明",
+        "newborn.name": newborn,
         "newborn.sex": "male",
         "newborn.born_at": born.strftime("%Y-%m-%dT%H:%M"),  # <input type="datetime-local">, Beijing time
         "newborn.birthplace_division_code": BIRTHPLACE,
@@ -172,8 +172,10 @@ def test_a_birth_case_runs_through_the_console_in_a_real_browser(
     first_step = applicant.page.locator('[data-testid="step"][data-step="birth_certificate"]')
     expect(first_step).to_have_attribute("data-status", "open")
     expect(first_step).to_contain_text("出生医学证明办理")
-    due_shown = re.search(r"应于 (\d{4}-\d{2}-\d{2} \d{2}:\d{2}) 前办结", first_step.inner_text())
+    # A due time at 24:00 reads as its last day, "应于 2026年12月4日前办结", with the working days left.
+    due_shown = re.search(r"应于 (\d{4}年\d{1,2}月\d{1,2}日(?: \d{2}:\d{2})?)前办结", first_step.inner_text())
     assert due_shown, first_step.inner_text()
+    expect(first_step.get_by_test_id("step-time-left")).to_have_text(re.compile(r"^(今日到期|剩余 \d+ 个工作日)$"))
     hukou = applicant.page.locator('[data-testid="step"][data-step="hukou_registration"]')
     expect(hukou).to_have_attribute("data-status", "pending")
     expect(hukou).to_contain_text("待前序环节办结后启动")
@@ -188,19 +190,19 @@ def test_a_birth_case_runs_through_the_console_in_a_real_browser(
     clerk.testid("window-apply-birth").click()
     expect(clerk.page.locator("#apply-title")).to_have_text("窗口受理：出生一件事")
     expect_questions_first(clerk)
-    fill_birth_form(clerk, birth_form_inputs(born, delivery="pickup"))
+    fill_birth_form(clerk, birth_form_inputs(born, delivery="pickup", newborn="王小刚"))
     clerk.shot("window-apply-form")
     expect(clerk.testid("submit-case")).to_have_text("确认受理")
     clerk.testid("submit-case").click()
 
     clerk.flash("请打印受理通知书")
     expect(clerk.page).to_have_url(re.compile(r"/window/cases/[^/]+/notice$"))
-    window_case = (clerk.testid("case-id").text_content() or "").strip()
+    window_case = clerk.testid("acceptance-notice").get_attribute("data-case-id") or ""
     assert window_case and window_case != online_case
     printed = clerk.testid("acceptance-notice")
     expect(printed.locator("h1")).to_contain_text("受理通知书")
     expect(clerk.testid("window")).to_contain_text("助产机构窗口")
-    expect(clerk.testid("accepting-staff")).to_have_text("hospital_clerk")
+    expect(clerk.testid("accepting-staff")).to_have_text("助产机构窗口人员")  # the display name, not the login
     expect(clerk.testid("pickup")).to_contain_text("窗口领取")
     expect(clerk.testid("materials-received")).to_contain_text("数据共享自动获取")
     expect(clerk.testid("time-limits")).to_contain_text("即办")  # the hospital's own steps, at its window

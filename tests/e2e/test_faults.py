@@ -27,7 +27,7 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
 from domain.catalogue import shipped_definitions
-from domain.samples import sample_birth_form, sample_result
+from domain.samples import another_newborn, sample_birth_form, sample_result
 from infra.temporal import connect_temporal
 from models.case import CompleteStepInput
 from services.faults import CRASH_EXIT_STATUS
@@ -255,7 +255,8 @@ async def test_a_worker_killed_in_the_middle_of_50_cases_and_restarted_completes
     client = await temporal_client(stack)
     form = sample_birth_form(delivery="mail")
     async with desk_for(stack) as desk:
-        submitted = await asyncio.gather(*(desk.submit(form, f"worker-kill-{n}") for n in range(CASES_IN_FLIGHT)))
+        forms = [another_newborn(form, n) for n in range(CASES_IN_FLIGHT)]
+        submitted = await asyncio.gather(*(desk.submit(forms[n], f"worker-kill-{n}") for n in range(CASES_IN_FLIGHT)))
         assert Counter(response.status_code for response in submitted) == {201: CASES_IN_FLIGHT}
         case_ids = [response.json()["case_id"] for response in submitted]
 
@@ -265,7 +266,10 @@ async def test_a_worker_killed_in_the_middle_of_50_cases_and_restarted_completes
             nonlocal steps_done
             steps_done += 1
 
-        officers = [asyncio.create_task(desk.work_to_completion(case_id, form, step_done)) for case_id in case_ids]
+        officers = [
+            asyncio.create_task(desk.work_to_completion(case_id, forms[n], step_done))
+            for n, case_id in enumerate(case_ids)
+        ]
         all_steps = CASES_IN_FLIGHT * len(BIRTH_STEPS)
         await eventually(lambda: steps_done >= all_steps // 4, 180, "a quarter of the steps done")
 
@@ -319,8 +323,8 @@ async def test_a_server_outage_longer_than_a_time_limit_is_survived_and_each_ove
         # Cases in different states: just accepted; the hospital's steps done and the
         # police step open; a step claimed by its officer.
         untouched, advanced, claimed = [
-            (await desk.submit(form, f"outage-{name}")).json()["case_id"]
-            for name in ("untouched", "advanced", "claimed")
+            (await desk.submit(another_newborn(form, n), f"outage-{name}")).json()["case_id"]
+            for n, name in enumerate(("untouched", "advanced", "claimed"))
         ]
         for step in (await desk.case(advanced))["steps"]:
             if step["department"] == "hospital":

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 
 from domain.catalogue import shipped_definitions
-from domain.samples import sample_birth_form, sample_result
+from domain.samples import another_newborn, sample_birth_form, sample_result
 from tests.e2e.conftest import login_headers
 
 pytestmark = pytest.mark.e2e
@@ -93,15 +93,16 @@ def _seed(base_url: str) -> FuzzTarget:
         applicant = headers["applicant1"]
         form = sample_birth_form(delivery="mail", born_at=datetime.now(UTC) - timedelta(days=2))
         cases = {}
-        for key in ("fuzz-seed-open", "fuzz-seed-completed"):
+        for number, key in enumerate(("fuzz-seed-open", "fuzz-seed-completed")):
             response = client.post(
                 "/cases",
-                json={"thing": "birth", "channel": "online", "form": form},
+                # Two newborns: one case per subject.
+                json={"thing": "birth", "channel": "online", "form": another_newborn(form, number)},
                 headers={**applicant, "Idempotency-Key": key},
             )
             assert response.status_code == 201, response.text
             cases[key] = response.json()
-        _finish_case(client, headers, cases["fuzz-seed-completed"], form)
+        _finish_case(client, headers, cases["fuzz-seed-completed"], another_newborn(form, 1))
         open_case = cases["fuzz-seed-open"]["case_id"]
         complaint = client.post(
             "/complaints",

@@ -9,9 +9,19 @@ import pytest
 from domain.catalogue import resolve_for_case, shipped_definitions
 from domain.samples import sample_birth_form
 from domain.workcalendar import SHANGHAI
-from models.case import Actor, CaseInput, CaseStatus, RateInput, ReturnStepInput, StepStatus, SupplementInput
+from models.case import (
+    Actor,
+    CaseInput,
+    CaseStatus,
+    MaterialEntry,
+    MaterialStatus,
+    RateInput,
+    ReturnStepInput,
+    StepStatus,
+    SupplementInput,
+)
 from models.errors import DomainError, ErrorCode
-from workflows.case.state import CaseState
+from workflows.case.state import NOT_SHARED_ZH, CaseState
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI)
 POLICE = Actor(username="police_officer", role="officer", unit="police")
@@ -163,3 +173,57 @@ def test_a_closed_case_refuses_officer_actions_but_not_its_follow_up() -> None:
     state.check_claim(supervisor, follow_up.code)
     assert state.clock_running(follow_up)
     assert not state.clock_running(state.steps["birth_certificate"])
+
+
+# --- materials: where each stands ---------------------------------------------------------
+
+
+def _entry(code: str, reference: str | None = None) -> MaterialEntry:
+    return MaterialEntry(code=code, name_zh=code, reference=reference)
+
+
+def test_intake_sorts_materials_and_says_why_each_owed_one_is_owed() -> None:
+    state = birth_case()
+
+    state.record_intake(
+        [_entry("registration_form")],
+        [_entry("mother_id_card", "SHARED-1")],
+        [_entry("marriage_certificate")],
+    )
+
+    materials = state.materials
+    assert materials["registration_form"].status == MaterialStatus.RECEIVED
+    assert (materials["mother_id_card"].status, materials["mother_id_card"].reference) == (
+        MaterialStatus.SHARED,
+        "SHARED-1",
+    )
+    owed = materials["marriage_certificate"]
+    assert (owed.status, owed.status_zh, owed.name_zh) == (MaterialStatus.TO_SUPPLY, "需补正", "结婚证")
+    assert owed.reason == NOT_SHARED_ZH
+
+
+def test_a_step_asking_again_makes_the_material_owed_with_its_reason_and_step() -> None:
+    state = birth_case()
+    state.record_intake([_entry("registration_form")], [_entry("mother_id_card", "SHARED-1")], [])
+    open_ready(state)
+    step = state.steps["birth_certificate"]
+    state.return_for_supplement(step, ["mother_id_card", "出生医学证明首页复印件"])
+
+    state.request_materials(step, "影像不清晰")
+
+    asked = state.materials["mother_id_card"]
+    assert (asked.status, asked.reason, asked.step) == (MaterialStatus.TO_SUPPLY, "影像不清晰", "birth_certificate")
+    # An item the catalogue does not list keeps the officer's words as its name.
+    assert state.materials["出生医学证明首页复印件"].name_zh == "出生医学证明首页复印件"
+
+
+def test_a_supplement_turns_every_owed_material_into_a_received_one_with_its_reference() -> None:
+    state = birth_case()
+    state.record_intake([], [], [_entry("marriage_certificate"), _entry("father_hukou_booklet")])
+
+    state.materials_supplied({"marriage_certificate": "UP-1", "father_hukou_booklet": "UP-2"})
+
+    assert {code: (m.status, m.reference, m.reason) for code, m in state.materials.items()} == {
+        "marriage_certificate": (MaterialStatus.RECEIVED, "UP-1", None),
+        "father_hukou_booklet": (MaterialStatus.RECEIVED, "UP-2", None),
+    }

@@ -21,10 +21,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.catalogue import FOLLOW_UP
     from models.case import (
         FINISHED_STEP_STATUSES,
+        MATERIAL_STATUS_ZH,
         STEP_STATUS_ZH,
         Actor,
         CaseInput,
         CaseStatus,
+        MaterialEntry,
+        MaterialStatus,
+        MaterialView,
         RateInput,
         RatingView,
         ReturnStepInput,
@@ -39,6 +43,8 @@ LOW_SCORE = 2  # ratings at or below it open a 回访
 MAX_MISSING_ITEMS = 20
 MAX_ITEM_CHARS = 100
 MAX_REASON_CHARS = 500
+NOT_SHARED_ZH = "数据共享平台未能获取，请提交"
+NOT_SUBMITTED_ZH = "申请时未提交"
 
 
 @dataclass
@@ -95,6 +101,8 @@ class CaseState:
     rating_open: bool = False
     rating_closes_at: datetime | None = None
     manual_notices: int = 0
+    # Each material of the case as it stands now (by code; a step may ask for items by name).
+    materials: dict[str, MaterialView] = field(default_factory=dict)
 
     @classmethod
     def start(cls, case: CaseInput) -> CaseState:
@@ -186,6 +194,43 @@ class CaseState:
         step.completed_at = now
         step.result = {"reason": reason}
         self.refused_step = step.code
+
+    # --- materials ------------------------------------------------------------------------
+
+    def _material(self, code: str, status: MaterialStatus, **fields: Any) -> MaterialView:
+        known = next((m for m in self.case.definition.materials if m.code == code), None)
+        return MaterialView(
+            code=code,
+            name_zh=known.name_zh if known else code,
+            status=status,
+            status_zh=MATERIAL_STATUS_ZH[status],
+            **fields,
+        )
+
+    def record_intake(
+        self, received: list[MaterialEntry], shared: list[MaterialEntry], to_supply: list[MaterialEntry]
+    ) -> None:
+        """The materials as acceptance sorted them; what is owed says why."""
+        sources = {m.code: m.source for m in self.case.definition.materials}
+        for entry in received:
+            self.materials[entry.code] = self._material(entry.code, MaterialStatus.RECEIVED, reference=entry.reference)
+        for entry in shared:
+            self.materials[entry.code] = self._material(entry.code, MaterialStatus.SHARED, reference=entry.reference)
+        for entry in to_supply:
+            reason = NOT_SHARED_ZH if sources.get(entry.code) == "data_sharing" else NOT_SUBMITTED_ZH
+            self.materials[entry.code] = self._material(entry.code, MaterialStatus.TO_SUPPLY, reason=reason)
+
+    def request_materials(self, step: StepState, reason: str) -> None:
+        """A step's 补正: the items it asks for are owed again, with its reason."""
+        for item in step.missing:
+            self.materials[item] = self._material(item, MaterialStatus.TO_SUPPLY, reason=reason, step=step.code)
+
+    def materials_supplied(self, supplied: dict[str, str]) -> None:
+        for code, material in list(self.materials.items()):
+            if material.status == MaterialStatus.TO_SUPPLY:
+                self.materials[code] = self._material(
+                    code, MaterialStatus.RECEIVED, reference=supplied.get(code), step=material.step
+                )
 
     def awaiting_supplement(self) -> list[StepState]:
         return [step for step in self.steps.values() if step.status == StepStatus.AWAITING_SUPPLEMENT]

@@ -88,6 +88,9 @@ def snapshot(
         ratings=list(state.ratings),
         rating_open=state.rating_open,
         rating_closes_at=state.rating_closes_at,
+        case_no=case.case_no,
+        subject_key=case.subject_key,
+        materials=list(state.materials.values()),
     )
 
 

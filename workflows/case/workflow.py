@@ -78,6 +78,8 @@ class CaseWorkflow:
         self._writes.audit(case.audit)
         received, shared, to_supply = await gather_materials(state, local=self._writes.one_write)
         state.intake_missing = [material.code for material in to_supply]
+        state.record_intake(received, shared, to_supply)
+        self._writes.pending.form = case.form
         self._record(EventType.ACCEPTED, actor=case.submitted_by.username)
         await self._open_ready_steps()
         self._notice = views.acceptance_notice(
@@ -241,6 +243,7 @@ class CaseWorkflow:
     async def return_for_supplement(self, action: ReturnStepInput) -> StepView:
         step = self._step(action.step)
         self._state.return_for_supplement(step, action.missing)
+        self._state.request_materials(step, action.reason)
         self._writes.audit(action.audit)
         self._record(
             EventType.RETURNED,
@@ -308,6 +311,7 @@ class CaseWorkflow:
             EventType.SUPPLEMENTED, actor=action.actor.username, detail={"materials": sorted(action.materials)}
         )
         state.intake_missing = []
+        state.materials_supplied(action.materials)
         self._writes.audit(action.audit)
         resumed = state.awaiting_supplement()
         with_time_left = [step for step in resumed if not step.clock.overdue]

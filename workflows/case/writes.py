@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import workflow
 
@@ -38,6 +39,7 @@ class PendingWrites:
     audit: list[AuditEntry] = field(default_factory=list)
     finished_steps: set[str] = field(default_factory=set)
     notifications_sent: int = 0
+    form: dict[str, Any] | None = None  # the application, until the first write takes it
 
     def notify(self, notification: NotificationInput) -> None:
         # Numbered in the case, so a retried or rebuilt write finds its own row.
@@ -58,9 +60,11 @@ class PendingWrites:
             supervision_notices=self.supervision_notices,
             audit=self.audit,
             finished_step_events=[event for event in history if event.step in self.finished_steps],
+            form=self.form,
         )
         self.notifications, self.escalations, self.supervision_notices, self.audit = [], [], [], []
         self.finished_steps = set()
+        self.form = None
         return changes
 
 
