@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     adding = account_actions.add_parser("add", help="a new account; the password is asked for")
     adding.add_argument("username")
     adding.add_argument("--role", required=True, choices=ROLES)
-    adding.add_argument("--unit", help="the department code (required for officers and clerks)")
+    adding.add_argument("--unit", help="the department code (required for officers and clerks, unless --unit-code)")
+    adding.add_argument("--unit-code", help="the unit an officer or clerk belongs to, e.g. police_330102")
+    adding.add_argument("--division", help="a supervisor's division, e.g. 330100 (default: the whole province)")
     adding.add_argument("--name", help="display name, e.g. 公安部门工作人员")
     adding.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     account_actions.add_parser("list", help="every account (no passwords)")
@@ -65,6 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     repassword.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     removing = account_actions.add_parser("remove", help="delete an account (its audit rows stay)")
     removing.add_argument("username")
+    units = commands.add_parser("units", help="add, list, disable or enable units (单位)")
+    unit_actions = units.add_subparsers(dest="action", required=True)
+    unit_adding = unit_actions.add_parser("add", help="a department unit of a division, or an institution")
+    unit_adding.add_argument("--department", required=True, help="a department code, e.g. police")
+    unit_adding.add_argument("--division", required=True, help="a city or county code, e.g. 330102")
+    unit_adding.add_argument("--kind", choices=["department", "institution"], default="department")
+    unit_adding.add_argument("--code", help="an institution's own code, e.g. hospital_330102_zjfy")
+    unit_adding.add_argument("--name", help="名称; a department unit's defaults to e.g. 杭州市上城区公安分局")
+    unit_adding.add_argument("--window", help="where applicants go, e.g. 上城区市民之家 3 号窗口")
+    unit_listing = unit_actions.add_parser("list", help="units by code")
+    unit_listing.add_argument("--department")
+    unit_listing.add_argument("--division", help="units within this division (330100: all of 杭州市)")
+    state = unit_listing.add_mutually_exclusive_group()
+    state.add_argument("--active", dest="active", action="store_const", const=True, help="only active units")
+    state.add_argument("--disabled", dest="active", action="store_const", const=False, help="only disabled units")
+    for verb, what in (("disable", "stop using a unit (it is kept)"), ("enable", "use a disabled unit again")):
+        unit_actions.add_parser(verb, help=what).add_argument("code")
     rebuild = commands.add_parser("rebuild", help="rebuild the read model from Temporal's workflow histories")
     rebuild.add_argument(
         "--force", action="store_true", help="run on a database that holds cases: fill in what is missing"
@@ -121,8 +140,23 @@ def dispatch(args: argparse.Namespace, passed_through: list[str]) -> int:
             getattr(args, "username", None),
             role=getattr(args, "role", None),
             unit=getattr(args, "unit", None),
+            unit_code=getattr(args, "unit_code", None),
+            division=getattr(args, "division", None),
             name=getattr(args, "name", None),
             password_stdin=getattr(args, "password_stdin", False),
+        )
+    if args.command == "units":
+        from ops.units import manage_units
+
+        return manage_units(
+            args.action,
+            getattr(args, "code", None),
+            department=getattr(args, "department", None),
+            division=getattr(args, "division", None),
+            kind=getattr(args, "kind", "department"),
+            name=getattr(args, "name", None),
+            window=getattr(args, "window", None),
+            active=getattr(args, "active", None),
         )
     if args.command == "rebuild":
         from ops.rebuild import rebuild_from_histories

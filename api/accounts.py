@@ -1,28 +1,48 @@
-"""User accounts: login checks, and the demo accounts that exist when ONETHING_ENV=dev."""
+"""User accounts: login checks, and the demo accounts and units that exist when ONETHING_ENV=dev."""
 
 from __future__ import annotations
 
 import secrets
+from typing import NamedTuple
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.security import hash_password, verify_password
+from domain.divisions import DEFAULT_COUNTY, division
+from domain.units import UnitDraft, check_new_unit, default_unit_code, default_unit_name
 from models.case import Actor, Role
 from models.catalogue import ThingDefinition
-from models.tables import UserAccount
+from models.tables import Unit, UserAccount
+from services.units import check_staff_membership, unit_row
 
 DEMO_PASSWORD = "demo"
+# Seeded counties: two cities, so that a city supervisor's subtree holds two counties and
+# excludes the other city's. The first is where the accounts without a county in their name work.
+DEMO_COUNTIES = (DEFAULT_COUNTY, "330106", "330203")  # 杭州市上城区, 杭州市西湖区, 宁波市海曙区
+DEMO_SUPERVISORS = (("supervisor_3301", "330100"), ("supervisor_3302", "330200"))  # 杭州市, 宁波市
+# Departments whose units are institutions (data/unit_names.yaml has no default name for them):
+# one per seeded county, with a code and name of its own.
+DEMO_INSTITUTIONS: dict[str, dict[str, tuple[str, str]]] = {
+    "hospital": {
+        "330102": ("hospital_330102_fybj", "杭州市上城区妇幼保健院"),
+        "330106": ("hospital_330106_fybj", "杭州市西湖区妇幼保健院"),
+        "330203": ("hospital_330203_fybj", "宁波市海曙区妇幼保健院"),
+    },
+}
 
 
-def demo_accounts(definitions: list[ThingDefinition]) -> list[tuple[str, Role, str | None, str]]:
-    """(username, role, unit, display name) for every demo account the catalogue implies."""
-    accounts: list[tuple[str, Role, str | None, str]] = [
-        ("applicant1", "applicant", None, "申请人一"),
-        ("applicant2", "applicant", None, "申请人二"),
-        ("supervisor", "supervisor", "supervision", "效能监督员"),
-        ("admin", "admin", None, "系统管理员"),
-    ]
+class DemoAccount(NamedTuple):
+    username: str
+    role: Role
+    unit: str | None  # the department code, as every account has had
+    display_name_zh: str
+    unit_code: str | None = None
+    division_code: str | None = None
+
+
+def _staff_departments(definitions: list[ThingDefinition]) -> tuple[list[str], list[str], dict[str, str]]:
+    """Departments with officers, accepting units with clerks (catalogue order), and department names."""
     names: dict[str, str] = {}
     departments: list[str] = []
     units: list[str] = []
@@ -37,22 +57,133 @@ def demo_accounts(definitions: list[ThingDefinition]) -> list[tuple[str, Role, s
         for channel in definition.channels:
             if channel.accepting_unit and channel.accepting_unit not in units:
                 units.append(channel.accepting_unit)
-    accounts += [(f"{code}_officer", "officer", code, f"{names.get(code, code)}工作人员") for code in departments]
-    accounts += [(f"{code}_clerk", "clerk", code, f"{names.get(code, code)}窗口人员") for code in units]
+    return departments, units, names
+
+
+def _window(department: str, county: str, accepting: bool) -> str | None:
+    if not accepting:
+        return None
+    place = division(county)
+    short = place.name_zh if place is not None else county
+    return "门诊楼一楼 出生一件事联办窗口" if department == "hospital" else f"{short}市民之家 一件事综合受理窗口"
+
+
+def demo_units(definitions: list[ThingDefinition]) -> list[UnitDraft]:
+    """The unit of every department with officers or clerks in each seeded county: a department
+    unit where the department has one, else the county's institution (a hospital)."""
+    departments, accepting, _ = _staff_departments(definitions)
+    drafts: list[UnitDraft] = []
+    for county in DEMO_COUNTIES:
+        for department in dict.fromkeys([*departments, *accepting]):
+            window = _window(department, county, department in accepting)
+            if default_unit_name(department, county) is not None:
+                drafts.append(check_new_unit(department=department, division_code=county, window_zh=window))
+            elif county in DEMO_INSTITUTIONS.get(department, {}):
+                code, name = DEMO_INSTITUTIONS[department][county]
+                drafts.append(
+                    check_new_unit(
+                        department=department,
+                        division_code=county,
+                        kind="institution",
+                        code=code,
+                        name_zh=name,
+                        window_zh=window,
+                    )
+                )
+    return drafts
+
+
+def _demo_unit_code(department: str, county: str) -> str | None:
+    if default_unit_name(department, county) is not None:
+        return default_unit_code(department, county)
+    institution = DEMO_INSTITUTIONS.get(department, {}).get(county)
+    return institution[0] if institution else None
+
+
+def demo_accounts(definitions: list[ThingDefinition]) -> list[DemoAccount]:
+    """Every demo account the catalogue implies: the first ones (``police_officer`` …, members of
+    their department's 330102 unit), a city supervisor per seeded city, and per seeded county
+    ``<department>_<county>_officer`` for every officer department and ``<department>_<county>_clerk``
+    for every accepting unit."""
+    accounts: list[DemoAccount] = [
+        DemoAccount("applicant1", "applicant", None, "申请人一"),
+        DemoAccount("applicant2", "applicant", None, "申请人二"),
+        DemoAccount("supervisor", "supervisor", "supervision", "效能监督员"),
+        DemoAccount("admin", "admin", None, "系统管理员"),
+    ]
+    departments, accepting, names = _staff_departments(definitions)
+    accounts += [
+        DemoAccount(
+            f"{code}_officer",
+            "officer",
+            code,
+            f"{names.get(code, code)}工作人员",
+            _demo_unit_code(code, DEFAULT_COUNTY),
+        )
+        for code in departments
+    ]
+    accounts += [
+        DemoAccount(
+            f"{code}_clerk", "clerk", code, f"{names.get(code, code)}窗口人员", _demo_unit_code(code, DEFAULT_COUNTY)
+        )
+        for code in accepting
+    ]
+    for username, city in DEMO_SUPERVISORS:
+        place = division(city)
+        city_name = place.name_zh if place is not None else city
+        accounts.append(DemoAccount(username, "supervisor", "supervision", f"{city_name}效能监督员", None, city))
+    unit_names = {draft.code: draft.name_zh for draft in demo_units(definitions)}
+    staff: tuple[tuple[Role, list[str], str], ...] = (
+        ("officer", departments, "工作人员"),
+        ("clerk", accepting, "窗口人员"),
+    )
+    for county in DEMO_COUNTIES:
+        for role, members, title in staff:
+            for code in members:
+                unit_code = _demo_unit_code(code, county)
+                if unit_code is not None:
+                    display = f"{unit_names[unit_code]}{title}"
+                    accounts.append(DemoAccount(f"{code}_{county}_{role}", role, code, display, unit_code))
     return accounts
 
 
 def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition]) -> None:
-    # One argon2 hash serves every demo account: hashing is deliberately slow.
-    password_hash = hash_password(DEMO_PASSWORD)
+    """Create the demo units and accounts that are missing (it runs at every start in dev):
+    nothing an admin changed is overwritten, and demo accounts made before units existed
+    join their unit."""
     with Session(engine) as session:
-        for username, role, unit, display in demo_accounts(definitions):
-            if session.get(UserAccount, username) is None:
+        known_units = set(session.exec(select(col(Unit.code))).all())
+        session.add_all(unit_row(draft) for draft in demo_units(definitions) if draft.code not in known_units)
+        session.flush()  # the units first: accounts point at them
+        stored = {account.username: account for account in session.exec(select(UserAccount)).all()}
+        password_hash: str | None = None
+        for demo in demo_accounts(definitions):
+            account = stored.get(demo.username)
+            if account is None:
+                check_staff_membership(
+                    session, role=demo.role, unit=demo.unit, unit_code=demo.unit_code, division_code=demo.division_code
+                )
+                # One argon2 hash serves every demo account: hashing is deliberately slow.
+                password_hash = password_hash or hash_password(DEMO_PASSWORD)
                 session.add(
                     UserAccount(
-                        username=username, password_hash=password_hash, role=role, unit=unit, display_name_zh=display
+                        username=demo.username,
+                        password_hash=password_hash,
+                        role=demo.role,
+                        unit=demo.unit,
+                        display_name_zh=demo.display_name_zh,
+                        unit_code=demo.unit_code,
+                        division_code=demo.division_code,
                     )
                 )
+            elif (
+                account.unit_code is None
+                and account.division_code is None
+                and (account.role, account.unit) == (demo.role, demo.unit)
+                and (demo.unit_code, demo.division_code) != (None, None)
+            ):
+                account.unit_code, account.division_code = demo.unit_code, demo.division_code
+                session.add(account)
         session.commit()
 
 
@@ -70,4 +201,10 @@ def authenticate(session: Session, username: str, password: str) -> Actor | None
     if not verify_password(account.password_hash, password):
         return None
     role: Role = account.role  # type: ignore[assignment]
-    return Actor(username=account.username, role=role, unit=account.unit)
+    return Actor(
+        username=account.username,
+        role=role,
+        unit=account.unit,
+        unit_code=account.unit_code,
+        division_code=account.division_code,
+    )

@@ -25,7 +25,7 @@ from api.errors import error_body, install_error_handlers
 from api.inbox_feed import InboxWatcher
 from api.metrics import ApiMetrics, metrics_endpoint
 from api.routes import audit as audit_routes
-from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks
+from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks, units
 from api.routes import codec as codec_routes
 from api.schemas import HealthResponse
 from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
@@ -213,6 +213,7 @@ def create_app(
     app.include_router(notices.router)
     app.include_router(codec_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(units.router)
     app.include_router(console.router)  # the web console's HTML pages (not in the OpenAPI document)
     app.mount("/static", StaticFiles(directory=console.base.STATIC_DIR), name="static")
 

@@ -50,7 +50,9 @@ class TokenResponse(BaseModel):
 class MeResponse(BaseModel):
     username: str
     role: str
-    unit: str | None
+    unit: str | None = Field(description="the department code every inbox and access rule reads (police)")
+    unit_code: str | None = Field(default=None, description="the unit an officer or clerk belongs to")
+    division_code: str | None = Field(default=None, description="a supervisor's division; null: the whole province")
 
 
 class SubmitCaseRequest(_Body):
@@ -195,3 +197,52 @@ class NotificationResponse(BaseModel):
 
 def event_to_timeline(event: CaseEvent, type_zh: str) -> TimelineEvent:
     return TimelineEvent(type_zh=type_zh, **event.model_dump(exclude={"type"}), type=event.type.value)
+
+
+# No control characters in names (PostgreSQL text cannot hold NUL): 422, not a failed write.
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+
+class UnitInput(_Body):
+    """A unit to register. A department unit's code and name follow from its department and
+    division (police @ 330102 → police_330102, 杭州市上城区公安分局); an institution gives both."""
+
+    department: str = Field(min_length=1, max_length=64, description="a department code, e.g. police")
+    division_code: str = Field(min_length=1, max_length=16, description="GB/T 2260: a city or county of the province")
+    kind: Literal["department", "institution"] = "department"
+    code: str | None = Field(
+        default=None,
+        max_length=64,
+        description="an institution's own code (hospital_330102_zjfy); "
+        "a department unit's is <department>_<division_code>",
+    )
+    name_zh: str | None = Field(
+        default=None, max_length=128, pattern=PLAIN_TEXT, description="default for a department unit"
+    )
+    window_zh: str | None = Field(default=None, max_length=128, pattern=PLAIN_TEXT, description="where applicants go")
+
+
+class UnitPatch(_Body):
+    """What an admin may change; an omitted field is kept, ``window_zh: null`` clears the window."""
+
+    name_zh: str | None = Field(default=None, min_length=1, max_length=128, pattern=PLAIN_TEXT)
+    window_zh: str | None = Field(default=None, max_length=128, pattern=PLAIN_TEXT)
+    active: bool | None = None
+
+
+class UnitView(BaseModel):
+    code: str
+    department: str
+    department_zh: str
+    division_code: str
+    division_name_zh: str = Field(description="the division's full name, 浙江省杭州市上城区")
+    kind: str
+    name_zh: str
+    window_zh: str | None
+    active: bool
+    created_at: datetime
+
+
+class UnitList(BaseModel):
+    items: list[UnitView]
+    total: int

@@ -34,6 +34,8 @@ def issue_token(actor: Actor, settings: Settings, now: datetime | None = None) -
         "sub": actor.username,
         "role": actor.role,
         "unit": actor.unit,
+        "unit_code": actor.unit_code,
+        "division_code": actor.division_code,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(minutes=settings.token_ttl_minutes)).timestamp()),
     }
@@ -48,6 +50,13 @@ def read_token(token: str, settings: Settings) -> Actor:
     except jwt.PyJWTError as exc:
         raise DomainError(ErrorCode.UNAUTHORIZED, "登录凭证无效 (invalid token)") from exc
     try:
-        return Actor(username=claims["sub"], role=claims["role"], unit=claims.get("unit"))
+        # Tokens issued before units existed carry neither unit_code nor division_code.
+        return Actor(
+            username=claims["sub"],
+            role=claims["role"],
+            unit=claims.get("unit"),
+            unit_code=claims.get("unit_code"),
+            division_code=claims.get("division_code"),
+        )
     except (KeyError, ValidationError) as exc:
         raise DomainError(ErrorCode.UNAUTHORIZED, "登录凭证无效 (invalid token)") from exc

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from domain.divisions import DEFAULT_COUNTY, CountyCode, DivisionCode
 from domain.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
 from domain.workcalendar import SHANGHAI
 
@@ -188,7 +189,7 @@ class Newborn(_Form):
     name: PersonName
     sex: Literal["male", "female"]
     born_at: AwareDatetime
-    birthplace_division_code: str = Field(pattern=r"^\d{6}$")
+    birthplace_division_code: DivisionCode
 
 
 class Parent(_Form):
@@ -199,6 +200,9 @@ class Parent(_Form):
 class Hukou(_Form):
     follow: Literal["father", "mother"]
     address: Address
+    # 落户地 (county level): which police station registers the newborn. Left out, the
+    # province's default county (domain/divisions.py), as before divisions were asked for.
+    division_code: CountyCode = DEFAULT_COUNTY
 
 
 class ApplicantPerson(_Form):

@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
 from domain.workcalendar import SHANGHAI
-from models.catalogue import ResultField, StepDefinition, read_path
+from models.catalogue import NegativeOutcome, ResultField, StepDefinition, read_path
 from models.errors import DomainError, ErrorCode
 
 MONEY_PATTERN = re.compile(r"^(0|[1-9]\d{0,11})\.\d{2}$")
@@ -22,10 +22,12 @@ def validate_result(step: StepDefinition, result: Mapping[str, Any], form: Mappi
     for name in result:
         if name not in step.result:
             problems[f"result.{name}"] = "本环节没有此项 (unknown field for this step)"
+    # A refused review (核验不通过) has nothing more to record: its other fields become optional.
+    refused = negative_result(step, result) is not None
     for name, spec in step.result.items():
         value = result.get(name)
         if value is None or value == "":
-            if spec.required:
+            if spec.required and not refused:
                 problems[f"result.{name}"] = f"{spec.label_zh}为必填项 (required)"
             continue
         try:
@@ -35,6 +37,20 @@ def validate_result(step: StepDefinition, result: Mapping[str, Any], form: Mappi
     if problems:
         raise DomainError(ErrorCode.INVALID, "办理结果不符合要求 (invalid step result)", problems)
     return clean
+
+
+def negative_result(step: StepDefinition, result: Mapping[str, Any]) -> tuple[str, NegativeOutcome] | None:
+    """The field whose value is the department's refusal, with what the catalogue says follows;
+    None for a positive (or neutral) result."""
+    for name, spec in step.result.items():
+        value = result.get(name)
+        if spec.negative is None or value is None:
+            continue
+        given = value.strip() if isinstance(value, str) else value
+        # ``is`` for booleans: 0 is not False here, and a string never equals a boolean.
+        if type(given) is type(spec.negative.value) and given == spec.negative.value:
+            return name, spec.negative
+    return None
 
 
 def _check_field(spec: ResultField, value: Any, form: Mapping[str, Any]) -> Any:

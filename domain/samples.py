@@ -56,7 +56,7 @@ def sample_birth_form(
         },
         "mother": {"name": "李芳", "id_number": mother_id or (MOTHER_ID if married else UNMARRIED_MOTHER_ID)},
         "marital_status": marital_status,
-        "hukou": {"follow": follow, "address": "浙江省杭州市上城区示例路1号"},
+        "hukou": {"follow": follow, "address": "浙江省杭州市上城区示例路1号", "division_code": "330102"},
         "applicant": {
             "name": "李芳",
             "id_number": mother_id or (MOTHER_ID if married else UNMARRIED_MOTHER_ID),

@@ -103,7 +103,12 @@ class Actor(_Model):
 
     username: str
     role: Role
-    unit: str | None = None
+    unit: str | None = None  # the department code ("police") every inbox and access rule reads
+    # The unit an officer or clerk belongs to (units.code) and a supervisor's division (GB/T 2260,
+    # None = the whole province). Defaults, because actors recorded before units existed travel
+    # in running cases' histories without them.
+    unit_code: str | None = None
+    division_code: str | None = None
 
 
 class AuditEntry(_Model):

@@ -78,6 +78,18 @@ class Material(_Strict):
         return self.when is None or self.when.holds(form)
 
 
+class NegativeOutcome(_Strict):
+    """A result value that is the department's refusal (核验不通过, 不符合条件).
+
+    Completing the step with it refuses the case at that step for this reason: the steps
+    that depend on it are cancelled, never opened. The step's other result fields become
+    optional then, since a refused review has nothing more to record."""
+
+    value: bool | str
+    outcome: Literal["refuse_case"] = "refuse_case"
+    reason_zh: str = Field(min_length=2, max_length=500)
+
+
 class ResultField(_Strict):
     type: Literal["string", "citizen_id", "money", "boolean"]
     label_zh: str
@@ -89,6 +101,14 @@ class ResultField(_Strict):
     # A valid value, shown in guides and used by the demo (citizen IDs are built
     # from the form's birth date instead).
     example: str | bool | None = None
+    # Left out of dumps when unset, so definitions without one keep their published fingerprint.
+    negative: NegativeOutcome | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="after")
+    def _negative_value_fits_the_type(self) -> ResultField:
+        if self.negative is not None and isinstance(self.negative.value, bool) != (self.type == "boolean"):
+            raise ValueError(f"negative.value must be a {'boolean' if self.type == 'boolean' else 'string'}")
+        return self
 
 
 class Question(_Strict):

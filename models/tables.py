@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, UniqueConstraint, event
+from sqlalchemy import JSON, Column, DateTime, Dialect, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -181,14 +181,41 @@ class NotificationRecord(SQLModel, table=True):
     created_at: datetime = _when(nullable=False)
 
 
+class Unit(SQLModel, table=True):
+    """单位: a department in a division (杭州市上城区公安分局 = police @ 330102) or an institution
+    with its own code (a hospital, in its division). Units are data an admin manages (API and CLI,
+    services/units.py); a unit is disabled, never deleted: accounts and cases keep pointing at it."""
+
+    __tablename__ = "units"
+    __table_args__ = (Index("ix_units_department_division", "department", "division_code"),)
+
+    code: str = Field(primary_key=True, max_length=64)  # police_330102; an institution's own: hospital_330102_zjfy
+    department: str = Field(max_length=64)  # a department code of domain/data/departments.yaml
+    division_code: str = Field(max_length=6)  # GB/T 2260, a city or county of the province
+    kind: str = Field(max_length=16)  # department | institution
+    name_zh: str = Field(max_length=128)
+    window_zh: str | None = Field(default=None, max_length=128)  # where applicants go: 上城区市民之家 3 号窗口
+    active: bool = True
+    created_at: datetime = _when(nullable=False)
+
+
 class UserAccount(SQLModel, table=True):
     __tablename__ = "user_accounts"
 
     username: str = Field(primary_key=True, max_length=64)
     password_hash: str
     role: str = Field(max_length=16)
+    # The department code every inbox and access rule reads today ("police"); with unit_code,
+    # the department of that unit.
     unit: str | None = Field(default=None, max_length=64)
     display_name_zh: str = Field(default="", max_length=64)
+    # The unit an officer or clerk belongs to; None for accounts made before units existed.
+    unit_code: str | None = Field(
+        default=None,
+        sa_column=Column(String(64), ForeignKey("units.code", name="fk_user_accounts_unit_code_units"), index=True),
+    )
+    # A supervisor's division (GB/T 2260); None is the whole province.
+    division_code: str | None = Field(default=None, max_length=6)
 
 
 class CatalogueVersion(SQLModel, table=True):

@@ -1,6 +1,8 @@
 """`onething accounts add|list|passwd|remove`: staff and applicant accounts in the read-model database.
 
-Production has no demo accounts; this is how an administrator creates the real ones.
+Production has no demo accounts; this is how an administrator creates the real ones. An officer
+or clerk may be put in a unit (``--unit-code``; its department is the account's), a supervisor
+in a division (``--division``); bad input there exits 2, like `onething units`.
 Passwords are read without echo (or one line from stdin with ``password_stdin``) and
 stored only as argon2 hashes; nothing here prints or logs them.
 """
@@ -38,6 +40,8 @@ def manage_accounts(
     *,
     role: str | None = None,
     unit: str | None = None,
+    unit_code: str | None = None,
+    division: str | None = None,
     name: str | None = None,
     password_stdin: bool = False,
 ) -> int:
@@ -47,14 +51,18 @@ def manage_accounts(
     from api.security import hash_password
     from domain.catalogue import load_departments
     from infra.db import init_db, make_engine
+    from models.errors import DomainError
     from models.tables import UserAccount
+    from ops.units import refusal
+    from services.units import check_staff_membership
 
     engine = make_engine(get_settings().database_url)
     init_db(engine)
     with Session(engine) as session:
         if action == "list":
             for row in session.exec(select(UserAccount).order_by(col(UserAccount.username))):
-                print(f"{row.username:<32} {row.role:<11} {row.unit or '-':<20} {row.display_name_zh}")
+                member_of = row.unit_code or row.division_code or "-"
+                print(f"{row.username:<32} {row.role:<11} {row.unit or '-':<20} {member_of:<28} {row.display_name_zh}")
             return 0
         assert username is not None, "every action but list names an account"
         account = session.get(UserAccount, username)
@@ -63,6 +71,14 @@ def manage_accounts(
                 print(f"账号已存在 (account exists): {username}", file=sys.stderr)
                 return 1
             assert role is not None, "add needs a role"
+            if unit_code is not None or division is not None:
+                # The unit's department is the account's (given or taken from the unit).
+                try:
+                    unit = check_staff_membership(
+                        session, role=role, unit=unit, unit_code=unit_code, division_code=division
+                    )
+                except DomainError as error:
+                    return refusal(error)
             departments = load_departments()
             if role in STAFF_ROLES_WITH_UNIT and unit not in departments:
                 known = ", ".join(sorted(departments))
@@ -81,10 +97,13 @@ def manage_accounts(
                     role=role,
                     unit=unit,
                     display_name_zh=name or "",
+                    unit_code=unit_code,
+                    division_code=division,
                 )
             )
             session.commit()
-            print(f"added {username} ({role}{', ' + unit if unit else ''})")
+            member_of = "".join(f", {item}" for item in (unit, unit_code or division) if item)
+            print(f"added {username} ({role}{member_of})")
             return 0
         if account is None:
             print(f"没有该账号 (no such account): {username}", file=sys.stderr)

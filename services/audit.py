@@ -2,7 +2,7 @@
 
 A case's or complaint's staff action carries its row into its workflow
 (``services.cases.staff_audit``), which writes it in the same transaction as the change
-it records. Other routes (catalogue, 督办 acknowledgements) call ``record_staff_action``
+it records. Other routes (catalogue, units, 督办 acknowledgements) call ``record_staff_action``
 after the action has taken effect. A request retried with the same Idempotency-Key is
 the same action and adds no second row (unique on action + request key). Applicants'
 own actions are in their case's history and not audited here. Rows are only ever
@@ -47,6 +47,8 @@ class AuditAction(StrEnum):
     COMPLAINT_ASSIGN = "complaint_assign"
     COMPLAINT_ANSWER = "complaint_answer"
     COMPLAINT_CLOSE = "complaint_close"
+    UNIT_CREATE = "unit_create"
+    UNIT_UPDATE = "unit_update"
 
 
 AUDIT_ACTION_ZH: dict[AuditAction, str] = {
@@ -65,6 +67,8 @@ AUDIT_ACTION_ZH: dict[AuditAction, str] = {
     AuditAction.COMPLAINT_ASSIGN: "投诉分派",
     AuditAction.COMPLAINT_ANSWER: "投诉答复",
     AuditAction.COMPLAINT_CLOSE: "投诉办结",
+    AuditAction.UNIT_CREATE: "新增单位",
+    AuditAction.UNIT_UPDATE: "修改单位",
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import cli
-from domain.catalogue import THINGS_DIR
+from domain.catalogue import THINGS_DIR, shipped_definitions
 from settings import get_settings
 
 
@@ -24,7 +24,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def test_validate_passes_every_shipped_definition(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["catalogue", "validate"]) == 0
-    assert "ok  birth v1" in capsys.readouterr().out
+    assert f"ok  birth v{shipped_definitions()['birth'].version}" in capsys.readouterr().out
 
 
 def test_validate_names_the_file_path_and_reason_of_a_broken_file(
@@ -44,14 +44,15 @@ def test_publish_list_and_retire_versions(database: Path, capsys: pytest.Capture
     new_version = database / "birth-v2.yaml"
     new_version.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
 
+    shipped = shipped_definitions()["birth"].version
     assert cli.main(["catalogue", "publish", str(new_version)]) == 0
-    assert "published birth v2" in capsys.readouterr().out
-    assert cli.main(["catalogue", "retire", "birth", "1"]) == 0
+    assert f"published birth v{shipped + 1}" in capsys.readouterr().out
+    assert cli.main(["catalogue", "retire", "birth", str(shipped)]) == 0
     assert cli.main(["catalogue", "list", "birth"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert [line.split()[:3] for line in listing if line.startswith("birth ")] == [
-        ["birth", "v1", "retired"],
-        ["birth", "v2", "active"],
+        ["birth", f"v{shipped}", "retired"],
+        ["birth", f"v{shipped + 1}", "active"],
     ]
-    assert cli.main(["catalogue", "retire", "birth", "2"]) == 1
+    assert cli.main(["catalogue", "retire", "birth", str(shipped + 1)]) == 1
     assert "last active version" in capsys.readouterr().err

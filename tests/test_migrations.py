@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.autogenerate.api import AutogenContext
 from alembic.migration import MigrationContext
@@ -23,9 +24,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlmodel import Session, SQLModel
 
-from infra.db import BASELINE_REVISION, BASELINE_TABLES, init_db, migration_lock, upgrade
+from infra.db import BASELINE_REVISION, BASELINE_TABLES, alembic_config, init_db, migration_lock, upgrade
 from models.migrations import MIGRATIONS_DIR, render_item, schema_differences
-from models.tables import CaseRecord, UTCDateTime
+from models.tables import CaseRecord, Unit, UserAccount, UTCDateTime
 from tests.conftest import make_test_engine, read_model_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,3 +218,35 @@ def test_revisions_write_utc_datetimes_and_plain_strings(tmp_path: Path) -> None
     assert "sqlmodel" not in code
     baseline = (MIGRATIONS_DIR / "versions" / "0001_baseline.py").read_text()
     assert "from models.tables import UTCDateTime" in baseline and "sqlmodel" not in baseline
+
+
+def test_accounts_made_before_units_keep_their_department_and_belong_to_no_unit(tmp_path: Path) -> None:
+    """0006 adds units and staff membership; an existing account keeps its department."""
+    engine = make_test_engine(read_model_url(tmp_path), migrate=False)
+    try:
+        with engine.begin() as connection:
+            upgrade(connection, "0005")
+            accounts = sa.Table("user_accounts", MetaData(), autoload_with=connection)
+            connection.execute(
+                accounts.insert().values(
+                    username="police_wang", password_hash="x", role="officer", unit="police", display_name_zh=""
+                )
+            )
+
+        init_db(engine)
+
+        with Session(engine) as session:
+            account = session.get(UserAccount, "police_wang")
+            assert account is not None
+            assert (account.unit, account.unit_code, account.division_code) == ("police", None, None)
+            session.add(Unit(code="police_330102", department="police", division_code="330102", kind="department",
+                             name_zh="杭州市上城区公安分局", created_at=datetime.now(UTC)))  # fmt: skip
+            account.unit_code = "police_330102"
+            session.add(account)
+            session.commit()
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0005")
+        assert "units" not in inspect(engine).get_table_names()
+        assert "unit_code" not in {column["name"] for column in inspect(engine).get_columns("user_accounts")}
+    finally:
+        engine.dispose()

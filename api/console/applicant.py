@@ -58,6 +58,7 @@ LABELS_BY_PATH: dict[str, str] = {
     "father": "父亲信息",
     "hukou": "落户信息",
     "hukou.address": "落户地址",
+    "hukou.division_code": "落户地行政区划代码",
     "applicant": "申请人信息",
     "delivery": "结果送达",
     "delivery.address": "邮寄地址",
@@ -129,6 +130,7 @@ HINTS: dict[str, str] = {
     "born_at": "北京时间",
     "died_at": "北京时间",
     "birthplace_division_code": "6位数字，如 330102",
+    "division_code": "落户地所在区、县的6位代码，如 330102（杭州市上城区）；不填按330102受理",
     "id_number": "18位居民身份证号码，末位可为X",
     "phone": "手机号码或固定电话（区号-号码）",
     "registered_capital": "以元为单位，保留两位小数，如 1000000.00",
@@ -155,6 +157,7 @@ INPUT_ATTRIBUTES: dict[str, dict[str, str]] = {
     "credit_code": _CODE_INPUT,
     "phone": {"type": "tel", "inputmode": "tel", "autocomplete": "tel"},
     "birthplace_division_code": {"inputmode": "numeric", "autocomplete": "off"},
+    "division_code": {"inputmode": "numeric", "autocomplete": "off"},
     "account_no": {"inputmode": "numeric", "autocomplete": "off"},
     "registered_capital": {"inputmode": "decimal", "autocomplete": "off"},
 }

@@ -24,6 +24,7 @@ _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 # How a field with a pattern is written, by the field's own name (domain/forms.py).
 FORMAT_BY_NAME: dict[str, str] = {
     "birthplace_division_code": "6位数字的行政区划代码，如 330102",
+    "division_code": "6位数字的区、县行政区划代码，如 330102",
     "phone": "11位手机号码或带区号的固定电话",
     "registered_capital": "以元为单位、保留两位小数的金额，如 1000000.00",
     "account_no": "12至30位数字",

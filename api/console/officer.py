@@ -44,6 +44,7 @@ from api.routes.notices import AcknowledgeRequest, acknowledge, department_notic
 from domain.catalogue import FOLLOW_UP, load_departments
 from domain.display import overdue_zh, time_left_zh
 from domain.redaction import masked, sees_case_personal_data
+from domain.results import negative_result
 from domain.workcalendar import WorkingCalendar
 from models.case import (
     Actor,
@@ -660,7 +661,8 @@ async def complete(request: Request, task_id: str, actor: TaskActor, client: Cli
         CaseWorkflow.complete,
         make_input,
         state,
-        "已办结",
+        # A refusing finding (核验不通过) ends the case: the officer is told so, not just "done".
+        "已办结，核验结论为不予办理，本件已终止" if negative_result(step, result) else "已办结",
     )
 
 

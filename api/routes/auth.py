@@ -50,4 +50,10 @@ def authenticate_login(session: Session, settings: Settings, username: str, pass
 
 @router.get("/me", responses=error_responses(401))
 def me(actor: ActorDep) -> MeResponse:
-    return MeResponse(username=actor.username, role=actor.role, unit=actor.unit)
+    return MeResponse(
+        username=actor.username,
+        role=actor.role,
+        unit=actor.unit,
+        unit_code=actor.unit_code,
+        division_code=actor.division_code,
+    )

@@ -26,13 +26,25 @@ async def test_login_returns_a_bearer_token_that_identifies_the_user_on_auth_me(
     assert body["token_type"] == "bearer"
     me = await api.get("/auth/me", headers=_bearer(body["access_token"]))
     assert me.status_code == 200, me.text
-    assert me.json() == {"username": "police_officer", "role": "officer", "unit": "police"}
+    assert me.json() == {
+        "username": "police_officer",
+        "role": "officer",
+        "unit": "police",
+        "unit_code": "police_330102",
+        "division_code": None,
+    }
 
 
 async def test_login_of_a_clerk_carries_the_clerks_unit(api, login):
     me = await api.get("/auth/me", headers=await login("hospital_clerk"))
 
-    assert me.json() == {"username": "hospital_clerk", "role": "clerk", "unit": "hospital"}
+    assert me.json() == {
+        "username": "hospital_clerk",
+        "role": "clerk",
+        "unit": "hospital",
+        "unit_code": "hospital_330102_fybj",
+        "division_code": None,
+    }
 
 
 async def test_login_with_a_wrong_password_is_401(api):

@@ -162,6 +162,9 @@ class World:
         return dict(await self._once("encrypted", make))
 
 
+NEW_UNIT = {"department": "police", "division_code": "330110"}  # 余杭区: not among the demo's counties
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -368,6 +371,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/codec/decode"):               Row((401, 403, 403, 200, 200, 200, 200, 200), decode),
     # audit log: admins only
     ("GET", "/audit"):                       Row((401, 403, 403, 403, 403, 403, 403, 200), fixed("/audit")),
+    # units: staff read them; admins register and change them
+    ("GET", "/units"):                       Row((401, 403, 403, 200, 200, 200, 200, 200), fixed("/units")),
+    ("GET", "/units/{code}"):                Row((401, 403, 403, 200, 200, 200, 200, 200),
+                                                 fixed("/units/police_330102")),
+    ("POST", "/units"):                      Row((401, 403, 403, 403, 403, 403, 403, 201),
+                                                 fixed("/units", json=NEW_UNIT)),
+    ("PATCH", "/units/{code}"):              Row((401, 403, 403, 403, 403, 403, 403, 200),
+                                                 fixed("/units/police_330102", json={"window_zh": "3 号窗口"})),
 }
 # fmt: on
 

@@ -102,20 +102,21 @@ def _birth_v2(hukou_days: int = 2) -> dict:
 
 
 async def test_publishing_a_version_leaves_running_cases_on_theirs(api, login, cases):
+    shipped = shipped_definitions()["birth"].version
     running = await cases.submit(channel="online")
-    assert running["catalogue_version"] == 1
+    assert running["catalogue_version"] == shipped
 
     published = await api.post("/catalogue/birth/versions", json=_birth_v2(), headers=await login("admin"))
     assert published.status_code == 201, published.text
-    assert published.json()["version"] == 2
+    assert published.json()["version"] == shipped + 1
 
     await cases.complete(running, "birth_certificate")
     still_v1 = await cases.read(running["case_id"])
-    assert still_v1["catalogue_version"] == 1
+    assert still_v1["catalogue_version"] == shipped
     assert step_of(still_v1, "hukou_registration")["time_limit_working_days"] == 1
 
     fresh = await cases.submit(channel="online", form=birth_form())
-    assert fresh["catalogue_version"] == 2
+    assert fresh["catalogue_version"] == shipped + 1
     await cases.complete(fresh, "birth_certificate")
     assert step_of(await cases.read(fresh["case_id"]), "hukou_registration")["time_limit_working_days"] == 2
 
@@ -126,7 +127,7 @@ async def test_an_invalid_version_is_refused_naming_the_path(api, login):
     response = await api.post("/catalogue/birth/versions", json=raw, headers=await login("admin"))
     assert_error(response, 422, "validation_error", ["steps[0]"])
     versions = await api.get("/catalogue/birth/versions", headers=await login("admin"))
-    assert [v["version"] for v in versions.json()] == [1]
+    assert [v["version"] for v in versions.json()] == [shipped_definitions()["birth"].version]
 
 
 async def test_only_admins_publish_and_retire(api, login):
@@ -139,12 +140,14 @@ async def test_only_admins_publish_and_retire(api, login):
 
 async def test_retiring_moves_new_cases_to_the_remaining_version_and_the_last_one_stays(api, login, cases):
     admin = await login("admin")
+    shipped = shipped_definitions()["birth"].version
+    second, third = shipped + 1, shipped + 2
     assert (await api.post("/catalogue/birth/versions", json=_birth_v2(3), headers=admin)).status_code == 201
     assert (await api.post("/catalogue/birth/versions", json=_birth_v2(4), headers=admin)).status_code == 201
-    retired = await api.post("/catalogue/birth/versions/3/retire", headers=admin)
+    retired = await api.post(f"/catalogue/birth/versions/{third}/retire", headers=admin)
     assert retired.status_code == 200 and retired.json()["status"] == "retired"
-    assert (await cases.submit(form=birth_form()))["catalogue_version"] == 2
-    assert_error(await api.post("/catalogue/birth/versions/3/retire", headers=admin), 409, "conflict")
-    assert (await api.post("/catalogue/birth/versions/1/retire", headers=admin)).status_code == 200
-    assert_error(await api.post("/catalogue/birth/versions/2/retire", headers=admin), 409, "conflict")
-    assert (await api.get("/catalogue/birth?version=3")).json()["version"] == 3
+    assert (await cases.submit(form=birth_form()))["catalogue_version"] == second
+    assert_error(await api.post(f"/catalogue/birth/versions/{third}/retire", headers=admin), 409, "conflict")
+    assert (await api.post(f"/catalogue/birth/versions/{shipped}/retire", headers=admin)).status_code == 200
+    assert_error(await api.post(f"/catalogue/birth/versions/{second}/retire", headers=admin), 409, "conflict")
+    assert (await api.get(f"/catalogue/birth?version={third}")).json()["version"] == third

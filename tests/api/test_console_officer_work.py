@@ -271,3 +271,24 @@ async def test_filters_and_search_narrow_the_inbox_and_supervised_tasks_carry_a_
     assert live.group(1).replace("&#34;", '"') == json_etag
     unfiltered = (await api.get("/tasks", params={"limit": "50", "offset": "0"}, headers=headers)).headers["ETag"]
     assert json_etag != unfiltered
+
+
+async def test_a_refusing_answer_is_announced_on_the_task_page_and_ends_the_case_when_chosen(cases, browser):
+    case = await cases.submit(form=birth_form(marital_status="unmarried", follow="mother"))
+    await cases.walk_to(case, "unmarried_declaration_review")
+    await cases.claim(case, "unmarried_declaration_review")
+    task = task_id(case["case_id"], "unmarried_declaration_review")
+    police = await browser("police_officer")
+
+    page = await police.get(f"/inbox/{task}")
+    warning = page.text("negative-hint-declaration_verified")
+    assert "选择“否”即不予办理" in warning and "非婚生育声明核验未通过" in warning
+
+    answered = await police.submit(
+        f"/inbox/{task}", f"/inbox/{task}/complete", {"result.declaration_verified": "false"}
+    )
+    shown = await police.follow(answered)
+    assert "核验结论为不予办理，本件已终止" in shown.text("flash")
+    read = await cases.read(case["case_id"])
+    assert step_of(read, "unmarried_declaration_review")["status"] == "refused"
+    assert step_of(read, "hukou_registration")["status"] == "cancelled"

@@ -50,7 +50,13 @@ async def test_the_session_cookie_is_the_same_jwt_the_json_api_accepts(api):
 
     me = await api.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
 
-    assert me.json() == {"username": "hospital_officer", "role": "officer", "unit": "hospital"}
+    assert me.json() == {
+        "username": "hospital_officer",
+        "role": "officer",
+        "unit": "hospital",
+        "unit_code": "hospital_330102_fybj",
+        "division_code": None,
+    }
 
 
 def test_the_session_cookie_is_secure_in_production(api_settings: Settings):

@@ -255,3 +255,26 @@ async def test_a_window_case_is_finished_by_the_demo_officers_of_its_departments
         code: f"{definition.step(code).department_for('service_center')}_officer"
         for code in _situation_steps(thing, situation, "service_center")
     }
+
+
+async def test_early_retirement_conditions_found_unmet_refuse_the_case_and_no_pension_is_approved(api, login, cases):
+    definition = DEFINITIONS["retirement"]
+    form = sample_form("retirement", "special_work_with_fund")
+    response = await _post(api, login, "retirement", form, sample_answers("retirement", "special_work_with_fund"))
+    assert response.status_code == 201, response.text
+    case = response.json()
+    user = f"{definition.step('early_retirement_review').department}_officer"
+    claimed = await cases.act("claim", case["case_id"], "early_retirement_review", as_user=user)
+    assert claimed.status_code == 200, claimed.text
+
+    done = await cases.act(
+        "complete", case["case_id"], "early_retirement_review", as_user=user, body={"result": {"conditions_met": False}}
+    )
+
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "refused"
+    assert await _status_once_settled(cases, case["case_id"]) == "refused"
+    steps = {step["step"]: step for step in (await cases.read(case["case_id"]))["steps"]}
+    assert steps["early_retirement_review"]["status"] == "refused"
+    assert steps["pension_approval"]["status"] == "cancelled"
+    assert steps["pension_approval"]["opened_at"] is None

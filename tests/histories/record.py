@@ -225,9 +225,11 @@ async def claim(handle: Handle, step: str, actor: Actor) -> StepView:
     return await update(handle, "claim", ClaimInput(actor=actor, step=step), StepView)
 
 
-async def complete(handle: Handle, step: str, actor: Actor, result: dict[str, Any]) -> StepView:
+async def complete(
+    handle: Handle, step: str, actor: Actor, result: dict[str, Any], expect: StepStatus = StepStatus.DONE
+) -> StepView:
     view = await update(handle, "complete", CompleteStepInput(actor=actor, step=step, result=result), StepView)
-    if view.status != StepStatus.DONE:
+    if view.status != expect:
         raise RuntimeError(f"{step} is {view.status} after completing it")
     return view
 
@@ -360,6 +362,33 @@ async def birth_refused(run: Run) -> Handle:
         RefuseStepInput(actor=police, step="hukou_registration", reason="出生医学证明与户籍信息不一致"),
         StepView,
     )
+    return handle
+
+
+async def birth_declaration_not_verified(run: Run) -> Handle:
+    """Unmarried parents; the police find the declaration does not hold up (a refusing result):
+    the case is refused there and 户口登记 never opens."""
+    form = sample_birth_form(marital_status="unmarried", follow="mother")
+    police = officer("police")
+    handle = await start(run, BIRTH, "online", form)
+    await claim(handle, "birth_certificate", officer("hospital"))
+    await complete(
+        handle, "birth_certificate", officer("hospital"), sample_result(BIRTH.step("birth_certificate"), form)
+    )
+    await claim(handle, "unmarried_declaration_review", police)
+    await complete(handle, "unmarried_declaration_review", police, {"declaration_verified": False}, StepStatus.REFUSED)
+    return handle
+
+
+async def retirement_conditions_not_met(run: Run) -> Handle:
+    """Early retirement (special work): the review finds the conditions unmet; no pension step opens."""
+    definition = DEFINITIONS["retirement"]
+    form = sample_form("retirement", "special_work_with_fund")
+    answers = sample_answers("retirement", "special_work_with_fund")
+    handle = await start(run, definition, "online", form, answers=answers)
+    reviewer = officer(definition.step("early_retirement_review").department_for("online"))
+    await claim(handle, "early_retirement_review", reviewer)
+    await complete(handle, "early_retirement_review", reviewer, {"conditions_met": False}, StepStatus.REFUSED)
     return handle
 
 
@@ -544,6 +573,18 @@ ROUTES: list[Route] = [
     Route("birth-returned-for-supplement", QUIET_TUESDAY, birth_returned_for_supplement, "a step returned for 补正"),
     Route("birth-refused", QUIET_TUESDAY, birth_refused, "a step refused, the case refused"),
     Route("birth-rated-low-follow-up", QUIET_TUESDAY, birth_rated_low_follow_up, "rated 2, 回访 by a supervisor"),
+    Route(
+        "birth-declaration-not-verified",
+        QUIET_TUESDAY,
+        birth_declaration_not_verified,
+        "a refusing result (declaration not verified): the case refused, hukou never opened",
+    ),
+    Route(
+        "retirement-conditions-not-met",
+        QUIET_TUESDAY,
+        retirement_conditions_not_met,
+        "a refusing result (early-retirement conditions unmet): the case refused",
+    ),
     Route(
         "birth-overdue-supervised",
         shanghai(2026, 11, 26, 15),

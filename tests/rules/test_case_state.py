@@ -148,6 +148,18 @@ def test_a_refusal_cancels_the_rest_and_refuses_the_case() -> None:
     assert state.status() == CaseStatus.REFUSED
 
 
+def test_a_refusing_finding_refuses_the_case_keeps_the_finding_and_readies_nothing() -> None:
+    state = birth_case()
+    open_ready(state)
+    step = state.steps["birth_certificate"]
+    state.claim(step, HOSPITAL.username)
+    state.refuse_by_result(step, {"certificate_no": "X330102001"}, "核验未通过", NOW)
+    assert step.status == StepStatus.REFUSED
+    assert step.result == {"certificate_no": "X330102001", "reason": "核验未通过"}
+    assert state.ready_steps() == []
+    assert state.status() == CaseStatus.REFUSED
+
+
 def test_only_the_owner_rates_and_only_while_rating_is_open() -> None:
     state = birth_case()
     rating = RateInput(actor=APPLICANT, score=5)

@@ -18,6 +18,7 @@ from domain.samples import sample_birth_form, sample_result
 from models.case import (
     CaseStatus,
     ClaimInput,
+    CompleteStepInput,
     EventType,
     RefuseStepInput,
     ReturnStepInput,
@@ -376,3 +377,66 @@ async def test_a_refusal_closes_the_case_cancels_open_steps_and_notifies_the_app
             with pytest.raises(DomainError) as conflict:
                 await send_update(env.client, case.case_id, method, argument, result_type=StepView, update_id=None)
             assert conflict.value.code == ErrorCode.CONFLICT
+
+
+async def test_a_failed_declaration_check_refuses_the_case_and_never_opens_hukou_registration(
+    env, settings, engine, task_queue
+):
+    form = sample_birth_form(marital_status="unmarried", follow="mother")
+    case = new_case(form=form)
+    police = officer("police")
+    async with (
+        running_worker(env.client, settings, engine, task_queue),
+        started_case(env.client, task_queue, case) as handle,
+    ):
+        await wait_accepted(handle)
+        await claim_and_complete(handle, "birth_certificate", form)
+        await claim(handle, "unmarried_declaration_review", police)
+        # The department's finding is "no"; nothing else is asked of a refused review.
+        answer = await update(
+            handle,
+            CaseWorkflow.complete,
+            CompleteStepInput(
+                actor=police, step="unmarried_declaration_review", result={"declaration_verified": False}
+            ),
+        )
+        negative = BIRTH.step("unmarried_declaration_review").result["declaration_verified"].negative
+        assert negative is not None
+        reason = negative.reason_zh
+        assert answer.status == StepStatus.REFUSED
+        assert answer.result == {"declaration_verified": False, "reason": reason}
+        result = await finished(handle)
+
+        assert result.status == CaseStatus.REFUSED
+        assert statuses(result)["hukou_registration"] == "cancelled"
+        assert view(result, "hukou_registration").opened_at is None
+        assert case_events(engine, case.case_id, type=EventType.OPENED, step="hukou_registration") == []
+        [refusal] = case_events(engine, case.case_id, type=EventType.REFUSED)
+        assert (refusal.step, refusal.detail) == (
+            "unmarried_declaration_review",
+            {"reason": reason, "field": "declaration_verified"},
+        )
+        [notice] = notifications(engine, case.case_id, kind="case_refused")
+        assert reason in notice.message_zh
+
+
+async def test_a_passed_declaration_check_opens_hukou_registration(env, settings, engine, task_queue):
+    form = sample_birth_form(marital_status="unmarried", follow="mother")
+    case = new_case(form=form)
+    police = officer("police")
+    async with (
+        running_worker(env.client, settings, engine, task_queue),
+        started_case(env.client, task_queue, case) as handle,
+    ):
+        await wait_accepted(handle)
+        await claim_and_complete(handle, "birth_certificate", form)
+        await claim(handle, "unmarried_declaration_review", police)
+        # A positive finding must still give every required field: only a refusal relaxes them.
+        await update(
+            handle,
+            CaseWorkflow.complete,
+            CompleteStepInput(actor=police, step="unmarried_declaration_review", result={"declaration_verified": True}),
+        )
+        snapshot = await handle.query(CaseWorkflow.snapshot)
+        assert view(snapshot, "hukou_registration").status == StepStatus.OPEN
+        assert snapshot.status != CaseStatus.REFUSED

@@ -195,6 +195,12 @@ class CaseState:
         step.result = {"reason": reason}
         self.refused_step = step.code
 
+    def refuse_by_result(self, step: StepState, result: dict[str, Any], reason: str, now: datetime) -> None:
+        """The department's finding is itself a refusal (a failed verification): the case is
+        refused at this step, its finding kept beside the reason."""
+        self.refuse(step, reason, now)
+        step.result = {**result, "reason": reason}
+
     # --- materials ------------------------------------------------------------------------
 
     def _material(self, code: str, status: MaterialStatus, **fields: Any) -> MaterialView:

@@ -29,7 +29,7 @@ from workflows.kit.projection import Projection
 from workflows.kit.rejection import checked
 
 with workflow.unsafe.imports_passed_through():
-    from domain.results import validate_result
+    from domain.results import negative_result, validate_result
     from models.case import (
         SEARCH_ATTRIBUTE_STATUS,
         AcceptanceNotice,
@@ -211,7 +211,13 @@ class CaseWorkflow:
     async def complete(self, action: CompleteStepInput) -> StepView:
         state = self._state
         step = self._step(action.step)
-        state.complete(step, validate_result(step.definition, action.result, state.case.form), workflow.now())
+        result = validate_result(step.definition, action.result, state.case.form)
+        # A refusing finding (核验不通过) ends the case as the catalogue says; definitions
+        # without `negative` never come here, so older cases replay unchanged.
+        if (negative := negative_result(step.definition, result)) and step.code not in state.follow_ups:
+            state.refuse_by_result(step, result, negative[1].reason_zh, workflow.now())
+            return await self._refused(step, action, {"reason": negative[1].reason_zh, "field": negative[0]})
+        state.complete(step, result, workflow.now())
         detail = {"comment": action.comment} if action.comment else {}
         self._writes.audit(action.audit)
         self._writes.pending.finished(step.code)
@@ -266,9 +272,15 @@ class CaseWorkflow:
     async def refuse(self, action: RefuseStepInput) -> StepView:
         step = self._step(action.step)
         self._state.refuse(step, action.reason, workflow.now())
+        return await self._refused(step, action, {"reason": action.reason})
+
+    async def _refused(
+        self, step: StepState, action: RefuseStepInput | CompleteStepInput, detail: dict[str, Any]
+    ) -> StepView:
+        """Records a step's refusal of the case and answers once the case has closed."""
         self._writes.audit(action.audit)
         self._writes.pending.finished(step.code)
-        self._record(EventType.REFUSED, step=step, actor=action.actor.username, detail={"reason": action.reason})
+        self._record(EventType.REFUSED, step=step, actor=action.actor.username, detail=detail)
         self._changed()
         await workflow.wait_condition(lambda: self._state.closed)
         await self._projection.flush()
