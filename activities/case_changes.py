@@ -118,6 +118,7 @@ def _upsert_case(session: Session, snapshot: CaseSnapshot, form: dict[str, Any] 
         "owner": snapshot.owner,
         "submitted_by": snapshot.submitted_by,
         "accepting_unit": snapshot.accepting_unit,
+        "accepting_unit_code": snapshot.accepting_unit_code,
         "submitted_at": snapshot.submitted_at,
         "revision": snapshot.revision,
         "snapshot": snapshot.model_dump(mode="json"),
@@ -149,6 +150,7 @@ def _upsert_tasks(
             "thing": snapshot.thing,
             "step": step.step,
             "department": step.department,
+            "unit_code": step.unit.code if step.unit else None,
             "status": step.status.value,
             "assignee": step.assignee,
             "opened_at": step.opened_at,
@@ -215,6 +217,7 @@ def _timeliness_of_steps_finished_now(
 
 _TASK_COLUMNS_SET = (
     "department",
+    "unit_code",
     "status",
     "assignee",
     "opened_at",

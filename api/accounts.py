@@ -201,10 +201,12 @@ def authenticate(session: Session, username: str, password: str) -> Actor | None
     if not verify_password(account.password_hash, password):
         return None
     role: Role = account.role  # type: ignore[assignment]
+    # Staff work where their unit is: its division scopes what they see (services/access.py).
+    member_of = session.get(Unit, account.unit_code) if account.unit_code else None
     return Actor(
         username=account.username,
         role=role,
         unit=account.unit,
         unit_code=account.unit_code,
-        division_code=account.division_code,
+        division_code=member_of.division_code if member_of is not None else account.division_code,
     )

@@ -52,7 +52,13 @@ class MeResponse(BaseModel):
     role: str
     unit: str | None = Field(description="the department code every inbox and access rule reads (police)")
     unit_code: str | None = Field(default=None, description="the unit an officer or clerk belongs to")
-    division_code: str | None = Field(default=None, description="a supervisor's division; null: the whole province")
+    division_code: str | None = Field(
+        default=None,
+        description=(
+            "where the account works: its unit's division for staff, the overseen division for a "
+            "supervisor (null: the whole province)"
+        ),
+    )
 
 
 class SubmitCaseRequest(_Body):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from domain.forms import FORMS, form_has_field
 from models.catalogue import (
     Department,
     LifeStage,
@@ -235,6 +236,10 @@ def _check_rules(definition: ThingDefinition, file_name: str, departments: Mappi
             for code in step.channels or channel_codes:
                 if code not in step.department_by_channel:
                     fail(f"steps[{index}].department_by_channel", f"no unit for channel {code!r}")
+        if step.route is not None:
+            form = FORMS.get(definition.form)
+            if form is None or not form_has_field(form, step.route.division_field):
+                fail(f"steps[{index}].route.division_field", f"{step.route.division_field!r} is not a form field")
         for dependency in step.depends_on:
             if dependency not in step_codes:
                 fail(f"steps[{index}].depends_on", f"unknown step {dependency!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -434,3 +434,17 @@ FORMS: dict[str, type[_Form]] = {
     "death": DeathForm,
     "retirement": RetirementForm,
 }
+
+
+def form_has_field(model: type[BaseModel], dotted: str) -> bool:
+    """Whether ``dotted`` (``hukou.division_code``) names a field of the form model."""
+    current: Any = model
+    for part in dotted.split("."):
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        # Optional[Sub] and Sub: step into the model inside the annotation.
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return True

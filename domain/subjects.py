@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
 
-from domain.forms import FORMS
+from domain.forms import FORMS, form_has_field
 from models.catalogue import read_path
 
 SUBJECTS_FILE = Path(__file__).parent / "data" / "case_subjects.yaml"
@@ -30,19 +29,6 @@ def subject_fields() -> dict[str, tuple[str, ...]]:
     """Each sub-item's subject fields, by sub-item code."""
     raw = yaml.safe_load(SUBJECTS_FILE.read_text(encoding="utf-8")) or {}
     return {str(thing): tuple(str(path) for path in paths) for thing, paths in raw.items()}
-
-
-def _field_exists(model: type[BaseModel], dotted: str) -> bool:
-    current: Any = model
-    for part in dotted.split("."):
-        fields = getattr(current, "model_fields", None)
-        if fields is None or part not in fields:
-            return False
-        annotation = fields[part].annotation
-        # Optional[Sub] and Sub: step into the model inside the annotation.
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    return True
 
 
 def check_subject_fields(form_of_thing: Mapping[str, str]) -> list[str]:
@@ -56,7 +42,7 @@ def check_subject_fields(form_of_thing: Mapping[str, str]) -> list[str]:
         if not paths:
             problems.append(f"{SUBJECTS_FILE.name}: {thing}: name at least one field")
         for path in paths:
-            if not _field_exists(FORMS[form], path):
+            if not form_has_field(FORMS[form], path):
                 problems.append(f"{SUBJECTS_FILE.name}: {thing}: {path!r} is not a field of form {form!r}")
     return problems
 

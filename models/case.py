@@ -104,9 +104,10 @@ class Actor(_Model):
     username: str
     role: Role
     unit: str | None = None  # the department code ("police") every inbox and access rule reads
-    # The unit an officer or clerk belongs to (units.code) and a supervisor's division (GB/T 2260,
-    # None = the whole province). Defaults, because actors recorded before units existed travel
-    # in running cases' histories without them.
+    # The unit an officer or clerk belongs to (units.code), and where the actor works: the unit's
+    # division for staff, the overseen division for a supervisor (GB/T 2260; None = the whole
+    # province). Defaults, because actors recorded before units existed travel in running cases'
+    # histories without them.
     unit_code: str | None = None
     division_code: str | None = None
 
@@ -125,6 +126,15 @@ class AuditEntry(_Model):
     at: datetime | None = None  # when the staff member acted (the API's clock; else workflow time)
 
 
+class StepUnit(_Model):
+    """The unit a step was routed to at acceptance (an institution or a department in a division)."""
+
+    code: str
+    name_zh: str
+    division_code: str
+    window_zh: str | None = None
+
+
 class CaseInput(_Model):
     case_id: str
     definition: ThingDefinition
@@ -141,6 +151,10 @@ class CaseInput(_Model):
     submission_id: str = ""
     case_no: str | None = None  # readable case number (受理编号), given by the API
     subject_key: str | None = None  # hash naming the case's subject (domain/subjects.py)
+    # Each step's competent unit, chosen at acceptance (services/routing.py); empty for cases
+    # accepted before routing, whose steps belong to their department in the default county.
+    units: dict[str, StepUnit] = {}
+    accepting_window: StepUnit | None = None  # the clerk's unit, for a case accepted at a window
 
 
 class StepView(_Model):
@@ -159,6 +173,7 @@ class StepView(_Model):
     overdue: bool = False
     assignee: str | None = None
     result: dict[str, Any] | None = None
+    unit: StepUnit | None = None
     missing: list[str] = []
     escalations: int = 0
     actors: list[str] = ["officer"]  # roles of the step's unit that may act on its task
@@ -207,6 +222,8 @@ class AcceptanceNotice(_Model):
     channel_zh: str
     accepting_unit: str | None
     accepting_unit_zh: str
+    accepting_unit_code: str | None = None
+    accepting_window_zh: str | None = None  # where the applicant goes: 上城区市民之家 3 号窗口
     accepting_staff: str | None
     accepted_at: datetime
     materials_received: list[MaterialEntry]
@@ -261,6 +278,7 @@ class CaseSnapshot(_Model):
     owner: str | None
     submitted_by: str
     accepting_unit: str | None
+    accepting_unit_code: str | None = None  # the window's unit (routing); None online and before routing
     missing_materials: list[str] = []
     steps: list[StepView]
     acceptance_notice: AcceptanceNotice | None = None

@@ -141,6 +141,15 @@ class Notification(_Strict):
     message_zh: str
 
 
+class StepRoute(_Strict):
+    """How the competent unit of a step is chosen (§7.1): the step's department in the division
+    a form field names (户口登记 → the police of the hukou address's county). Without a route, or
+    when the step is done by the accepting window's own department, the window's unit takes it;
+    an online case without a route goes to the province's default county."""
+
+    division_field: str = Field(min_length=1, max_length=200)
+
+
 class StepDefinition(_Strict):
     code: str = Field(pattern=CODE_PATTERN)
     name_zh: str
@@ -158,6 +167,8 @@ class StepDefinition(_Strict):
     # The step that hands every result to the applicant at once.
     delivers_case: bool = False
     legal_basis: str | None = None
+    # Left out of dumps when unset, so definitions without one keep their published fingerprint.
+    route: StepRoute | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @model_validator(mode="after")
     def _one_department_rule(self) -> StepDefinition:

@@ -47,6 +47,8 @@ class CaseRecord(SQLModel, table=True):
     owner: str | None = Field(default=None, index=True, max_length=64)
     submitted_by: str = Field(max_length=64)
     accepting_unit: str | None = Field(default=None, index=True, max_length=64)
+    # The window's unit (services/routing.py); None online and for cases from before routing.
+    accepting_unit_code: str | None = Field(default=None, index=True, max_length=64)
     submitted_at: datetime = _when(index=True, nullable=False)
     revision: int = 0
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -92,6 +94,7 @@ class TaskRecord(SQLModel, table=True):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_department_status_due", "department", "status", "due_at"),
+        Index("ix_tasks_unit_status_due", "unit_code", "status", "due_at"),
         Index("ix_tasks_status_due", "status", "due_at"),
         # Timeliness statistics read finished steps of a period from this index alone.
         Index(
@@ -111,6 +114,8 @@ class TaskRecord(SQLModel, table=True):
     thing: str = Field(max_length=64)
     step: str = Field(max_length=64)
     department: str = Field(max_length=64)
+    # The unit the step was routed to (services/routing.py); None for cases from before routing.
+    unit_code: str | None = Field(default=None, max_length=64)
     status: str = Field(max_length=32)
     assignee: str | None = Field(default=None, index=True, max_length=64)
     opened_at: datetime | None = _when()

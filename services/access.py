@@ -5,19 +5,60 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, or_, select, true
 from sqlmodel import Session, col
 
+from domain.divisions import DEFAULT_COUNTY
 from models.case import Actor, Role
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, TaskRecord
 
 
-def case_departments(record: CaseRecord) -> set[str]:
-    # Departments whose step has opened (has an opening time): a step a refusal
-    # cancelled before it opened gives its department no sight of the case. The
-    # same rule as visible_cases_filter (lists, inboxes).
-    return {step["department"] for step in record.snapshot.get("steps", []) if step.get("opened_at")}
+def works_on_unrouted_tasks(actor: Actor) -> bool:
+    """Tasks of cases accepted before routing have no unit: they stay with their department in
+    the default county (where every account worked before units), or with an account in no unit."""
+    return actor.unit_code is None or actor.division_code == DEFAULT_COUNTY
+
+
+def in_unit_scope(actor: Actor, department: str, unit_code: str | None) -> bool:
+    """Whether a task of ``department`` routed to ``unit_code`` is the officer's or clerk's unit's."""
+    if department != actor.unit:
+        return False
+    if unit_code is None:
+        return works_on_unrouted_tasks(actor)
+    return unit_code == actor.unit_code
+
+
+def task_unit_scope(actor: Actor) -> ColumnElement[bool]:
+    """The SQL form of :func:`in_unit_scope` for task rows: the actor's unit's tasks."""
+    unrouted = col(TaskRecord.unit_code).is_(None) if works_on_unrouted_tasks(actor) else false()
+    routed = col(TaskRecord.unit_code) == actor.unit_code if actor.unit_code is not None else false()
+    return and_(col(TaskRecord.department) == actor.unit, or_(routed, unrouted))
+
+
+def case_in_unit_scope(actor: Actor, record: CaseRecord) -> bool:
+    # Steps that have opened (have an opening time): a step a refusal cancelled before it opened
+    # gives its unit no sight of the case. The same rule as visible_cases_filter (lists, inboxes).
+    return any(
+        in_unit_scope(actor, step["department"], (step.get("unit") or {}).get("code"))
+        for step in record.snapshot.get("steps", [])
+        if step.get("opened_at")
+    )
+
+
+def accepted_by_actors_window(actor: Actor, record: CaseRecord) -> bool:
+    if record.accepting_unit != actor.unit:
+        return False
+    if record.accepting_unit_code is None:
+        return works_on_unrouted_tasks(actor)
+    return record.accepting_unit_code == actor.unit_code
+
+
+def accepted_by_actors_window_filter(actor: Actor) -> ColumnElement[bool]:
+    """The SQL form of :func:`accepted_by_actors_window`."""
+    unrouted = col(CaseRecord.accepting_unit_code).is_(None) if works_on_unrouted_tasks(actor) else false()
+    routed = col(CaseRecord.accepting_unit_code) == actor.unit_code if actor.unit_code is not None else false()
+    return and_(col(CaseRecord.accepting_unit) == actor.unit, or_(routed, unrouted))
 
 
 def can_see_case(actor: Actor, record: CaseRecord) -> bool:
@@ -26,8 +67,8 @@ def can_see_case(actor: Actor, record: CaseRecord) -> bool:
     if actor.role == "applicant":
         return record.owner == actor.username
     if actor.role == "clerk":
-        return record.accepting_unit == actor.unit or actor.unit in case_departments(record)
-    return actor.role == "officer" and actor.unit in case_departments(record)
+        return accepted_by_actors_window(actor, record) or case_in_unit_scope(actor, record)
+    return actor.role == "officer" and case_in_unit_scope(actor, record)
 
 
 def is_case_staff(actor: Actor, record: CaseRecord) -> bool:
@@ -51,12 +92,12 @@ def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
     has_task = exists(
         select(col(TaskRecord.task_id)).where(
             col(TaskRecord.case_id) == col(CaseRecord.case_id),
-            col(TaskRecord.department) == actor.unit,
+            task_unit_scope(actor),
             col(TaskRecord.opened_at).is_not(None),
         )
     )
     if actor.role == "clerk":
-        return or_(col(CaseRecord.accepting_unit) == actor.unit, has_task)
+        return or_(accepted_by_actors_window_filter(actor), has_task)
     if actor.role == "officer":
         return has_task
     return false()

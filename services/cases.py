@@ -40,6 +40,7 @@ from models.case import (
     CaseStatus,
     RateInput,
     RatingView,
+    StepUnit,
     SupplementInput,
 )
 from models.catalogue import ThingDefinition
@@ -49,6 +50,7 @@ from services.audit import AuditAction
 from services.catalogue import definition_for
 from services.faults import crash_if_injected
 from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
+from services.routing import accepting_window, route_steps
 from settings import Settings
 from workflows.case.workflow import CaseWorkflow
 from workflows.starter import STATUS_KEY, THING_KEY, new_case_id
@@ -116,12 +118,14 @@ async def accept_submission(
     if actor.role == "clerk" and channels[channel].accepting_unit != actor.unit:
         raise DomainError(ErrorCode.FORBIDDEN, "只能受理本单位窗口的申请 (clerks accept for their own unit)")
     clean_form = _validated_form(definition, form)
+    resolved = resolve_for_case(definition, clean_form, answers)
+    units, window = await run_in_threadpool(_routed, engine, resolved, channel, clean_form, actor)
     case_id = new_case_id(actor.username, idempotency_key)
     subject = subject_key(thing, clean_form, settings.division_code)
     registration = await _register(client, engine, case_id, thing, subject, settings.division_code)
     case = CaseInput(
         case_id=case_id,
-        definition=resolve_for_case(definition, clean_form, answers),
+        definition=resolved,
         answers=answers or {},
         channel=channel,
         form=clean_form,
@@ -137,6 +141,8 @@ async def accept_submission(
         ),
         case_no=registration.case_no,
         subject_key=subject,
+        units=units,
+        accepting_window=window,
     )
     crash_if_injected(settings, "before_case_start")
     try:
@@ -151,6 +157,14 @@ async def accept_submission(
     if not created:
         refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
     return snapshot, created
+
+
+def _routed(
+    engine: Engine, definition: ThingDefinition, channel: str, form: dict[str, Any], actor: Actor
+) -> tuple[dict[str, StepUnit], StepUnit | None]:
+    """Each step's unit and the accepting window's (services/routing.py)."""
+    with Session(engine) as session:
+        return route_steps(session, definition, channel, form, actor), accepting_window(session, actor)
 
 
 async def _register(

@@ -23,7 +23,7 @@ from domain.workcalendar import SHANGHAI
 from models.case import Actor, StepStatus
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, InboxVersion, SupervisionNotice, TaskRecord
-from services.access import require_role
+from services.access import require_role, task_unit_scope
 
 Versions = dict[str, tuple[int, datetime]]
 """Each department's inbox version and when it last changed."""
@@ -73,6 +73,8 @@ class InboxQuery:
     limit: int
     offset: int
     filters: InboxFilters = field(default_factory=InboxFilters)
+    # Officers and clerks: whose unit's tasks (services/access.py); None for supervisors and admins.
+    member: Actor | None = None
 
     def covers(self, departments: set[str]) -> bool:
         return self.department is None or self.department in departments
@@ -92,6 +94,7 @@ class InboxQuery:
             self.limit,
             self.offset,
             self.filters.key(),
+            [self.member.unit_code, self.member.division_code] if self.member else None,
             [[name, version, changed_at.isoformat()] for name, (version, changed_at) in sorted(covered.items())],
         ]
         digest = hashlib.sha256(json.dumps(key, separators=(",", ":")).encode()).hexdigest()
@@ -114,7 +117,7 @@ def inbox_query(
     offset: int,
     filters: InboxFilters | None = None,
 ) -> InboxQuery:
-    """The inbox listing ``actor`` may read: officers and clerks their own department only."""
+    """The inbox listing ``actor`` may read: officers and clerks their own unit's only."""
     require_role(actor, "officer", "clerk", "supervisor", "admin")
     role_filter = None
     if actor.role in {"officer", "clerk"}:
@@ -123,7 +126,10 @@ def inbox_query(
         department = actor.unit
         # A clerk's inbox holds only the tasks clerks may act on (e.g. 出件).
         role_filter = actor.role
-    return InboxQuery(actor.role, department or None, role_filter, status, limit, offset, filters or InboxFilters())
+    member = actor if actor.role in {"officer", "clerk"} else None
+    return InboxQuery(
+        actor.role, department or None, role_filter, status, limit, offset, filters or InboxFilters(), member
+    )
 
 
 def inbox_tasks(
@@ -180,6 +186,8 @@ def _scope(query: InboxQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.department:
         conditions.append(col(TaskRecord.department) == query.department)
+    if query.member is not None:
+        conditions.append(task_unit_scope(query.member))
     if query.role_filter:
         conditions.append(col(TaskRecord.roles).contains(query.role_filter))
     return conditions

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import case as sql_case
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -151,15 +152,18 @@ def set_active(session: Session, code: str, active: bool) -> Unit:
 
 
 def unit_for(session: Session, department: str, division_code: str) -> Unit | None:
-    """The active department unit of exactly this division (police @ 330102 → 杭州市上城区公安分局),
-    or None: no unit of a city is taken for its county, nor an institution for a department."""
+    """The active unit of ``department`` in exactly this division, as routing picks it
+    (services/routing.py): its department unit if there is one (police @ 330102 → 杭州市上城区公安分局),
+    else its first institution by code (a county's hospital); None if neither. A city's unit is
+    never taken for one of its counties."""
     return session.exec(
-        select(Unit).where(
+        select(Unit)
+        .where(
             col(Unit.department) == department,
             col(Unit.division_code) == division_code,
-            col(Unit.kind) == "department",
             col(Unit.active).is_(True),
         )
+        .order_by(sql_case((col(Unit.kind) == "department", 0), else_=1), col(Unit.code))
     ).first()
 
 

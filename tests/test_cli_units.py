@@ -102,7 +102,8 @@ def test_an_officer_added_to_a_unit_logs_in_as_its_member(database, monkeypatch)
     assert add_account(monkeypatch, "haishu_wang", "--role", "officer", "--unit-code", "police_330203") == 0
 
     actor = login(database, "haishu_wang")
-    assert actor is not None and (actor.unit, actor.unit_code, actor.division_code) == ("police", "police_330203", None)
+    assert actor is not None
+    assert (actor.unit, actor.unit_code, actor.division_code) == ("police", "police_330203", "330203")
 
 
 def test_a_supervisor_added_to_a_division_logs_in_with_it(database, monkeypatch):

@@ -50,7 +50,7 @@ from models.case import AcceptanceNotice, Actor, CaseSnapshot
 from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord
-from services.access import visible_case
+from services.access import accepted_by_actors_window, accepted_by_actors_window_filter, visible_case
 from services.cases import supply_case_materials
 from services.catalogue import current_definitions, definition_for
 
@@ -81,7 +81,7 @@ def _window_overview(request: Request, actor: Actor) -> tuple[list[WindowThing],
         definitions = current_definitions(session)
         rows = session.execute(
             select(CaseRecord)
-            .where(col(CaseRecord.accepting_unit) == actor.unit)
+            .where(accepted_by_actors_window_filter(actor))
             .order_by(col(CaseRecord.submitted_at).desc())
             .limit(RECENT_CASES)
         ).scalars()
@@ -168,7 +168,7 @@ def _window_case(request: Request, actor: Actor, case_id: str) -> WindowCase:
     calendar: WorkingCalendar = request.app.state.calendar
     with Session(request.app.state.engine) as session:
         record = visible_case(session, actor, case_id)
-        if record.accepting_unit != actor.unit:
+        if not accepted_by_actors_window(actor, record):
             # Another unit's case (seen only because one of its steps is ours): not ours to notify.
             raise DomainError(ErrorCode.NOT_FOUND, "案件不存在或非本窗口受理")
         snapshot, staff_names = load_notice_parts(session, record)

@@ -277,7 +277,8 @@ def notice_sheet(
             NoticeStep(
                 code=step.step,
                 name_zh=step.name_zh,
-                department_zh=step.department_zh,
+                # The competent unit (杭州市上城区公安分局) where the step was routed, else the department.
+                department_zh=step.unit.name_zh if step.unit else step.department_zh,
                 time_limit_zh=time_limit_zh(step.time_limit_working_days),
                 status=step.status.value,
                 status_zh=step.status_zh,

@@ -58,8 +58,8 @@ from models.case import (
 from models.catalogue import ResultField, StepDefinition, ThingDefinition
 from models.complaint import SUPERVISION_ORIGIN
 from models.errors import DomainError, ErrorCode
-from models.tables import CaseRecord, SupervisionNotice, TaskRecord
-from services.access import visible_case
+from models.tables import CaseRecord, SupervisionNotice, TaskRecord, Unit
+from services.access import in_unit_scope, visible_case
 from services.catalogue import current_definitions, definition_for
 from services.inbox import DueFilter, InboxFilters, inbox_etag, inbox_steps, inbox_tasks
 from services.tasks import act_on_task, parse_task_id
@@ -233,6 +233,7 @@ def inbox(
             ).all()
         }
         supervised_ids = _supervised_tasks(session, tasks)
+        own_unit = session.get(Unit, actor.unit_code) if actor.unit_code else None
         dues = [due_badge(item, calendar, now) for item in tasks]
         rows = [
             {
@@ -286,7 +287,10 @@ def inbox(
             "filter_query": filter_query,
             "page_url": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "counts": counts,
-            "department_zh": department_names().get(actor.unit or "", actor.unit or ""),
+            # Whose inbox this is: the unit (杭州市上城区公安分局), else the department.
+            "department_zh": own_unit.name_zh
+            if own_unit
+            else department_names().get(actor.unit or "", actor.unit or ""),
             "inbox_etag": etag,
             "inbox_events_url": inbox_events_url(status_filter, department, offset, filters),
         },
@@ -407,8 +411,12 @@ def _own_task(session: Session, actor: Actor, task_id: str) -> TaskRecord:
     """The task if it is one the actor's unit and role work on; otherwise 404, as for a stranger's case."""
     parse_task_id(task_id)
     task = session.get(TaskRecord, task_id)
-    if task is None or task.department != actor.unit or actor.role not in task.roles.split(","):
-        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在或不属于本部门")
+    if (
+        task is None
+        or not in_unit_scope(actor, task.department, task.unit_code)
+        or actor.role not in task.roles.split(",")
+    ):
+        raise DomainError(ErrorCode.NOT_FOUND, "任务不存在或不属于本单位")
     return task
 
 
@@ -464,6 +472,7 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
         "thing_zh": labels.thing(task.thing),
         "step_zh": step_definition.name_zh,
         "department_zh": labels.department(task.department),
+        "unit_zh": step_view.unit.name_zh if step_view is not None and step_view.unit else None,
         "due": due_badge(task, calendar, datetime.now(UTC)),
         "can_claim": status == StepStatus.OPEN,
         "can_act": status == StepStatus.CLAIMED and assignee == actor.username,

@@ -31,7 +31,7 @@ async def test_login_returns_a_bearer_token_that_identifies_the_user_on_auth_me(
         "role": "officer",
         "unit": "police",
         "unit_code": "police_330102",
-        "division_code": None,
+        "division_code": "330102",  # where the unit is
     }
 
 
@@ -43,7 +43,7 @@ async def test_login_of_a_clerk_carries_the_clerks_unit(api, login):
         "role": "clerk",
         "unit": "hospital",
         "unit_code": "hospital_330102_fybj",
-        "division_code": None,
+        "division_code": "330102",  # where the unit is
     }
 
 

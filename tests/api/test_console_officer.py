@@ -167,12 +167,16 @@ async def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(case
 @pytest.fixture
 def second_hospital_officer(engine) -> str:
     with Session(engine) as session:
+        colleague = session.get(UserAccount, "hospital_officer")
+        assert colleague is not None
         session.add(
             UserAccount(
                 username="hospital_officer2",
                 password_hash=hash_password("demo"),
                 role="officer",
                 unit="hospital",
+                # A colleague: a member of the same unit as the demo hospital_officer.
+                unit_code=colleague.unit_code,
                 display_name_zh="助产机构工作人员二",
             )
         )

@@ -55,7 +55,7 @@ async def test_the_session_cookie_is_the_same_jwt_the_json_api_accepts(api):
         "role": "officer",
         "unit": "hospital",
         "unit_code": "hospital_330102_fybj",
-        "division_code": None,
+        "division_code": "330102",  # where the unit is
     }
 
 

@@ -18,12 +18,16 @@ INBOX_FIELDS = {"task_id", "case_id", "step", "department", "status", "due_at", 
 @pytest.fixture
 def second_police_officer(engine) -> str:
     with Session(engine) as session:
+        colleague = session.get(UserAccount, "police_officer")
+        assert colleague is not None
         session.add(
             UserAccount(
                 username="police_officer2",
                 password_hash=hash_password("demo"),
                 role="officer",
                 unit="police",
+                # A colleague: a member of the same unit as the demo police_officer.
+                unit_code=colleague.unit_code,
                 display_name_zh="公安部门工作人员二",
             )
         )

@@ -380,6 +380,37 @@ async def birth_declaration_not_verified(run: Run) -> Handle:
     return handle
 
 
+async def birth_routed_to_units(run: Run) -> Handle:
+    """Online, hukou in 宁波市海曙区: each step routed to a unit at acceptance (the hospital of the
+    birthplace, the 海曙 police, medical security and HR); each unit's officer finishes its step."""
+    form = sample_birth_form()
+    form["hukou"]["division_code"] = "330203"
+    steps = BIRTH.steps_for("online")
+    units = {
+        step.code: {
+            "code": f"{step.department_for('online')}_{'330102' if step.department == 'hospital' else '330203'}",
+            "name_zh": f"{step.department_for('online')}单位",
+            "division_code": "330102" if step.department == "hospital" else "330203",
+        }
+        for step in steps
+    }
+    actors = {
+        code: Actor.model_validate(
+            {
+                "username": f"{unit['code']}_officer",
+                "role": "officer",
+                "unit": unit["code"].rsplit("_", 1)[0],
+                "unit_code": unit["code"],
+                "division_code": unit["division_code"],
+            }
+        )
+        for code, unit in units.items()
+    }
+    handle = await start(run, BIRTH, "online", form, units=units)
+    await finish_steps(handle, BIRTH, form, actors)
+    return handle
+
+
 async def retirement_conditions_not_met(run: Run) -> Handle:
     """Early retirement (special work): the review finds the conditions unmet; no pension step opens."""
     definition = DEFINITIONS["retirement"]
@@ -578,6 +609,12 @@ ROUTES: list[Route] = [
         QUIET_TUESDAY,
         birth_declaration_not_verified,
         "a refusing result (declaration not verified): the case refused, hukou never opened",
+    ),
+    Route(
+        "birth-routed-to-units",
+        QUIET_TUESDAY,
+        birth_routed_to_units,
+        "online, each step routed to a unit (hukou in 宁波市海曙区), each unit's officer acts",
     ),
     Route(
         "retirement-conditions-not-met",

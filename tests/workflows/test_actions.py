@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 
 import pytest
@@ -32,6 +33,7 @@ from settings import installed_binary
 from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker
 from tests.workflows.helpers import (
     BIRTH,
+    CaseHandle,
     applicant,
     case_events,
     case_record,
@@ -379,9 +381,12 @@ async def test_a_refusal_closes_the_case_cancels_open_steps_and_notifies_the_app
             assert conflict.value.code == ErrorCode.CONFLICT
 
 
-async def test_a_failed_declaration_check_refuses_the_case_and_never_opens_hukou_registration(
-    env, settings, engine, task_queue
-):
+@asynccontextmanager
+async def declaration_reviewed(
+    env, settings, engine, task_queue, verified: bool
+) -> AsyncIterator[tuple[CaseHandle, str, StepView]]:
+    """An unmarried parents' case whose declaration the police have just reviewed: the handle,
+    the case id and the review's answer."""
     form = sample_birth_form(marital_status="unmarried", follow="mother")
     case = new_case(form=form)
     police = officer("police")
@@ -392,17 +397,24 @@ async def test_a_failed_declaration_check_refuses_the_case_and_never_opens_hukou
         await wait_accepted(handle)
         await claim_and_complete(handle, "birth_certificate", form)
         await claim(handle, "unmarried_declaration_review", police)
-        # The department's finding is "no"; nothing else is asked of a refused review.
         answer = await update(
             handle,
             CaseWorkflow.complete,
             CompleteStepInput(
-                actor=police, step="unmarried_declaration_review", result={"declaration_verified": False}
+                actor=police, step="unmarried_declaration_review", result={"declaration_verified": verified}
             ),
         )
-        negative = BIRTH.step("unmarried_declaration_review").result["declaration_verified"].negative
-        assert negative is not None
-        reason = negative.reason_zh
+        yield handle, case.case_id, answer
+
+
+async def test_a_failed_declaration_check_refuses_the_case_and_never_opens_hukou_registration(
+    env, settings, engine, task_queue
+):
+    negative = BIRTH.step("unmarried_declaration_review").result["declaration_verified"].negative
+    assert negative is not None
+    reason = negative.reason_zh
+    # The department's finding is "no"; nothing else is asked of a refused review.
+    async with declaration_reviewed(env, settings, engine, task_queue, verified=False) as (handle, case_id, answer):
         assert answer.status == StepStatus.REFUSED
         assert answer.result == {"declaration_verified": False, "reason": reason}
         result = await finished(handle)
@@ -410,33 +422,20 @@ async def test_a_failed_declaration_check_refuses_the_case_and_never_opens_hukou
         assert result.status == CaseStatus.REFUSED
         assert statuses(result)["hukou_registration"] == "cancelled"
         assert view(result, "hukou_registration").opened_at is None
-        assert case_events(engine, case.case_id, type=EventType.OPENED, step="hukou_registration") == []
-        [refusal] = case_events(engine, case.case_id, type=EventType.REFUSED)
+        assert case_events(engine, case_id, type=EventType.OPENED, step="hukou_registration") == []
+        [refusal] = case_events(engine, case_id, type=EventType.REFUSED)
         assert (refusal.step, refusal.detail) == (
             "unmarried_declaration_review",
             {"reason": reason, "field": "declaration_verified"},
         )
-        [notice] = notifications(engine, case.case_id, kind="case_refused")
+        [notice] = notifications(engine, case_id, kind="case_refused")
         assert reason in notice.message_zh
 
 
 async def test_a_passed_declaration_check_opens_hukou_registration(env, settings, engine, task_queue):
-    form = sample_birth_form(marital_status="unmarried", follow="mother")
-    case = new_case(form=form)
-    police = officer("police")
-    async with (
-        running_worker(env.client, settings, engine, task_queue),
-        started_case(env.client, task_queue, case) as handle,
-    ):
-        await wait_accepted(handle)
-        await claim_and_complete(handle, "birth_certificate", form)
-        await claim(handle, "unmarried_declaration_review", police)
-        # A positive finding must still give every required field: only a refusal relaxes them.
-        await update(
-            handle,
-            CaseWorkflow.complete,
-            CompleteStepInput(actor=police, step="unmarried_declaration_review", result={"declaration_verified": True}),
-        )
+    # A positive finding must still give every required field: only a refusal relaxes them.
+    async with declaration_reviewed(env, settings, engine, task_queue, verified=True) as (handle, _, answer):
+        assert answer.status == StepStatus.DONE
         snapshot = await handle.query(CaseWorkflow.snapshot)
         assert view(snapshot, "hukou_registration").status == StepStatus.OPEN
         assert snapshot.status != CaseStatus.REFUSED

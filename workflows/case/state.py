@@ -273,6 +273,12 @@ class CaseState:
             raise _refuse(ErrorCode.NOT_FOUND, f"no task for step {code!r} in this case")
         if actor.role not in step.definition.actors or actor.unit != step.department:
             raise _refuse(ErrorCode.FORBIDDEN, "该任务不属于您的部门 (the task belongs to another department)")
+        routed = self.case.units.get(code)
+        # A routed step is its unit's alone: another county's police (or an account in no unit)
+        # may not act on it, whatever its department.
+        if routed is not None and actor.role != "supervisor" and actor.unit_code != routed.code:
+            # 404, not 403: another unit's task is not revealed to exist.
+            raise _refuse(ErrorCode.NOT_FOUND, "任务不存在或不属于本单位 (no such task in your unit)")
         if code not in self.follow_ups and (self.closed or self.refused_step is not None):
             raise _refuse(ErrorCode.CONFLICT, "案件已结束 (the case is closed)")
         if step.status in {StepStatus.PENDING} | FINISHED_STEP_STATUSES:

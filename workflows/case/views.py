@@ -50,6 +50,7 @@ def step_view(state: CaseState, step: StepState) -> StepView:
         overdue=clock.overdue,
         assignee=step.assignee,
         result=step.result,
+        unit=state.case.units.get(step.code),
         missing=list(step.missing),
         escalations=clock.escalations,
         actors=list(step.definition.actors),
@@ -79,6 +80,7 @@ def snapshot(
         owner=case.owner,
         submitted_by=case.submitted_by.username,
         accepting_unit=definition.channel(case.channel).accepting_unit,
+        accepting_unit_code=case.accepting_window.code if case.accepting_window else None,
         missing_materials=state.owed_materials(),
         steps=[step_view(state, step) for step in [*state.steps.values(), *state.follow_ups.values()]],
         acceptance_notice=notice,
@@ -107,6 +109,7 @@ def acceptance_notice(
     channel = definition.channel(case.channel)
     method = delivery_method(state)
     unit = channel.accepting_unit
+    window = case.accepting_window
     submitter = case.submitted_by
     return AcceptanceNotice(
         case_id=case.case_id,
@@ -115,7 +118,9 @@ def acceptance_notice(
         channel=channel.code,
         channel_zh=channel.name_zh,
         accepting_unit=unit,
-        accepting_unit_zh=definition.department_name(unit) if unit else "网上办事大厅",
+        accepting_unit_zh=window.name_zh if window else definition.department_name(unit) if unit else "网上办事大厅",
+        accepting_unit_code=window.code if window else None,
+        accepting_window_zh=window.window_zh if window else None,
         accepting_staff=submitter.username if submitter.role == "clerk" else None,
         accepted_at=accepted_at,
         materials_received=received,

@@ -2,7 +2,8 @@
 
 The organisation model's data: units (a department in a division, or an institution such as
 a hospital) and the unit an officer or clerk belongs to, or the division a supervisor
-oversees. Existing accounts keep their department (``unit``) and get neither.
+oversees. Existing accounts keep their department (``unit``) and get neither. Each task row
+records the unit its step was routed to; rows from before routing have none.
 
 Revision ID: 0006
 Revises: 0005
@@ -46,8 +47,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_user_accounts_unit_code"), ["unit_code"], unique=False)
         batch_op.create_foreign_key("fk_user_accounts_unit_code_units", "units", ["unit_code"], ["code"])
 
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("unit_code", sa.String(length=64), nullable=True))
+        batch_op.create_index("ix_tasks_unit_status_due", ["unit_code", "status", "due_at"], unique=False)
+
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("accepting_unit_code", sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f("ix_cases_accepting_unit_code"), ["accepting_unit_code"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cases_accepting_unit_code"))
+        batch_op.drop_column("accepting_unit_code")
+
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_unit_status_due")
+        batch_op.drop_column("unit_code")
+
     with op.batch_alter_table("user_accounts", schema=None) as batch_op:
         batch_op.drop_constraint("fk_user_accounts_unit_code_units", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_user_accounts_unit_code"))
