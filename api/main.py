@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -31,7 +32,7 @@ from api.schemas import HealthResponse
 from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
 from domain.catalogue import shipped_definitions
 from domain.redaction import install_log_redaction
-from domain.workcalendar import make_calendar
+from domain.workcalendar import SHANGHAI, make_calendar, missing_notice_warning_zh
 from infra.db import init_db, make_engine
 from infra.temporal import connect_temporal
 from models.errors import DomainError, ErrorCode
@@ -236,7 +237,11 @@ def create_app(
         except Exception:
             checks["temporal"] = "unavailable"
         healthy = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
+        body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks, "calendar": "ok"}
+        missing = app.state.calendar.missing_next_year(datetime.now(SHANGHAI).date())
+        if missing is not None:
+            body |= {"calendar": "warning", "calendar_warning_zh": missing_notice_warning_zh(missing)}
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     return app
 

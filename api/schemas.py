@@ -190,6 +190,9 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unavailable"]
     temporal: Literal["ok", "unavailable"]
+    # A warning that leaves the service up: next year's holiday notice not loaded (from 1 December).
+    calendar: Literal["ok", "warning"] = "ok"
+    calendar_warning_zh: str | None = None
 
 
 class NotificationResponse(BaseModel):

@@ -162,6 +162,13 @@ class WorkingCalendar:
                 years.update(range(min(package_years), max(package_years) + 1))
         return frozenset(years)
 
+    def missing_next_year(self, today: date) -> int | None:
+        """From 1 December, next year while its State Council holiday notice is not loaded
+        (deadlines reaching into it are then provisional, 暂定); None otherwise."""
+        if today.month == 12 and today.year + 1 not in self.years_known():
+            return today.year + 1
+        return None
+
     def _status(self, day: date) -> tuple[bool, bool]:
         """(is a working day, is provisional)."""
         if isinstance(day, datetime):
@@ -316,6 +323,9 @@ class AcceleratedCalendar(WorkingCalendar):
 
     def _slot_start(self, slot: int) -> datetime:
         return datetime.fromtimestamp(slot * self.day_seconds, tz=SHANGHAI)
+
+    def missing_next_year(self, today: date) -> int | None:
+        return None  # its "days" are seconds long and never provisional
 
     def _compute_status(self, day: date) -> tuple[bool, bool]:
         return True, False
@@ -511,3 +521,11 @@ class _NoticeParser:
         if day.year != year:
             raise self._error(path, f"{day} is not in the notice's year {year}")
         return day
+
+
+def missing_notice_warning_zh(year: int) -> str:
+    """What supervisors read while next year's holiday notice is not loaded."""
+    return (
+        f"{year}年节假日安排（国务院办公厅通知）尚未载入：涉及{year}年的办理期限按周末推算，标为“暂定”。"
+        f"国务院办公厅通知发布后，请系统管理员补录{year}年安排。"
+    )

@@ -621,3 +621,16 @@ def test_full_working_days_left_give_the_same_deadline_from_a_day_start(
     by_days = calendar.add_working_days(sh(2026, 9, 29, 12), working_days)
     assert by_seconds.due_at == by_days.due_at
     assert by_seconds.warning_at == by_days.warning_at
+
+
+def test_from_1_december_next_years_missing_notice_is_named(calendar: WorkingCalendar) -> None:
+    # The package covers 2026 but not 2027: the warning starts on 1 December 2026.
+    assert calendar.missing_next_year(date(2026, 11, 30)) is None
+    assert calendar.missing_next_year(date(2026, 12, 1)) == 2027
+    assert calendar.missing_next_year(date(2025, 12, 31)) is None  # 2026 is known
+
+
+def test_a_loaded_notice_for_next_year_ends_the_warning(tmp_path: Path) -> None:
+    calendar = WorkingCalendar.load(write_notices(tmp_path, FICTIONAL_2031))
+    assert calendar.missing_next_year(date(2030, 12, 2)) is None
+    assert calendar.missing_next_year(date(2031, 12, 2)) == 2032

@@ -85,6 +85,7 @@ class NoticeStep:
     status: str
     status_zh: str
     due_at: datetime | None = None
+    provisional: bool = False  # the due date touches a year whose holiday notice is not loaded (暂定)
     completed_at: datetime | None = None
     waits: bool = False  # not open yet: its clock starts when the steps before it are done
 
@@ -283,6 +284,7 @@ def notice_sheet(
                 status=step.status.value,
                 status_zh=step.status_zh,
                 due_at=step.due_at if step.status not in FINISHED_STEP_STATUSES else None,
+                provisional=step.provisional,
                 completed_at=step.completed_at if step.status == StepStatus.DONE else None,
                 waits=step.status == StepStatus.PENDING,
             )

@@ -54,7 +54,7 @@ from api.schemas import IsoDate
 from api.timeline import build_timeline, read_case_history
 from domain.catalogue import FOLLOW_UP
 from domain.redaction import mask_personal_data, mask_text, masked, sees_case_personal_data
-from domain.workcalendar import SHANGHAI, WorkingCalendar
+from domain.workcalendar import SHANGHAI, WorkingCalendar, missing_notice_warning_zh
 from models.case import CASE_STATUS_ZH, EVENT_TYPE_ZH, Actor, CaseSnapshot, EventType, StepStatus
 from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
@@ -239,6 +239,7 @@ def dashboard(
         "export_department": f"/dashboard/export.csv?group_by=department&{query}",
         "export_step": f"/dashboard/export.csv?group_by=step&{query}",
         "export_day": f"/dashboard/export.csv?group_by=day&{query}",
+        "calendar_warning_zh": _calendar_warning_zh(calendar),
     }
     status_code = 400 if period.problems else 200
     return render(request, "supervisor_dashboard.html", context, status_code=status_code, actor=actor)
@@ -728,3 +729,9 @@ def case_search_page(
     }
     status_code = 400 if search.errors else 200
     return render(request, "supervisor_search.html", context, status_code=status_code, actor=actor)
+
+
+def _calendar_warning_zh(calendar: WorkingCalendar) -> str | None:
+    """From 1 December, while next year's holiday notice is not loaded: say so (deadlines are 暂定)."""
+    missing = calendar.missing_next_year(datetime.now(SHANGHAI).date())
+    return missing_notice_warning_zh(missing) if missing is not None else None

@@ -367,3 +367,17 @@ async def test_report_and_rating_lines_name_and_link_their_case(cases, browser, 
     (low,) = ratings.all("low-rating-row")
     assert low.attrs["data-case-id"] == case["case_id"] and case["case_no"] in low.text
     assert f'href="/dashboard/cases/{case["case_id"]}"' in ratings.html
+
+
+async def test_the_dashboard_warns_while_next_years_holiday_notice_is_missing(api):
+    calendar = api._transport.app.state.calendar
+    async with console_users(api) as browser:
+        supervisor = await browser("supervisor")
+        calendar.missing_next_year = lambda today: 2027
+        warned = await supervisor.get("/dashboard")
+        calendar.missing_next_year = lambda today: None
+        quiet = await supervisor.get("/dashboard")
+
+    assert warned.status == 200
+    assert "2027年节假日安排" in warned.text("calendar-warning") and "暂定" in warned.text("calendar-warning")
+    assert quiet.all("calendar-warning") == []

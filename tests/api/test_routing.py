@@ -126,3 +126,29 @@ async def test_a_window_case_names_the_windows_unit_and_only_that_window_sees_it
     assert own.status_code == 200, own.text
     other_window = await api.get(f"/cases/{case['case_id']}", headers=await login("service_center_clerk"))
     assert_error(other_window, 404, "not_found")
+
+
+async def test_the_printed_notice_names_each_steps_unit_and_marks_a_provisional_due_date(api, cases, engine):
+    case = await cases.submit(
+        form=_form_with_hukou(NINGBO_HAISHU), channel="service_center", as_user="service_center_330203_clerk"
+    )
+    # A due date reaching into a year whose holiday notice is not loaded is 暂定 (set on the stored case:
+    # whether today's deadlines reach such a year depends on the date the suite runs).
+    with Session(engine) as session:
+        record = session.get(CaseRecord, case["case_id"])
+        assert record is not None
+        snapshot = dict(record.snapshot)
+        snapshot["steps"] = [{**step, "provisional": step["step"] == "birth_certificate"} for step in snapshot["steps"]]
+        record.snapshot = snapshot
+        session.add(record)
+        session.commit()
+
+    async with console_users(api) as browser:
+        clerk = await browser("service_center_330203_clerk")
+        page = await clerk.get(f"/window/cases/{case['case_id']}/notice")
+
+    assert page.status == 200, page.html
+    rows = {row.attrs["data-step"]: " ".join(row.text.split()) for row in page.all("notice-step")}
+    assert "（暂定）" in rows["birth_certificate"]
+    assert "宁波市海曙区公安分局" in rows["hukou_registration"]
+    assert "宁波市海曙区" in page.text("window")
