@@ -15,7 +15,7 @@ from workflows.kit.calls import CalendarCalls
 from workflows.kit.clock import ClockHooks, StatutoryClock
 
 with workflow.unsafe.imports_passed_through():
-    from models.case import EventType, StepStatus
+    from models.case import DeadlineRequest, EventType, StepStatus
 
 
 def step_clock(
@@ -43,3 +43,25 @@ def step_clock(
         changed=changed,
     )
     return StatutoryClock(step.clock, hooks, warns=step.warns)
+
+
+async def resume_after_supplement(
+    state: CaseState, calendar: CalendarCalls, now: datetime, resumed_step: Callable[[StepState], None]
+) -> None:
+    """补正 received: each step that waited for it gets its clock back — the time it had left, or
+    the next 督办 if it was already overdue — and resumes (``resumed_step`` records it)."""
+    resumed = state.awaiting_supplement()
+    with_time_left = [step for step in resumed if not step.clock.overdue]
+    if with_time_left:
+        computed = await calendar.deadlines(
+            [
+                DeadlineRequest(step=s.code, opened_at=now, remaining_seconds=s.clock.remaining_seconds)
+                for s in with_time_left
+            ]
+        )
+        for deadline in computed:
+            state.steps[deadline.step].clock.extend(deadline)
+    for step in resumed:
+        step.clock.resume(await calendar.next_escalation(now) if step.clock.overdue else None)
+        state.resume(step)
+        resumed_step(step)

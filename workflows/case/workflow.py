@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 from workflows.case import notices, views
-from workflows.case.clocks import step_clock
+from workflows.case.clocks import resume_after_supplement, step_clock
 from workflows.case.intake import gather_materials
 from workflows.case.state import LOW_SCORE, RATING_DAYS, CaseState, StepState, follow_up_step
 from workflows.case.writes import CaseWrites
@@ -318,28 +318,17 @@ class CaseWorkflow:
     @workflow.update
     async def supplement(self, action: SupplementInput) -> CaseSnapshot:
         state = self._state
-        now = workflow.now()
         self._record(
             EventType.SUPPLEMENTED, actor=action.actor.username, detail={"materials": sorted(action.materials)}
         )
         state.intake_missing = []
         state.materials_supplied(action.materials)
         self._writes.audit(action.audit)
-        resumed = state.awaiting_supplement()
-        with_time_left = [step for step in resumed if not step.clock.overdue]
-        if with_time_left:
-            computed = await self._calendar.deadlines(
-                [
-                    DeadlineRequest(step=s.code, opened_at=now, remaining_seconds=s.clock.remaining_seconds)
-                    for s in with_time_left
-                ]
-            )
-            for deadline in computed:
-                state.steps[deadline.step].clock.extend(deadline)
-        for step in resumed:
-            step.clock.resume(await self._calendar.next_escalation(now) if step.clock.overdue else None)
-            state.resume(step)
+
+        def resumed(step: StepState) -> None:
             self._record(EventType.SUPPLEMENTED, step=step, actor=action.actor.username, due_at=step.clock.due_at)
+
+        await resume_after_supplement(state, self._calendar, workflow.now(), resumed)
         self._changed()
         await workflow.wait_condition(lambda: not state.ready_steps())
         await self._projection.flush()
