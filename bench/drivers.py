@@ -51,6 +51,12 @@ INBOX_QUERY = {"limit": 200}
 # A desk's connections: its claims and completions in hand (the harness allows 32), its
 # change-feed stream and its inbox reads.
 DESK_CONNECTIONS = 40
+# A desk drops an idle connection before the server would (uvicorn closes after 5 s), so it
+# rarely sends on a connection the server is closing; when it does, the keyed request is
+# sent once more (browsers retry the same way; the Idempotency-Key makes it safe).
+KEEPALIVE_EXPIRY_SECONDS = 3.0
+CONNECT_RETRIES = 2
+STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError)
 
 InboxFeed = Literal["sse", "poll"]
 
@@ -68,10 +74,15 @@ class Samples:
     steps_completed: int = 0
     case_ids: list[str] = field(default_factory=list)
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # Requests sent once more because the kept-alive connection they went out on was closing.
+    resent: dict[str, int] = field(default_factory=dict)
 
     def error(self, kind: str) -> None:
         self.errors += 1
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+    def resend(self, action: str) -> None:
+        self.resent[action] = self.resent.get(action, 0) + 1
 
 
 # -- raw baselines --------------------------------------------------------------------
@@ -310,11 +321,17 @@ class FullPathDriver:
         """Each desk has a connection pool of its own, as each officer has a browser of their
         own; one pool shared by every desk scans all its connections on every request (httpcore)
         and that scan, not the requests, became most of the driver's CPU."""
+        limits = httpx.Limits(
+            max_connections=DESK_CONNECTIONS,
+            max_keepalive_connections=DESK_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+        )
         return httpx.AsyncClient(
             base_url=self.http.base_url,
             timeout=self.http.timeout,
             event_hooks=self.http.event_hooks,
-            limits=httpx.Limits(max_connections=DESK_CONNECTIONS, max_keepalive_connections=DESK_CONNECTIONS),
+            # A connection that could not be opened is opened again, as a browser would.
+            transport=httpx.AsyncHTTPTransport(limits=limits, retries=CONNECT_RETRIES),
         )
 
     async def _run_desk(self, http: httpx.AsyncClient, headers: dict[str, str], concurrency: int) -> None:
@@ -382,7 +399,7 @@ class FullPathDriver:
         keyed = {**headers, "Idempotency-Key": f"bench-{task_id}"}
         try:
             begun = time.perf_counter()
-            claim = await http.post(f"/tasks/{task_id}/claim", headers=keyed)
+            claim = await self._post_keyed(http, "claim", f"/tasks/{task_id}/claim", keyed)
             if claim.status_code != 200:
                 samples.error(f"claim {claim.status_code}")
                 self._in_hand.discard(task_id)  # the desk tries again on its next look
@@ -390,7 +407,9 @@ class FullPathDriver:
             samples.claim.append(time.perf_counter() - begun)
             result = sample_result(self.definition.step(task["step"]), self.form)
             begun = time.perf_counter()
-            done = await http.post(f"/tasks/{task_id}/complete", headers=keyed, json={"result": result})
+            done = await self._post_keyed(
+                http, "complete", f"/tasks/{task_id}/complete", keyed, json={"result": result}
+            )
             if done.status_code != 200:
                 samples.error(f"complete {done.status_code}")
                 self._in_hand.discard(task_id)
@@ -406,6 +425,15 @@ class FullPathDriver:
             self._in_hand.discard(task_id)
         finally:
             slots.release()
+
+    async def _post_keyed(
+        self, http: httpx.AsyncClient, action: str, url: str, headers: dict[str, str], json: Any = None
+    ) -> httpx.Response:
+        try:
+            return await http.post(url, headers=headers, json=json)
+        except STALE_CONNECTION_ERRORS:
+            self.samples.resend(action)
+            return await http.post(url, headers=headers, json=json)
 
     def stop(self) -> None:
         self._stopping = True

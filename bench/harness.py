@@ -175,6 +175,7 @@ def summarise(name: str, samples: Samples, wall: float, measured: Measured) -> d
         "timer_lateness_p99_s": round(figures["timer_lateness_p99_s"], 3),
         "errors": samples.errors,
         "error_kinds": samples.error_kinds,
+        "resent": samples.resent,
         "cpu_s": measured.cpu_s,
         "cpu_ms_per_case": per_case_ms(measured.cpu_s, cases),
         # Other work on the machine during the scenario, as a share of all its cores' time.
@@ -544,6 +545,7 @@ async def run_memory(stack: BenchStack, plan: Plan, client: Client, form: dict[s
         "max_cached_workflows": Settings.model_fields["worker_max_cached_workflows"].default,
         "errors": samples.errors,
         "error_kinds": samples.error_kinds,
+        "resent": samples.resent,
         "submitted_per_s": round(samples.cases_completed / (time.perf_counter() - begun), 2),
         "worker_rss_mb_before": round(before / 2**20, 1),
         "worker_rss_mb_after": round(after / 2**20, 1),
