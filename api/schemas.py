@@ -84,6 +84,7 @@ class CaseResponse(BaseModel):
     acceptance_notice: AcceptanceNotice | None
     case_no: str | None = Field(default=None, description="受理编号: year-division-sequence, read out on the phone")
     materials: list[MaterialView] = Field(default=[], description="each material and where it stands now")
+    ended_reason: str | None = Field(default=None, description="撤回 or 不予受理: the reason given")
     form: dict[str, Any] | None = Field(
         default=None,
         description="the application as filed: for the applicant, the accepting clerk and departments whose "
@@ -150,6 +151,36 @@ class ReturnTaskRequest(_Body):
 
 class RefuseTaskRequest(_Body):
     reason: str = Field(min_length=1, max_length=500)
+
+
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ReassignTaskRequest(_Body):
+    to: str = Field(min_length=1, max_length=64, description="改派给本单位的工作人员（用户名）")
+
+
+class TransferTaskRequest(_Body):
+    unit: str = Field(min_length=1, max_length=64, description="转至同一部门的另一单位（单位代码）")
+    reason: Reason
+
+
+class SuspendTaskRequest(_Body):
+    reason: Reason
+    materials: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default=[], max_length=20)
+
+
+class ExtensionTaskRequest(_Body):
+    working_days: int = Field(ge=1, le=30, description="延长的工作日数")
+    reason: Reason
+
+
+class RejectExtensionRequest(_Body):
+    reason: Reason
+
+
+class EndCaseRequest(_Body):
+    reason: Reason
 
 
 class TimelineEvent(BaseModel):

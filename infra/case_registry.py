@@ -28,7 +28,9 @@ from models.tables import CaseNumberSequence, CaseRecord, CaseRegistration
 # caller asks Temporal whether that case ever started.
 STARTING_GRACE = timedelta(minutes=2)
 # Cases that give their subject up: it may be applied for again.
-SUBJECT_RELEASING_STATUSES = frozenset({CaseStatus.REFUSED.value})
+SUBJECT_RELEASING_STATUSES = frozenset(
+    {CaseStatus.REFUSED.value, CaseStatus.WITHDRAWN.value, CaseStatus.DECLINED.value}
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def _holder(session: Session, thing: str, subject_key: str) -> CaseRegistration 
 
 
 def _free_or_refuse(session: Session, holder: CaseRegistration, now: datetime) -> None:
-    """Give up a refused case's subject; refuse the request for an open or completed one."""
+    """Give up a refused, withdrawn or declined case's subject; refuse the request for an open or completed one."""
     record = session.get(CaseRecord, holder.case_id)
     if record is None:
         if now - holder.registered_at < STARTING_GRACE:

@@ -24,6 +24,8 @@ class CaseStatus(StrEnum):
     AWAITING_SUPPLEMENT = "awaiting_supplement"
     COMPLETED = "completed"
     REFUSED = "refused"
+    WITHDRAWN = "withdrawn"  # 撤回: by the applicant or the accepting clerk before it was done
+    DECLINED = "declined"  # 不予受理: the accepting clerk's, before any department took it up
 
 
 class StepStatus(StrEnum):
@@ -31,6 +33,7 @@ class StepStatus(StrEnum):
     OPEN = "open"
     CLAIMED = "claimed"
     AWAITING_SUPPLEMENT = "awaiting_supplement"
+    SUSPENDED = "suspended"  # 中止: a statutory special procedure; its clock stands still
     DONE = "done"
     REFUSED = "refused"
     CANCELLED = "cancelled"
@@ -44,13 +47,18 @@ CASE_STATUS_ZH = {
     CaseStatus.AWAITING_SUPPLEMENT: "待补正",
     CaseStatus.COMPLETED: "已办结",
     CaseStatus.REFUSED: "已退件",
+    CaseStatus.WITHDRAWN: "已撤回",
+    CaseStatus.DECLINED: "不予受理",
 }
+# A case in one of these has ended before it was done: no ratings, nothing left to work.
+ENDED_CASE_STATUSES = frozenset({CaseStatus.REFUSED, CaseStatus.WITHDRAWN, CaseStatus.DECLINED})
 
 STEP_STATUS_ZH = {
     StepStatus.PENDING: "待启动",
     StepStatus.OPEN: "待签收",
     StepStatus.CLAIMED: "办理中",
     StepStatus.AWAITING_SUPPLEMENT: "待补正",
+    StepStatus.SUSPENDED: "中止办理",
     StepStatus.DONE: "已办结",
     StepStatus.REFUSED: "不予办理",
     StepStatus.CANCELLED: "已取消",
@@ -73,6 +81,16 @@ class EventType(StrEnum):
     CANCELLED = "cancelled"
     CASE_COMPLETED = "case_completed"
     RATED = "rated"
+    UNCLAIMED = "unclaimed"
+    REASSIGNED = "reassigned"
+    TRANSFERRED = "transferred"
+    SUSPENDED = "suspended"
+    RESUMED = "resumed"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENDED = "extended"
+    EXTENSION_REJECTED = "extension_rejected"
+    WITHDRAWN = "withdrawn"
+    DECLINED = "declined"
 
 
 EVENT_TYPE_ZH = {
@@ -91,6 +109,16 @@ EVENT_TYPE_ZH = {
     EventType.CANCELLED: "取消",
     EventType.CASE_COMPLETED: "全案办结",
     EventType.RATED: "评价",
+    EventType.UNCLAIMED: "退回待办",
+    EventType.REASSIGNED: "改派",
+    EventType.TRANSFERRED: "转办",
+    EventType.SUSPENDED: "中止办理",
+    EventType.RESUMED: "恢复办理",
+    EventType.EXTENSION_REQUESTED: "申请延期",
+    EventType.EXTENDED: "批准延期",
+    EventType.EXTENSION_REJECTED: "不批准延期",
+    EventType.WITHDRAWN: "撤回申请",
+    EventType.DECLINED: "不予受理",
 }
 
 
@@ -157,6 +185,24 @@ class CaseInput(_Model):
     accepting_window: StepUnit | None = None  # the clerk's unit, for a case accepted at a window
 
 
+class ExtensionRequest(_Model):
+    """A unit's pending request to extend a step's time limit (行政许可法 第42条)."""
+
+    working_days: int
+    reason: str
+    requested_by: str
+    requested_at: datetime
+
+
+class Suspension(_Model):
+    """Why a step stands still (中止), and what the special procedure must produce."""
+
+    reason: str
+    materials: list[str] = []
+    suspended_by: str
+    suspended_at: datetime
+
+
 class StepView(_Model):
     step: str
     name_zh: str
@@ -177,6 +223,9 @@ class StepView(_Model):
     missing: list[str] = []
     escalations: int = 0
     actors: list[str] = ["officer"]  # roles of the step's unit that may act on its task
+    suspension: Suspension | None = None
+    extension_request: ExtensionRequest | None = None
+    extended_working_days: int = 0  # approved extensions, in working days
 
 
 class MaterialEntry(_Model):
@@ -291,6 +340,8 @@ class CaseSnapshot(_Model):
     case_no: str | None = None
     subject_key: str | None = None
     materials: list[MaterialView] = []
+    # Why a case was withdrawn (撤回) or declined (不予受理), in the words of who ended it.
+    ended_reason: str | None = None
 
 
 class ProjectCaseInput(_Model):
@@ -327,6 +378,88 @@ class ReturnStepInput(_Model):
 class RefuseStepInput(_Model):
     actor: Actor
     step: str
+    reason: str
+    audit: AuditEntry | None = None
+
+
+class UnclaimInput(_Model):
+    """退回待办: the assignee (or a supervisor) puts a claimed task back in its unit's inbox."""
+
+    actor: Actor
+    step: str
+    audit: AuditEntry | None = None
+
+
+class Colleague(_Model):
+    """The officer a task is reassigned to, as the API found their account."""
+
+    username: str
+    role: Role
+    unit: str | None = None
+    unit_code: str | None = None
+    division_code: str | None = None
+
+
+class ReassignInput(_Model):
+    """改派: the task goes to a colleague of the same unit, claimed in their name."""
+
+    actor: Actor
+    step: str
+    to: Colleague
+    audit: AuditEntry | None = None
+
+
+class TransferInput(_Model):
+    """转办: a wrongly routed task goes to another unit of its department; its clock runs on."""
+
+    actor: Actor
+    step: str
+    unit: StepUnit
+    unit_department: str
+    reason: str
+    audit: AuditEntry | None = None
+
+
+class SuspendInput(_Model):
+    """中止: a statutory special procedure (a DNA test before 户口登记); the clock stops."""
+
+    actor: Actor
+    step: str
+    reason: str
+    materials: list[str] = []
+    audit: AuditEntry | None = None
+
+
+class ResumeInput(_Model):
+    actor: Actor
+    step: str
+    audit: AuditEntry | None = None
+
+
+class ExtensionInput(_Model):
+    """The unit asks a supervisor of its division for ``working_days`` more (延期)."""
+
+    actor: Actor
+    step: str
+    working_days: int
+    reason: str
+    audit: AuditEntry | None = None
+
+
+class ExtensionDecisionInput(_Model):
+    """The supervisor's answer to a pending extension request; a refusal needs a reason."""
+
+    actor: Actor
+    step: str
+    approve: bool
+    reason: str | None = None
+    audit: AuditEntry | None = None
+
+
+class EndCaseInput(_Model):
+    """撤回 (withdraw) or 不予受理 (decline): the case ends with the reason given."""
+
+    actor: Actor
     reason: str
     audit: AuditEntry | None = None
 

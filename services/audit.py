@@ -49,6 +49,16 @@ class AuditAction(StrEnum):
     COMPLAINT_CLOSE = "complaint_close"
     UNIT_CREATE = "unit_create"
     UNIT_UPDATE = "unit_update"
+    TASK_UNCLAIM = "task_unclaim"
+    TASK_REASSIGN = "task_reassign"
+    TASK_TRANSFER = "task_transfer"
+    TASK_SUSPEND = "task_suspend"
+    TASK_RESUME = "task_resume"
+    TASK_EXTENSION_REQUEST = "task_extension_request"
+    TASK_EXTENSION_APPROVE = "task_extension_approve"
+    TASK_EXTENSION_REJECT = "task_extension_reject"
+    CASE_WITHDRAW = "case_withdraw"
+    CASE_DECLINE = "case_decline"
 
 
 AUDIT_ACTION_ZH: dict[AuditAction, str] = {
@@ -69,6 +79,16 @@ AUDIT_ACTION_ZH: dict[AuditAction, str] = {
     AuditAction.COMPLAINT_CLOSE: "投诉办结",
     AuditAction.UNIT_CREATE: "新增单位",
     AuditAction.UNIT_UPDATE: "修改单位",
+    AuditAction.TASK_UNCLAIM: "退回待办",
+    AuditAction.TASK_REASSIGN: "改派",
+    AuditAction.TASK_TRANSFER: "转办",
+    AuditAction.TASK_SUSPEND: "中止办理",
+    AuditAction.TASK_RESUME: "恢复办理",
+    AuditAction.TASK_EXTENSION_REQUEST: "申请延期",
+    AuditAction.TASK_EXTENSION_APPROVE: "批准延期",
+    AuditAction.TASK_EXTENSION_REJECT: "不批准延期",
+    AuditAction.CASE_WITHDRAW: "撤回申请",
+    AuditAction.CASE_DECLINE: "不予受理",
 }
 
 

@@ -38,6 +38,7 @@ from models.case import (
     CaseInput,
     CaseSnapshot,
     CaseStatus,
+    EndCaseInput,
     RateInput,
     RatingView,
     StepUnit,
@@ -254,4 +255,35 @@ async def rate_case_as(
         RateInput(actor=actor, score=score, comment=comment, step=step),
         result_type=RatingView,
         update_id=update_id("rate", f"{case_id}:{step or ''}", idempotency_key),
+    )
+
+
+END_CASE_ACTIONS = {
+    "withdraw": AuditAction.CASE_WITHDRAW,
+    "decline": AuditAction.CASE_DECLINE,
+}
+
+
+async def end_case(
+    case_id: str,
+    how: str,
+    reason: str,
+    actor: Actor,
+    client: Client,
+    engine: Engine,
+    idempotency_key: str | None,
+) -> CaseSnapshot:
+    """撤回 (the applicant or the accepting clerk, before the case is done) or 不予受理 (the
+    accepting clerk, before any department has taken it up): open steps are cancelled."""
+    require_role(actor, "applicant", "clerk")
+    await run_in_threadpool(_load_visible, engine, actor, case_id)
+    audit = staff_audit(actor, END_CASE_ACTIONS[how], case_id, {"reason": reason}, idempotency_key)
+    update = CaseWorkflow.withdraw if how == "withdraw" else CaseWorkflow.decline
+    return await send_update(
+        client,
+        case_id,
+        update,
+        EndCaseInput(actor=actor, reason=reason, audit=audit),
+        result_type=CaseSnapshot,
+        update_id=update_id(how, case_id, idempotency_key),
     )

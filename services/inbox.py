@@ -30,7 +30,12 @@ Versions = dict[str, tuple[int, datetime]]
 
 # Part of every ETag: changing what GET /tasks answers (its fields) means changing this.
 ETAG_FORMAT = "inbox-1"
-INBOX_STATUSES = [StepStatus.OPEN.value, StepStatus.CLAIMED.value, StepStatus.AWAITING_SUPPLEMENT.value]
+INBOX_STATUSES = [
+    StepStatus.OPEN.value,
+    StepStatus.CLAIMED.value,
+    StepStatus.AWAITING_SUPPLEMENT.value,
+    StepStatus.SUSPENDED.value,
+]
 # Tasks whose clock runs: a task awaiting 补正 has its clock stopped and is never due or late.
 RUNNING_STATUSES = [StepStatus.OPEN.value, StepStatus.CLAIMED.value]
 DueFilter = Literal["overdue", "today", "week"]

@@ -1,4 +1,5 @@
-"""Officers' task actions: claim (签收), complete (办结), return (退回补正), refuse (不予办理); the JSON
+"""Officers' task actions: claim (签收), complete (办结), return (退回补正), refuse (不予办理) and the
+task operations (退回待办, 改派, 转办, 中止/恢复, 延期 and its decision); the JSON
 routes (api/routes/tasks.py) and the console (api/console/officer.py) both send them here.
 
 A task id is ``<case_id>:<step>``. Each action is a workflow Update; its validator decides
@@ -12,10 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+from sqlmodel import Session
 from temporalio.client import Client
 
-from models.case import Actor, StepView
+from models.case import Actor, Colleague, StepUnit, StepView
 from models.errors import DomainError, ErrorCode
+from models.tables import Unit, UserAccount
 from services.access import require_role
 from services.audit import AuditAction
 from services.cases import staff_audit
@@ -37,6 +40,14 @@ AUDIT_ACTIONS = {
     "complete": AuditAction.TASK_COMPLETE,
     "return": AuditAction.TASK_RETURN,
     "refuse": AuditAction.TASK_REFUSE,
+    "unclaim": AuditAction.TASK_UNCLAIM,
+    "reassign": AuditAction.TASK_REASSIGN,
+    "transfer": AuditAction.TASK_TRANSFER,
+    "suspend": AuditAction.TASK_SUSPEND,
+    "resume": AuditAction.TASK_RESUME,
+    "extension": AuditAction.TASK_EXTENSION_REQUEST,
+    "extension_approve": AuditAction.TASK_EXTENSION_APPROVE,
+    "extension_reject": AuditAction.TASK_EXTENSION_REJECT,
 }
 
 
@@ -56,7 +67,9 @@ async def act_on_task(
     case_id, step = parse_task_id(task_id)
     argument = make_input(step)
     # The result's values may be personal (a newborn's ID number): the log keeps the rest.
-    detail = argument.model_dump(mode="json", exclude={"actor", "result", "audit"}, exclude_none=True)
+    detail = argument.model_dump(
+        mode="json", exclude={"actor", "result", "audit", "unit_department"}, exclude_none=True
+    )
     argument = argument.model_copy(
         update={"audit": staff_audit(actor, AUDIT_ACTIONS[action], task_id, detail, idempotency_key)}
     )
@@ -70,3 +83,31 @@ async def act_on_task(
     )
     # The workflow answered with the view this actor may read (masked or not): no reload.
     return view
+
+
+def colleague(session: Session, username: str) -> Colleague:
+    """The officer a task is to be reassigned to (改派); the workflow checks they share its unit."""
+    account = session.get(UserAccount, username)
+    if account is None:
+        raise DomainError(ErrorCode.INVALID, "没有该工作人员 (no such account)", {"to": "no such account"})
+    unit = session.get(Unit, account.unit_code) if account.unit_code else None
+    return Colleague(
+        username=account.username,
+        role=account.role,
+        unit=account.unit,
+        unit_code=account.unit_code,
+        division_code=unit.division_code if unit is not None else account.division_code,
+    )
+
+
+def transfer_target(session: Session, code: str) -> tuple[StepUnit, str]:
+    """The unit a task is to be transferred to (转办), and its department."""
+    unit = session.get(Unit, code)
+    if unit is None or not unit.active:
+        raise DomainError(
+            ErrorCode.INVALID, "没有该单位或已停用 (no such active unit)", {"unit": "no such active unit"}
+        )
+    step_unit = StepUnit(
+        code=unit.code, name_zh=unit.name_zh, division_code=unit.division_code, window_zh=unit.window_zh
+    )
+    return step_unit, unit.department

@@ -97,9 +97,12 @@ STATUS_TONE: dict[str, str] = {
     CaseStatus.AWAITING_SUPPLEMENT: "warn",
     CaseStatus.COMPLETED: "ok",
     CaseStatus.REFUSED: "bad",
+    CaseStatus.WITHDRAWN: "muted",
+    CaseStatus.DECLINED: "bad",
     StepStatus.PENDING: "muted",
     StepStatus.OPEN: "info",
     StepStatus.CLAIMED: "info",
+    StepStatus.SUSPENDED: "warn",
     StepStatus.DONE: "ok",
     StepStatus.CANCELLED: "muted",
 }

@@ -16,6 +16,7 @@ from api.schemas import (
     CaseList,
     CaseResponse,
     CaseSummary,
+    EndCaseRequest,
     NotificationResponse,
     OffsetQuery,
     SubmitCaseRequest,
@@ -29,7 +30,7 @@ from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
 from services.access import case_search, is_case_staff, visible_case, visible_cases_filter
-from services.cases import accept_submission, rate_case_as, supply_case_materials
+from services.cases import accept_submission, end_case, rate_case_as, supply_case_materials
 
 router = APIRouter(tags=["cases"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
@@ -143,6 +144,32 @@ async def supply_materials(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> CaseResponse:
     return _case_response(await supply_case_materials(case_id, body.materials, actor, client, engine, idempotency_key))
+
+
+@router.post("/cases/{case_id}/withdraw", response_model=CaseResponse)
+async def withdraw_case(
+    case_id: str,
+    body: EndCaseRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> CaseResponse:
+    """撤回: the applicant or the accepting clerk, before the last step is done; open steps are cancelled."""
+    return _case_response(await end_case(case_id, "withdraw", body.reason, actor, client, engine, idempotency_key))
+
+
+@router.post("/cases/{case_id}/decline", response_model=CaseResponse)
+async def decline_case(
+    case_id: str,
+    body: EndCaseRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> CaseResponse:
+    """不予受理: the accepting clerk, while no step has been claimed or completed; the applicant is told why."""
+    return _case_response(await end_case(case_id, "decline", body.reason, actor, client, engine, idempotency_key))
 
 
 class RatingRequest(BaseModel):

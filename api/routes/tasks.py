@@ -1,4 +1,6 @@
-"""Officers' inbox and task actions: claim (签收), complete (办结), return (退回补正), refuse (不予办理).
+"""Officers' inbox and task actions: claim (签收), complete (办结), return (退回补正), refuse (不予办理),
+and the task operations: unclaim (退回待办), reassign (改派), transfer (转办), suspend and resume
+(中止, 恢复), extension (延期: the unit asks, a supervisor of its division approves or rejects).
 
 A task id is ``<case_id>:<step>``. Each action is a workflow Update; its validator
 decides (department, state, assignee, result schema) and a rejected action writes
@@ -26,23 +28,35 @@ from api.inbox_feed import InboxWatcher, matches_if_none_match
 from api.routes.codec import SESSION_COOKIE
 from api.schemas import (
     CompleteTaskRequest,
+    ExtensionTaskRequest,
     OffsetQuery,
+    ReassignTaskRequest,
     RefuseTaskRequest,
+    RejectExtensionRequest,
     ReturnTaskRequest,
+    SuspendTaskRequest,
     TaskList,
     TaskResponse,
+    TransferTaskRequest,
 )
 from models.case import (
     Actor,
     ClaimInput,
     CompleteStepInput,
+    ExtensionDecisionInput,
+    ExtensionInput,
+    ReassignInput,
     RefuseStepInput,
+    ResumeInput,
     ReturnStepInput,
     StepStatus,
     StepView,
+    SuspendInput,
+    TransferInput,
+    UnclaimInput,
 )
 from services.inbox import MAX_SEARCH_LENGTH, DueFilter, InboxFilters, inbox_query, listing, read_versions
-from services.tasks import act_on_task
+from services.tasks import act_on_task, colleague, transfer_target
 from workflows.case.workflow import CaseWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
@@ -194,3 +208,132 @@ async def refuse_task(
         return RefuseStepInput(actor=actor, step=step, reason=body.reason)
 
     return await act_on_task(task_id, actor, client, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)
+
+
+@router.post("/{task_id}/unclaim", response_model=StepView)
+async def unclaim_task(
+    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
+    """退回待办: the assignee, or a supervisor of the unit's division, puts the task back in the unit's inbox."""
+
+    def make_input(step: str) -> UnclaimInput:
+        return UnclaimInput(actor=actor, step=step)
+
+    return await act_on_task(task_id, actor, client, "unclaim", CaseWorkflow.unclaim, make_input, idempotency_key)
+
+
+@router.post("/{task_id}/reassign", response_model=StepView)
+async def reassign_task(
+    task_id: str,
+    body: ReassignTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StepView:
+    """改派: to a colleague of the same unit, claimed in their name."""
+    to = colleague(session, body.to)
+
+    def make_input(step: str) -> ReassignInput:
+        return ReassignInput(actor=actor, step=step, to=to)
+
+    return await act_on_task(task_id, actor, client, "reassign", CaseWorkflow.reassign, make_input, idempotency_key)
+
+
+@router.post("/{task_id}/transfer", response_model=StepView)
+async def transfer_task(
+    task_id: str,
+    body: TransferTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StepView:
+    """转办: a wrongly routed task goes to another unit of its department; the statutory clock runs on."""
+    unit, department = transfer_target(session, body.unit)
+
+    def make_input(step: str) -> TransferInput:
+        return TransferInput(actor=actor, step=step, unit=unit, unit_department=department, reason=body.reason)
+
+    return await act_on_task(task_id, actor, client, "transfer", CaseWorkflow.transfer, make_input, idempotency_key)
+
+
+@router.post("/{task_id}/suspend", response_model=StepView)
+async def suspend_task(
+    task_id: str,
+    body: SuspendTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StepView:
+    """中止: a statutory special procedure (e.g. a DNA test before 户口登记); the clock stops until resumed."""
+
+    def make_input(step: str) -> SuspendInput:
+        return SuspendInput(actor=actor, step=step, reason=body.reason, materials=body.materials)
+
+    return await act_on_task(task_id, actor, client, "suspend", CaseWorkflow.suspend, make_input, idempotency_key)
+
+
+@router.post("/{task_id}/resume", response_model=StepView)
+async def resume_task(
+    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
+    """恢复办理: the clock runs again with the working time it had left."""
+
+    def make_input(step: str) -> ResumeInput:
+        return ResumeInput(actor=actor, step=step)
+
+    return await act_on_task(task_id, actor, client, "resume", CaseWorkflow.resume, make_input, idempotency_key)
+
+
+@router.post("/{task_id}/extension", response_model=StepView)
+async def request_extension(
+    task_id: str,
+    body: ExtensionTaskRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StepView:
+    """延期申请: the assignee asks a supervisor of the unit's division for more working days."""
+
+    def make_input(step: str) -> ExtensionInput:
+        return ExtensionInput(actor=actor, step=step, working_days=body.working_days, reason=body.reason)
+
+    return await act_on_task(
+        task_id, actor, client, "extension", CaseWorkflow.request_extension, make_input, idempotency_key
+    )
+
+
+@router.post("/{task_id}/extension/approve", response_model=StepView)
+async def approve_extension(
+    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+) -> StepView:
+    """批准延期: the due date moves by the working days asked for."""
+
+    def make_input(step: str) -> ExtensionDecisionInput:
+        return ExtensionDecisionInput(actor=actor, step=step, approve=True)
+
+    return await act_on_task(
+        task_id, actor, client, "extension_approve", CaseWorkflow.decide_extension, make_input, idempotency_key
+    )
+
+
+@router.post("/{task_id}/extension/reject", response_model=StepView)
+async def reject_extension(
+    task_id: str,
+    body: RejectExtensionRequest,
+    actor: ActorDep,
+    client: ClientDep,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StepView:
+    """不批准延期: the due date stays; the reason is kept on the timeline."""
+
+    def make_input(step: str) -> ExtensionDecisionInput:
+        return ExtensionDecisionInput(actor=actor, step=step, approve=False, reason=body.reason)
+
+    return await act_on_task(
+        task_id, actor, client, "extension_reject", CaseWorkflow.decide_extension, make_input, idempotency_key
+    )

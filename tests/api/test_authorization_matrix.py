@@ -116,6 +116,26 @@ class World:
 
         return str(await self._once("refused", make))
 
+    async def operated(self, name: str, *steps: tuple[str, str, Any]) -> str:
+        """A case of its own whose birth-certificate step the hospital officer has claimed,
+        then taken through ``steps`` ((action, user, body), each answered 200)."""
+
+        async def make() -> str:
+            case = await self.case(f"operated:{name}")
+            for action, user, body in steps:
+                await self._post(f"/tasks/{task_id(case['case_id'], 'birth_certificate')}/{action}", user, body)
+            return str(case["case_id"])
+
+        return str(await self._once(f"operated:{name}", make))
+
+    async def at_window(self, name: str) -> str:
+        """A case the hospital's clerk accepted at the window, no step taken up yet."""
+
+        async def make() -> str:
+            return str((await self.cases.submit(as_user="hospital_clerk"))["case_id"])
+
+        return str(await self._once(f"window:{name}", make))
+
     async def delivered(self) -> str:
         async def make() -> str:
             case = await self.cases.submit()
@@ -276,6 +296,28 @@ def _refuse(case: dict[str, Any]) -> dict[str, Any]:
     return {"reason": "重复申请"}
 
 
+SUSPENDED = ("suspend", "hospital_officer", {"reason": "需补充医学鉴定"})
+EXTENSION_ASKED = ("extension", "hospital_officer", {"working_days": 2, "reason": "需外院会诊"})
+
+
+def on_operated(action: str, *before: tuple[str, str, Any], body: Any = None) -> Builder:
+    """The operation on a case of each role's own, so the roles allowed do not disturb one another."""
+
+    async def build(world: World, role: str) -> Call:
+        case_id = await world.operated(f"{action}:{role}", *before)
+        return Call(f"/tasks/{task_id(case_id, 'birth_certificate')}/{action}", json=body)
+
+    return build
+
+
+def ending(how: str, at_window: bool) -> Builder:
+    async def build(world: World, role: str) -> Call:
+        case_id = await (world.at_window(f"{how}:{role}") if at_window else world.case_id(f"{how}:{role}"))
+        return Call(f"/cases/{case_id}/{how}", json={"reason": "申请人要求撤回"})
+
+    return build
+
+
 # fmt: off
 # The matrix. Columns: anonymous, owner, other applicant, clerk, involved officer,
 # other officer, supervisor, admin. 404 means "not yours to see" (nothing tells a
@@ -306,6 +348,30 @@ MATRIX: dict[tuple[str, str], Row] = {
                                                  on_task("return", "return", "birth_certificate", _return)),
     ("POST", "/tasks/{task_id}/refuse"):     Row((401, 403, 403, 403, 200, 403, 403, 403),
                                                  on_task("refuse", "refuse", "birth_certificate", _refuse)),
+    # task operations: the assignee's unit, or a supervisor of its division; 延期 decided by a supervisor
+    ("POST", "/tasks/{task_id}/unclaim"):    Row((401, 403, 403, 403, 200, 403, 200, 403), on_operated("unclaim")),
+    ("POST", "/tasks/{task_id}/reassign"):   Row((401, 403, 403, 403, 200, 403, 200, 403),
+                                                 on_operated("reassign", body={"to": "hospital_330102_officer"})),
+    ("POST", "/tasks/{task_id}/transfer"):   Row((401, 403, 403, 403, 200, 403, 200, 403),
+                                                 on_operated("transfer", body={"unit": "hospital_330106_fybj",
+                                                                               "reason": "出生地属西湖区"})),
+    ("POST", "/tasks/{task_id}/suspend"):    Row((401, 403, 403, 403, 200, 403, 403, 403),
+                                                 on_operated("suspend", body=SUSPENDED[2])),
+    ("POST", "/tasks/{task_id}/resume"):     Row((401, 403, 403, 403, 200, 403, 200, 403),
+                                                 on_operated("resume", SUSPENDED)),
+    ("POST", "/tasks/{task_id}/extension"):  Row((401, 403, 403, 403, 200, 403, 403, 403),
+                                                 on_operated("extension", body=EXTENSION_ASKED[2])),
+    ("POST", "/tasks/{task_id}/extension/approve"):
+                                             Row((401, 403, 403, 403, 403, 403, 200, 403),
+                                                 on_operated("extension/approve", EXTENSION_ASKED)),
+    ("POST", "/tasks/{task_id}/extension/reject"):
+                                             Row((401, 403, 403, 403, 403, 403, 200, 403),
+                                                 on_operated("extension/reject", EXTENSION_ASKED,
+                                                             body={"reason": "时限内可办结"})),
+    # 撤回: the owner (or the accepting window); 不予受理: the accepting window only (its walk-in
+    # case has no owner account, so applicant1 finds no such case)
+    ("POST", "/cases/{case_id}/withdraw"):   Row((401, 200, 404, 403, 403, 403, 403, 403), ending("withdraw", False)),
+    ("POST", "/cases/{case_id}/decline"):    Row((401, 404, 404, 200, 403, 403, 403, 403), ending("decline", True)),
     # catalogue: public reading; versions for supervisors and admins; changes by admins
     ("GET", "/catalogue"):                   Row((200, 200, 200, 200, 200, 200, 200, 200), fixed("/catalogue")),
     ("GET", "/catalogue/{sub_item}"):        Row((200, 200, 200, 200, 200, 200, 200, 200), fixed("/catalogue/birth")),

@@ -47,15 +47,25 @@ from models.case import (
     CaseInput,
     CaseSnapshot,
     ClaimInput,
+    Colleague,
     CompleteStepInput,
+    EndCaseInput,
+    ExtensionDecisionInput,
+    ExtensionInput,
     RateInput,
     RatingView,
+    ReassignInput,
     RefuseStepInput,
+    ResumeInput,
     ReturnStepInput,
     StepStatus,
+    StepUnit,
     StepView,
     SuperviseInput,
     SupplementInput,
+    SuspendInput,
+    TransferInput,
+    UnclaimInput,
 )
 from models.catalogue import ThingDefinition
 from models.complaint import (
@@ -411,6 +421,64 @@ async def birth_routed_to_units(run: Run) -> Handle:
     return handle
 
 
+async def birth_task_operations(run: Run) -> Handle:
+    """The hospital's step worked with every task operation: claimed, put back (退回待办), claimed
+    and reassigned (改派), transferred to the 西湖区 hospital (转办), suspended (中止) for two days
+    and resumed, extended by 2 working days (asked, approved); then every step finished."""
+    form = sample_birth_form()
+    handle = await start(run, BIRTH, "online", form)
+    step = "birth_certificate"
+    first, second = (
+        officer("hospital"),
+        Actor.model_validate({**officer("hospital").model_dump(), "username": "hospital_officer2"}),
+    )
+    await claim(handle, step, first)
+    await update(handle, "unclaim", UnclaimInput(actor=first, step=step), StepView)
+    await claim(handle, step, first)
+    colleague = Colleague(username=second.username, role="officer", unit="hospital")
+    await update(handle, "reassign", ReassignInput(actor=first, step=step, to=colleague), StepView)
+    xihu = StepUnit(code="hospital_330106_fybj", name_zh="杭州市西湖区妇幼保健院", division_code="330106")
+    transfer = TransferInput(actor=second, step=step, unit=xihu, unit_department="hospital", reason="出生地属西湖区")
+    await update(handle, "transfer", transfer, StepView)
+    there = Actor(
+        username="hospital_330106_officer", role="officer", unit="hospital", unit_code=xihu.code, division_code="330106"
+    )
+    await claim(handle, step, there)
+    suspension = SuspendInput(actor=there, step=step, reason="需进行医学鉴定", materials=["医学鉴定报告"])
+    await update(handle, "suspend", suspension, StepView)
+    await sleep_until(run.env, shanghai(2026, 11, 26, 10))
+    await update(handle, "resume", ResumeInput(actor=there, step=step), StepView)
+    asked = ExtensionInput(actor=there, step=step, working_days=2, reason="需外院会诊")
+    await update(handle, "request_extension", asked, StepView)
+    supervisor = Actor(username="supervisor_3301", role="supervisor", unit="supervision", division_code="330100")
+    await update(
+        handle, "decide_extension", ExtensionDecisionInput(actor=supervisor, step=step, approve=True), StepView
+    )
+    await complete(handle, step, there, sample_result(BIRTH.step(step), form))
+    await finish_steps(handle, BIRTH, form)
+    return handle
+
+
+async def birth_withdrawn(run: Run) -> Handle:
+    """Online; after the birth certificate, the applicant withdraws (撤回): open steps are cancelled."""
+    form = sample_birth_form()
+    handle = await start(run, BIRTH, "online", form)
+    hospital = officer("hospital")
+    await claim(handle, "birth_certificate", hospital)
+    await complete(handle, "birth_certificate", hospital, sample_result(BIRTH.step("birth_certificate"), form))
+    await update(handle, "withdraw", EndCaseInput(actor=applicant(), reason="已在外省办理"), CaseSnapshot)
+    return handle
+
+
+async def birth_declined(run: Run) -> Handle:
+    """At the hospital's window; its clerk declines (不予受理) before any department took it up."""
+    form = sample_birth_form()
+    clerk = officer("hospital", role="clerk")
+    handle = await start(run, BIRTH, "hospital", form, submitted_by=clerk)
+    await update(handle, "decline", EndCaseInput(actor=clerk, reason="出生医学证明信息与户籍不符"), CaseSnapshot)
+    return handle
+
+
 async def retirement_conditions_not_met(run: Run) -> Handle:
     """Early retirement (special work): the review finds the conditions unmet; no pension step opens."""
     definition = DEFINITIONS["retirement"]
@@ -616,6 +684,14 @@ ROUTES: list[Route] = [
         birth_routed_to_units,
         "online, each step routed to a unit (hukou in 宁波市海曙区), each unit's officer acts",
     ),
+    Route(
+        "birth-task-operations",
+        QUIET_TUESDAY,
+        birth_task_operations,
+        "unclaim, reassign, transfer, two days suspended and resumed, extension approved; then finished",
+    ),
+    Route("birth-withdrawn", QUIET_TUESDAY, birth_withdrawn, "withdrawn by the applicant after the first step"),
+    Route("birth-declined", QUIET_TUESDAY, birth_declined, "declined by the accepting clerk before any step"),
     Route(
         "retirement-conditions-not-met",
         QUIET_TUESDAY,

@@ -17,6 +17,9 @@ from workflows.kit.clock import ClockHooks, StatutoryClock
 with workflow.unsafe.imports_passed_through():
     from models.case import DeadlineRequest, EventType, StepStatus
 
+# The clock stands still while the applicant owes materials (补正) or a special procedure runs (中止).
+PAUSED_STATUSES = frozenset({StepStatus.AWAITING_SUPPLEMENT, StepStatus.SUSPENDED})
+
 
 def step_clock(
     state: CaseState,
@@ -34,7 +37,7 @@ def step_clock(
 
     hooks = ClockHooks(
         running=lambda: state.clock_running(step),
-        paused=lambda: step.status == StepStatus.AWAITING_SUPPLEMENT,
+        paused=lambda: step.status in PAUSED_STATUSES,
         warned=lambda: record(EventType.WARNING, step=step, due_at=step.clock.due_at),
         overdue=lambda: record(EventType.OVERDUE, step=step, due_at=step.clock.due_at),
         send_escalation=send_escalation,
@@ -48,10 +51,22 @@ def step_clock(
 async def resume_after_supplement(
     state: CaseState, calendar: CalendarCalls, now: datetime, resumed_step: Callable[[StepState], None]
 ) -> None:
-    """补正 received: each step that waited for it gets its clock back — the time it had left, or
-    the next 督办 if it was already overdue — and resumes (``resumed_step`` records it)."""
-    resumed = state.awaiting_supplement()
-    with_time_left = [step for step in resumed if not step.clock.overdue]
+    """补正 received: each step that waited for it gets its clock back and resumes
+    (``resumed_step`` records it)."""
+
+    def resumed(step: StepState) -> None:
+        state.resume(step)
+        resumed_step(step)
+
+    await restart_clocks(state.awaiting_supplement(), calendar, now, resumed)
+
+
+async def restart_clocks(
+    steps: list[StepState], calendar: CalendarCalls, now: datetime, restarted: Callable[[StepState], None]
+) -> None:
+    """Paused clocks run again (after 补正 or 中止): each gets the working time it had left, or
+    the next 督办 if it was already overdue; ``restarted`` follows each step's restart."""
+    with_time_left = [step for step in steps if not step.clock.overdue]
     if with_time_left:
         computed = await calendar.deadlines(
             [
@@ -59,9 +74,9 @@ async def resume_after_supplement(
                 for s in with_time_left
             ]
         )
+        by_code = {step.code: step for step in with_time_left}
         for deadline in computed:
-            state.steps[deadline.step].clock.extend(deadline)
-    for step in resumed:
+            by_code[deadline.step].clock.extend(deadline)
+    for step in steps:
         step.clock.resume(await calendar.next_escalation(now) if step.clock.overdue else None)
-        state.resume(step)
-        resumed_step(step)
+        restarted(step)

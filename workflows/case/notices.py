@@ -13,6 +13,7 @@ from workflows.case.views import DELIVERY_METHOD_ZH, delivery_method
 
 with workflow.unsafe.imports_passed_through():
     from models.case import (
+        CaseStatus,
         EscalationInput,
         MaterialEntry,
         MaterialRequest,
@@ -154,3 +155,12 @@ def supervision_notice(
         due_at=step.clock.due_at,
         at=now,
     )
+
+
+def case_ended(state: CaseState) -> Notice:
+    """撤回 or 不予受理: the applicant is told the case has ended, and why."""
+    name = state.case.definition.name_zh
+    reason = state.ended_reason or ""
+    if state.ended_as == CaseStatus.DECLINED:
+        return Notice("case_declined", f"不予受理通知：您申请的{name}不予受理。理由：{reason}")
+    return Notice("case_withdrawn", f"撤回通知：您申请的{name}已撤回，各部门已停止办理。原因：{reason}")

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         CaseInput,
         CaseStatus,
+        ExtensionRequest,
         MaterialEntry,
         MaterialStatus,
         MaterialView,
@@ -33,7 +34,9 @@ with workflow.unsafe.imports_passed_through():
         RatingView,
         ReturnStepInput,
         StepStatus,
+        StepUnit,
         SupplementInput,
+        Suspension,
     )
     from models.catalogue import StepDefinition
     from models.errors import DomainError, ErrorCode
@@ -59,6 +62,9 @@ class StepState:
     result: dict[str, Any] | None = None
     missing: list[str] = field(default_factory=list)
     clock: ClockState = field(default_factory=ClockState)
+    suspension: Suspension | None = None
+    extension_request: ExtensionRequest | None = None
+    extended_working_days: int = 0
 
     @property
     def code(self) -> str:
@@ -103,6 +109,11 @@ class CaseState:
     manual_notices: int = 0
     # Each material of the case as it stands now (by code; a step may ask for items by name).
     materials: dict[str, MaterialView] = field(default_factory=dict)
+    # Each step's unit now: as routed at acceptance, until a 转办 moves it.
+    units: dict[str, StepUnit] = field(default_factory=dict)
+    # 撤回 or 不予受理: the case ended before it was done (CaseStatus), and why.
+    ended_as: CaseStatus | None = None
+    ended_reason: str | None = None
 
     @classmethod
     def start(cls, case: CaseInput) -> CaseState:
@@ -114,13 +125,13 @@ class CaseState:
             )
             for step in case.definition.steps_for(case.channel)
         }
-        return cls(case=case, steps=steps)
+        return cls(case=case, steps=steps, units=dict(case.units))
 
     # --- reading ----------------------------------------------------------------------
 
     def ready_steps(self) -> list[StepState]:
         """Pending steps whose dependencies are done; none while intake materials are owed."""
-        if self.intake_missing or self.refused_step is not None:
+        if self.intake_missing or self.ended():
             return []
         return [
             step
@@ -132,12 +143,18 @@ class CaseState:
             )
         ]
 
+    def ended(self) -> bool:
+        """Refused, withdrawn or declined: no step opens any more."""
+        return self.refused_step is not None or self.ended_as is not None
+
     def all_steps_done(self) -> bool:
         return all(step.status == StepStatus.DONE for step in self.steps.values())
 
     def status(self) -> CaseStatus:
         if self.refused_step is not None:
             return CaseStatus.REFUSED
+        if self.ended_as is not None:
+            return self.ended_as
         if self.closed or (self.accepted and self.all_steps_done()):
             return CaseStatus.COMPLETED
         if self.intake_missing or any(s.status == StepStatus.AWAITING_SUPPLEMENT for s in self.steps.values()):
@@ -273,13 +290,13 @@ class CaseState:
             raise _refuse(ErrorCode.NOT_FOUND, f"no task for step {code!r} in this case")
         if actor.role not in step.definition.actors or actor.unit != step.department:
             raise _refuse(ErrorCode.FORBIDDEN, "该任务不属于您的部门 (the task belongs to another department)")
-        routed = self.case.units.get(code)
+        routed = self.units.get(code)
         # A routed step is its unit's alone: another county's police (or an account in no unit)
         # may not act on it, whatever its department.
         if routed is not None and actor.role != "supervisor" and actor.unit_code != routed.code:
             # 404, not 403: another unit's task is not revealed to exist.
             raise _refuse(ErrorCode.NOT_FOUND, "任务不存在或不属于本单位 (no such task in your unit)")
-        if code not in self.follow_ups and (self.closed or self.refused_step is not None):
+        if code not in self.follow_ups and (self.closed or self.ended()):
             raise _refuse(ErrorCode.CONFLICT, "案件已结束 (the case is closed)")
         if step.status in {StepStatus.PENDING} | FINISHED_STEP_STATUSES:
             raise self.state_conflict(step, actor)
@@ -370,6 +387,8 @@ class CaseState:
             message = "请先签收任务 (claim the task first)"
         elif step.status == StepStatus.AWAITING_SUPPLEMENT:
             message = "环节正在等待补正 (the step awaits supplementary materials)"
+        elif step.status == StepStatus.SUSPENDED:
+            message = "环节已中止办理，请先恢复 (the step is suspended: resume it first)"
         elif step.assignee != actor.username:
             message = "任务已由他人签收 (the task is claimed by another officer)"
         else:

@@ -50,10 +50,13 @@ def step_view(state: CaseState, step: StepState) -> StepView:
         overdue=clock.overdue,
         assignee=step.assignee,
         result=step.result,
-        unit=state.case.units.get(step.code),
+        unit=state.units.get(step.code),
         missing=list(step.missing),
         escalations=clock.escalations,
         actors=list(step.definition.actors),
+        suspension=step.suspension,
+        extension_request=step.extension_request,
+        extended_working_days=step.extended_working_days,
     )
 
 
@@ -93,6 +96,7 @@ def snapshot(
         case_no=case.case_no,
         subject_key=case.subject_key,
         materials=list(state.materials.values()),
+        ended_reason=state.ended_reason,
     )
 
 

@@ -1,11 +1,11 @@
 """The case workflow: one durable run per "one thing" application.
 
-It interprets the catalogue definition it was started with (workflows/case/state.py
-holds the rules), keeps each open step's statutory clock (workflows/kit/clock.py) and
-takes officers' and applicants' actions as Updates whose validators reject bad requests
-before anything is written to history. One writer (workflows/kit/projection.py) takes
-each workflow task's changes to the read model at once (workflows/case/writes.py); a
-case started before that replays its first-edition activities instead.
+It interprets the catalogue definition it was started with (workflows/case/state.py holds
+the rules), keeps each open step's statutory clock (workflows/kit/clock.py) and takes
+officers' and applicants' actions as Updates whose validators reject bad requests before
+anything is written (the task operations are in workflows/case/operations.py). One writer
+(workflows/kit/projection.py) takes each workflow task's changes to the read model at once
+(workflows/case/writes.py); a case started before that replays its first-edition activities.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from temporalio.common import SearchAttributeKey
 from workflows.case import notices, views
 from workflows.case.clocks import resume_after_supplement, step_clock
 from workflows.case.intake import gather_materials
+from workflows.case.operations import CaseOperations
 from workflows.case.state import LOW_SCORE, RATING_DAYS, CaseState, StepState, follow_up_step
 from workflows.case.writes import CaseWrites
 from workflows.kit import calls
@@ -54,7 +55,7 @@ CASE_STATUS_KEY = SearchAttributeKey.for_keyword(SEARCH_ATTRIBUTE_STATUS)
 
 
 @workflow.defn
-class CaseWorkflow:
+class CaseWorkflow(CaseOperations):
     @workflow.init
     def __init__(self, case: CaseInput) -> None:
         self._state = CaseState.start(case)
@@ -88,21 +89,21 @@ class CaseWorkflow:
         state.accepted = True
         self._changed()
 
-        while state.refused_step is None and not state.all_steps_done():
-            await workflow.wait_condition(
-                lambda: state.refused_step is not None or state.all_steps_done() or bool(state.ready_steps())
-            )
-            if state.refused_step is None:
+        while not state.ended() and not state.all_steps_done():
+            await workflow.wait_condition(lambda: state.ended() or state.all_steps_done() or bool(state.ready_steps()))
+            if not state.ended():
                 await self._open_ready_steps()
 
-        if state.refused_step is not None:
+        if state.refused_step is not None:  # the ends of a case: workflows/case/operations.py
             self._close_refused()
+        elif state.ended_as is not None:
+            self._close_ended()  # 撤回 or 不予受理
         else:
             self._record(EventType.CASE_COMPLETED)
             self._notify(notices.case_completed(state))
         state.closed = True
         self._changed()
-        if state.refused_step is None and workflow.patched("rating-window"):
+        if not state.ended() and workflow.patched("rating-window"):
             await self._collect_ratings()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._projection.settled)
         await asyncio.gather(*self._side_tasks)
@@ -127,13 +128,6 @@ class CaseWorkflow:
             self._record(EventType.OPENED, step=step, due_at=step.clock.due_at)
             self._keep_clock(step)
         self._changed()
-
-    def _close_refused(self) -> None:
-        state = self._state
-        for step in state.cancel_unfinished():
-            self._writes.pending.finished(step.code)
-            self._record(EventType.CANCELLED, step=step)
-        self._notify(notices.case_refused(state, state.steps[state.refused_step or ""]))
 
     async def _collect_ratings(self) -> None:
         """好差评 (§8.1.2): the applicant may rate for 5 working days after delivery; a low
@@ -362,7 +356,7 @@ class CaseWorkflow:
 
     def _step(self, code: str) -> StepState:
         step = self._state.find_step(code)
-        assert step is not None  # the validator found it
+        assert step is not None, "the validator found it"
         return step
 
     def _notify(self, notice: notices.Notice) -> None:

@@ -48,6 +48,16 @@ class ClockState:
         self.warning_at = deadline.warning_at
         self.provisional = self.provisional or deadline.provisional
 
+    def move(self, deadline: DeadlineResult, now: datetime) -> None:
+        """An approved extension (延期): the deadline moves; a warning not yet due will come
+        again for the new last day, and the sleeping clock re-reads it."""
+        self.due_at = deadline.due_at
+        self.warning_at = deadline.warning_at
+        self.provisional = self.provisional or deadline.provisional
+        if self.warning_at is not None and self.warning_at > now:
+            self.warned = False
+        self.generation += 1
+
     def resume(self, next_escalation_at: datetime | None) -> None:
         """Running again after 补正; an overdue clock's next 督办 is counted from now."""
         if self.overdue:
