@@ -2,8 +2,9 @@
 instead of being uploaded by the applicant.
 
 ``DataSharingGateway`` is the seam: ``HttpDataSharingGateway`` asks the platform over
-HTTP when ``ONETHING_DATA_SHARING_URL`` is set; otherwise (dev and tests)
-``FixtureDataSharingGateway`` answers from a JSON file. A platform that errs or is
+HTTP when ``ONETHING_DATA_SHARING_URL`` is set; otherwise tests' ``FixtureDataSharingGateway``
+answers from a JSON file, and ``make run``'s ``PopulationRegisterGateway`` finds every
+well-formed ID number except the documented set that demonstrates 补正. A platform that errs or is
 slower than its timeout raises ``DataSharingUnavailable``; the workflow retries the
 activity with backoff for a bounded time, then asks the applicant for the materials
 (补正) instead of waiting (workflows/kit/retry.py ``DATA_SHARING_RETRY``).
@@ -12,6 +13,7 @@ activity with backoff for a bounded time, then asks the applicant for the materi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Protocol
 import httpx
 from temporalio import activity
 
+from domain.forms import validate_credit_code
+from domain.identity import validate_id_number
 from models.case import (
     ActivityName,
     FetchSharedMaterialsInput,
@@ -47,6 +51,33 @@ class FixtureDataSharingGateway:
 
     def lookup(self, document: str, id_number: str) -> str | None:
         return self._records.get(id_number, {}).get(document)
+
+
+class PopulationRegisterGateway(FixtureDataSharingGateway):
+    """What ``make run`` asks: a population register that knows everyone. A person in the
+    fixture's records answers as recorded there, so the documents missing from their record
+    are the documented set that demonstrates 补正 (README, "Data sharing in the demo");
+    any other well-formed ID number (or credit code) is found, with a reference derived
+    from it; a malformed one is not."""
+
+    def lookup(self, document: str, id_number: str) -> str | None:
+        if id_number in self._records:
+            return super().lookup(document, id_number)
+        if not _well_formed(id_number):
+            return None
+        digest = hashlib.sha256(f"{document}:{id_number}".encode()).hexdigest()[:8].upper()
+        return f"DS-{document.upper()}-{digest}"
+
+
+def _well_formed(number: str) -> bool:
+    """A citizen's ID number or an enterprise's unified social credit code, checksum and all."""
+    for validate in (validate_id_number, validate_credit_code):
+        try:
+            validate(number)
+        except ValueError:
+            continue
+        return True
+    return False
 
 
 class HttpDataSharingGateway:
@@ -91,6 +122,8 @@ def gateway_from_settings(settings: Settings) -> DataSharingGateway:
     if settings.data_sharing_url:
         logger.info("data sharing through %s", settings.data_sharing_url)
         return HttpDataSharingGateway(settings.data_sharing_url, settings.data_sharing_timeout_seconds)
+    if settings.env == "dev":  # make run: a register that knows every well-formed ID number
+        return PopulationRegisterGateway(settings.data_sharing_fixture)
     return FixtureDataSharingGateway(settings.data_sharing_fixture)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -14,9 +15,12 @@ from activities.data_sharing import (
     DataSharingUnavailable,
     FixtureDataSharingGateway,
     HttpDataSharingGateway,
+    PopulationRegisterGateway,
     gateway_from_settings,
 )
-from domain.samples import MOTHER_ID
+from domain.forms import credit_code_check_character
+from domain.identity import make_id_number
+from domain.samples import MOTHER_ID, MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from tests.conftest import test_settings as settings_in
 
 
@@ -95,3 +99,20 @@ def test_settings_choose_the_http_gateway_only_when_a_platform_url_is_set(tmp_pa
         settings_in(tmp_path, data_sharing_url="http://127.0.0.1:1/", data_sharing_timeout_seconds=1)
     )
     assert isinstance(configured, HttpDataSharingGateway)
+
+
+def test_make_runs_register_finds_any_well_formed_id_number_but_the_documented_gaps(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    register = gateway_from_settings(settings.model_copy(update={"env": "dev"}))
+    assert isinstance(register, PopulationRegisterGateway)
+    stranger = make_id_number("330203", date(1994, 5, 6), 17)
+    reference = register.lookup("hukou_booklet", stranger)
+    assert reference is not None and reference.startswith("DS-HUKOU_BOOKLET-")
+    assert register.lookup("hukou_booklet", stranger) == reference  # the same person, the same record
+    assert register.lookup("id_card", MOTHER_ID) == "DS-IDC-0001"  # a recorded person as recorded
+    # The documented gap: this mother's record holds no marriage certificate, so the case asks for it (补正).
+    assert register.lookup("marriage_certificate", MOTHER_WITHOUT_MARRIAGE_RECORD_ID) is None
+    assert register.lookup("id_card", stranger[:-1] + ("0" if stranger[-1] != "0" else "1")) is None  # bad checksum
+    enterprise = "91330106MA2B3C4D5" + credit_code_check_character("91330106MA2B3C4D5")
+    assert register.lookup("business_licence", enterprise) is not None  # an enterprise's credit code
+    assert register.lookup("business_licence", "not-a-code") is None
