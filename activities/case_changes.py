@@ -180,6 +180,7 @@ def _upsert_tasks(
                 figures[step.step]["completed_on"],
                 figures[step.step]["hours_bucket"],
                 figures[step.step]["on_time"],
+                step.unit.division_code if step.unit else None,
             )
             for step in snapshot.steps
             if step.step in figures and step.status == StepStatus.DONE

@@ -60,12 +60,14 @@ QUERIES = [
 
 PLANS = {
     # Timeliness reads the rollup (infra/timeliness_rollup.py): whole-hour cells of a month per
-    # department, then the tenths of one hour of one department, by primary key.
+    # department, then the tenths of one hour of one department, by primary key; the province
+    # supervisor's cells (division 330000: every step).
     "timeliness": "SELECT department, hours_bucket, sum(count), sum(on_time_count) FROM timeliness_rollup "
-    "WHERE span = 'month' AND scope = 'department' AND bucket_width = 10 "
+    "WHERE span = 'month' AND scope = 'department' AND bucket_width = 10 AND division_code = '330000' "
     f"AND period >= '{MONTH_AGO[:7]}' GROUP BY department, hours_bucket",
     "timeliness tenths": "SELECT hours_bucket, count FROM timeliness_rollup WHERE span = 'month' "
-    f"AND scope = 'department' AND bucket_width = 1 AND period = '{MONTH_AGO[:7]}' AND thing = '' AND step = '' "
+    "AND scope = 'department' AND bucket_width = 1 AND division_code = '330000' "
+    f"AND period = '{MONTH_AGO[:7]}' AND thing = '' AND step = '' "
     "AND department = 'police' AND hours_bucket >= 100 AND hours_bucket < 110",
     "overdue": "SELECT * FROM tasks WHERE status IN ('open', 'claimed', 'awaiting_supplement') "
     f"AND due_at < '{NOW.isoformat()}' ORDER BY due_at, task_id LIMIT 50",

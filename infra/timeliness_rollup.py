@@ -19,6 +19,13 @@ reads nearly as many rows as the tasks. A question reads instead:
   hour each group's median and 90th percentile fall, and how far into it;
 - the tenth cells of just those hours, by primary key: the exact tenth.
 
+Per division (行政区划): every step is counted under the division of the unit it was routed to
+(a task without a unit, from before routing, under the default county 330102) and again
+under each division above it in the province, so each cell has a ``division_code`` and a
+question for one division (a supervisor's: 杭州市, or the province 330000 for all) reads the
+cells of that code alone, as many as before, and ``group_by=division`` reads the codes of a
+subtree, each summing exactly its own steps (``division_levels``).
+
 Kept exactly once: the projection reads the case's done tasks before its write (locking the
 case's task rows on PostgreSQL, so a concurrent attempt at the same case waits and then sees
 them) and again after it, in the same transaction, and moves only the difference
@@ -30,7 +37,7 @@ figures changed (a newly published calendar) moves between cells.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
@@ -50,12 +57,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy import insert as sql_insert
 from sqlmodel import Session, col
 
+from domain.divisions import DEFAULT_COUNTY, PROVINCE
 from infra.db import prepared_statement
-from models.tables import TaskRecord, TimelinessRollup
+from models.tables import TaskRecord, TimelinessRollup, Unit
 
 # Span of a cell, finest first: the completion day, its dekad (旬: days 1-10, 11-20, 21-end of
 # its month), its month or its year (period_of).
@@ -73,10 +82,28 @@ TENTH, HOUR = 1, 10
 # A done step without figures (no completion event recorded): no day, no bucket.
 UNKNOWN_PERIOD = ""
 UNKNOWN_BUCKET = -1
-KEY_COLUMNS = ("span", "scope", "bucket_width", "period", "thing", "step", "department", "hours_bucket")
+KEY_COLUMNS = (
+    "span",
+    "scope",
+    "bucket_width",
+    "division_code",
+    "period",
+    "thing",
+    "step",
+    "department",
+    "hours_bucket",
+)
 PERCENTILES = (0.5, 0.9)
 
-CellKey = tuple[str, str, int, str, str, str, str, int]
+CellKey = tuple[str, str, int, str, str, str, str, str, int]
+
+
+def division_levels(code: str) -> list[str]:
+    """The divisions a step of a unit in ``code`` is counted under: the division itself and those
+    above it (330102 → 330102, 330100, 330000; a city's unit → the city, the province). GB/T 2260
+    codes of one province nest by their digits; the SQL of the recomputation uses the same rule."""
+    levels = [code, code[:4] + "00", code[:2] + "0000"]
+    return list(dict.fromkeys(levels))
 
 
 @dataclass(frozen=True)
@@ -89,15 +116,25 @@ class FinishedStep:
     completed_on: str | None
     hours_bucket: int | None
     on_time: bool | None
+    # The division of the unit the step was routed to (StepUnit.division_code); a step without
+    # a unit (None: a case from before routing) is the default county's.
+    division_code: str | None = DEFAULT_COUNTY
+
+    def __post_init__(self) -> None:
+        if self.division_code is None:
+            object.__setattr__(self, "division_code", DEFAULT_COUNTY)
 
     def cells(self) -> Iterator[CellKey]:
         keys = {"thing": self.thing, "step": self.step, "department": self.department}
+        divisions = division_levels(self.division_code or DEFAULT_COUNTY)
         for span in SPANS:
             period = period_of(self.completed_on or UNKNOWN_PERIOD, span)
             for scope, kept in SCOPES.items():
                 thing, step, department = (keys[key] if key in kept else "" for key in DIMENSIONS)
                 for width in (TENTH, HOUR):
-                    yield span, scope, width, period, thing, step, department, _bucket(self.hours_bucket, width)
+                    bucket = _bucket(self.hours_bucket, width)
+                    for division in divisions:
+                        yield span, scope, width, division, period, thing, step, department, bucket
 
 
 def period_of(day: str, span: str) -> str:
@@ -131,14 +168,29 @@ def finished_steps(session: Session, case_id: str, *, lock: bool = False) -> dic
         col(TaskRecord.completed_on),
         col(TaskRecord.hours_bucket),
         col(TaskRecord.on_time),
+        col(TaskRecord.unit_code),
     ).where(col(TaskRecord.case_id) == case_id)
     if lock:
         statement = statement.with_for_update()
+    rows = session.execute(statement).all()
+    unit_codes = {row.unit_code for row in rows if row.status == "done" and row.unit_code is not None}
+    divisions = unit_divisions(session, unit_codes)
     return {
-        task_id: FinishedStep(thing, step, department, completed_on, hours_bucket, on_time)
-        for task_id, status, thing, step, department, completed_on, hours_bucket, on_time in session.execute(statement)
+        task_id: FinishedStep(
+            thing, step, department, completed_on, hours_bucket, on_time, divisions.get(unit_code, DEFAULT_COUNTY)
+        )
+        for task_id, status, thing, step, department, completed_on, hours_bucket, on_time, unit_code in rows
         if status == "done"
     }
+
+
+def unit_divisions(session: Session, unit_codes: Iterable[str | None]) -> dict[str | None, str]:
+    """The division of each of these units, by code (a code of no unit is left out)."""
+    codes = sorted({code for code in unit_codes if code is not None})
+    if not codes:
+        return {}
+    found = session.execute(select(col(Unit.code), col(Unit.division_code)).where(col(Unit.code).in_(codes)))
+    return {code: division for code, division in found}
 
 
 def count_newly_finished(session: Session, case_id: str, before: dict[str, FinishedStep]) -> None:
@@ -210,22 +262,36 @@ def recompute_timeliness_rollup(connection: Connection | Session) -> None:
         connection.execute(text("LOCK TABLE timeliness_rollup IN EXCLUSIVE MODE"))
     connection.execute(delete(TimelinessRollup))
     on_time = case((col(TaskRecord.on_time).is_(True), 1), else_=0)
-    base = [
-        literal_column("'day'"),
-        literal_column("'step'"),
-        literal_column(str(TENTH)),
-        func.coalesce(col(TaskRecord.completed_on), literal_column("''")),
-        col(TaskRecord.thing),
-        col(TaskRecord.step),
-        col(TaskRecord.department),
-        func.coalesce(col(TaskRecord.hours_bucket), literal_column(str(UNKNOWN_BUCKET))),
+    # The division of the task's unit; without a unit (before routing), the default county.
+    own = func.coalesce(col(Unit.division_code), literal_column(f"'{DEFAULT_COUNTY}'"))
+    # division_levels in SQL: the division itself if a county, its city unless a province, the province.
+    levels = [
+        (own, func.substr(own, 5, 2) != "00"),
+        (func.substr(own, 1, 4).op("||")(literal_column("'00'")), func.substr(own, 3, 4) != "0000"),
+        (func.substr(own, 1, 2).op("||")(literal_column("'0000'")), true()),
     ]
-    connection.execute(
-        sql_insert(TimelinessRollup).from_select(
-            [*KEY_COLUMNS, "count", "on_time_count"],
-            select(*base, func.count(), func.sum(on_time)).where(col(TaskRecord.status) == "done").group_by(*base[3:]),
+    for division, counted in levels:
+        base = [
+            literal_column("'day'"),
+            literal_column("'step'"),
+            literal_column(str(TENTH)),
+            division,
+            func.coalesce(col(TaskRecord.completed_on), literal_column("''")),
+            col(TaskRecord.thing),
+            col(TaskRecord.step),
+            col(TaskRecord.department),
+            func.coalesce(col(TaskRecord.hours_bucket), literal_column(str(UNKNOWN_BUCKET))),
+        ]
+        connection.execute(
+            sql_insert(TimelinessRollup).from_select(
+                [*KEY_COLUMNS, "count", "on_time_count"],
+                select(*base, func.count(), func.sum(on_time))
+                .select_from(TaskRecord)
+                .outerjoin(Unit, col(Unit.code) == col(TaskRecord.unit_code))
+                .where(col(TaskRecord.status) == "done", counted)
+                .group_by(*base[3:]),
+            )
         )
-    )
     # Each cell from a finer one: whole hours from tenths, other scopes of a day from the
     # day's steps, a dekad from its days, a month from its dekads, a year from its months.
     _derive(connection, ("day", "step", HOUR), ("day", "step", TENTH))
@@ -255,6 +321,7 @@ def _derive(connection: Connection | Session, cell: tuple[str, str, int], source
         literal_column(f"'{span}'"),
         literal_column(f"'{scope}'"),
         literal_column(str(width)),
+        col(rollup.division_code),
         period,
         *dims,
         bucket,
@@ -266,7 +333,7 @@ def _derive(connection: Connection | Session, cell: tuple[str, str, int], source
             .where(
                 col(rollup.span) == from_span, col(rollup.scope) == from_scope, col(rollup.bucket_width) == from_width
             )
-            .group_by(period, *kept, bucket),
+            .group_by(col(rollup.division_code), period, *kept, bucket),
         )
     )
 
@@ -418,18 +485,24 @@ def timeliness_figures(
     last: date | None,
     today: date,
     filters: dict[str, str] | None = None,
+    divisions: Collection[str] = (PROVINCE,),
 ) -> dict[tuple[Any, ...], GroupFigures]:
-    """Per group of ``keys`` (of thing, step, department, and period: the day), the steps done
-    in first..last (None: open), how many on time, and the tenths of an hour of their median
-    and 90th percentile, from the rollup; ``filters`` keep the steps with these values of thing,
-    step or department. Groups without steps are left out."""
+    """Per group of ``keys`` (of thing, step, department, division_code, and period: the day),
+    the steps done in first..last (None: open), how many on time, and the tenths of an hour of
+    their median and 90th percentile, from the rollup; ``filters`` keep the steps with these
+    values of thing, step or department. ``divisions``: the steps of that division (one code; by
+    default the province's, every step), or, grouped by ``division_code``, a row for each of
+    these codes. Groups without steps are left out."""
     filters = filters or {}
-    scope = scope_for([key for key in keys if key != "period"] + list(filters))
+    divisions = sorted(set(divisions))
+    if "division_code" not in keys and len(divisions) != 1:
+        raise ValueError("the rollup counts a step under each division above it: read one division, or group by it")
+    scope = scope_for([key for key in keys if key not in ("period", "division_code")] + list(filters))
     if "period" in keys:  # by day: the day cells themselves
         terms: list[Term] = [("day", first.isoformat() if first else None, last.isoformat() if last else None, 1)]
     else:
         terms = period_terms(first, last, today)
-    reading = _Reading(keys, scope, filters, terms, bounded=first is not None or last is not None)
+    reading = _Reading(keys, scope, filters, divisions, terms, bounded=first is not None or last is not None)
     connection = session.connection()  # Core rows: a few thousand of them, no ORM entities
     if connection.dialect.name == "postgresql":
         # A few thousand cells: parallel workers cost more to start than they save (20 ms of
@@ -493,7 +566,12 @@ def _known_years(connection: Connection) -> list[str]:
         connection.execute(
             select(col(rollup.period))
             .distinct()
-            .where(col(rollup.span) == "year", col(rollup.scope) == "all", col(rollup.bucket_width) == HOUR)
+            .where(
+                col(rollup.span) == "year",
+                col(rollup.scope) == "all",
+                col(rollup.bucket_width) == HOUR,
+                col(rollup.division_code) == PROVINCE,
+            )
         ).scalars()
     )
 
@@ -505,13 +583,15 @@ class _Reading:
     keys: list[str]
     scope: str
     filters: dict[str, str]
+    divisions: list[str]
     terms: list[Term]
     bounded: bool
 
     @property
     def columns(self) -> list[str]:
-        """The groups' keys, then the scope's other keys: a cell's full key within its period."""
-        return self.keys + [key for key in SCOPES[self.scope] if key not in self.keys]
+        """The groups' keys, then the division and the scope's other keys: a cell's full key
+        within its period."""
+        return self.keys + [key for key in ("division_code", *SCOPES[self.scope]) if key not in self.keys]
 
     def hour_histograms(self) -> Select[Any]:
         """Per cell key and whole hour: steps done and on time, summed over the cover's terms."""
@@ -522,6 +602,9 @@ class _Reading:
                 col(rollup.span) == span,
                 col(rollup.scope) == self.scope,
                 col(rollup.bucket_width) == HOUR,
+                col(rollup.division_code).in_(self.divisions)
+                if len(self.divisions) > 1
+                else col(rollup.division_code) == self.divisions[0],
                 *(col(getattr(rollup, key)) == value for key, value in self.filters.items()),
             ]
             if not self.terms:  # an empty range
@@ -552,7 +635,7 @@ class _Reading:
         """For each (group, hour) and the cells with steps in that hour: steps per tenth of the
         hour over the cover, read through the primary key, one probe per cell and period."""
         pairs = list(wanted)
-        probes: list[tuple[Any, ...]] = []  # (pair, span, period, *cell key, hour, sign)
+        probes: list[tuple[Any, ...]] = []  # (pair, span, division, period, *cell key, hour, sign)
         for index, ((_, hour), keys) in enumerate(wanted.items()):
             for cell in keys:
                 values = dict(zip(self.columns, cell, strict=True))
@@ -561,7 +644,7 @@ class _Reading:
                     for period in periods:
                         if not (self.bounded and period == UNKNOWN_PERIOD):
                             dims = (values[key] for key in SCOPES[self.scope])
-                            probes.append((index, span, period, *dims, hour, sign))
+                            probes.append((index, span, values["division_code"], period, *dims, hour, sign))
         found: dict[tuple[tuple[Any, ...], int], dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for start in range(0, len(probes), _PROBES_PER_STATEMENT):
             chunk = probes[start : start + _PROBES_PER_STATEMENT]
@@ -581,19 +664,20 @@ class _Reading:
             return ":" + strings.setdefault(str(value), f"s{len(strings)}")
 
         rows = ", ".join(
-            f"({index}, '{span}', {', '.join(literal(value) for value in (period, *dims))}, {hour}, {sign})"
-            for index, span, period, *dims, hour, sign in probes
+            f"({index}, '{span}', {', '.join(literal(value) for value in (division, period, *dims))}, {hour}, {sign})"
+            for index, span, division, period, *dims, hour, sign in probes
         )
         on = [
             "r.span = w.span",
             f"r.scope = '{self.scope}'",
             f"r.bucket_width = {TENTH}",
+            "r.division_code = w.division_code",
             "r.period = w.period",
             *(f"r.{key} = w.{key}" if key in kept else f"r.{key} = ''" for key in DIMENSIONS),
             "r.hours_bucket >= w.low",
             f"r.hours_bucket < w.low + {HOUR}",
         ]
-        columns = ", ".join(["g", "span", "period", *kept, "low", "sign"])
+        columns = ", ".join(["g", "span", "division_code", "period", *kept, "low", "sign"])
         sql = (
             f"WITH w ({columns}) AS (VALUES {rows}) SELECT w.g, r.hours_bucket, sum(r.count * w.sign) "
             f"FROM w JOIN timeliness_rollup r ON {' AND '.join(on)} GROUP BY w.g, r.hours_bucket"

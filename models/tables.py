@@ -356,7 +356,9 @@ class TimelinessRollup(SQLModel, table=True):
     ("step" keeps thing, step and department; "department", "thing" and "all" keep only those,
     "" in the others) and one bucket of working hours: a tenth of an hour (``bucket_width`` 1)
     or a whole hour (10), so that percentiles are found among hours first, then among the tenths
-    of one hour. The projection adds each step in the transaction that marks it done; rebuild
+    of one hour. Each step is counted once per ``division_code`` it lies within (its unit's
+    county, its city, the province), so one division's figures are its cells alone. The
+    projection adds each step in the transaction that marks it done; rebuild
     and the synthetic seeder recompute the table from the tasks. A step done without figures
     has period "" and ``hours_bucket`` -1.
     """
@@ -367,6 +369,9 @@ class TimelinessRollup(SQLModel, table=True):
     span: str = Field(primary_key=True, max_length=8)
     scope: str = Field(primary_key=True, max_length=16)
     bucket_width: int = Field(primary_key=True)  # tenths of an hour per bucket: 1, or 10 (whole hours)
+    # The division counted (GB/T 2260): each step under its unit's division (the default county
+    # 330102 without a unit) and under each division above it, up to the province 330000.
+    division_code: str = Field(primary_key=True, max_length=6)
     period: str = Field(primary_key=True, max_length=10)
     thing: str = Field(primary_key=True, max_length=64)
     step: str = Field(primary_key=True, max_length=64)

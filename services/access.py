@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, false, or_, select, true
 from sqlmodel import Session, col
 
-from domain.divisions import DEFAULT_COUNTY
+from domain.divisions import DEFAULT_COUNTY, PROVINCE, subtree_codes
 from models.case import Actor, Role
 from models.errors import DomainError, ErrorCode
-from models.tables import CaseRecord, TaskRecord
+from models.tables import CaseRecord, TaskRecord, Unit
 
 
 def works_on_unrouted_tasks(actor: Actor) -> bool:
@@ -61,8 +61,89 @@ def accepted_by_actors_window_filter(actor: Actor) -> ColumnElement[bool]:
     return and_(col(CaseRecord.accepting_unit) == actor.unit, or_(routed, unrouted))
 
 
+# --- supervisors: a division and its subtree -----------------------------------------------
+
+
+def supervised_division(actor: Actor) -> str:
+    """The division a supervisor oversees (GB/T 2260): theirs, or the province (330000) for a
+    province supervisor (no division) and an admin."""
+    if actor.role == "supervisor" and actor.division_code:
+        return actor.division_code
+    return PROVINCE
+
+
+def supervised_divisions(actor: Actor) -> set[str] | None:
+    """Every division a supervisor sees (their division and those within it: 杭州市 sees its
+    counties, 上城区 only itself); None is everything (a province supervisor, an admin)."""
+    division = supervised_division(actor)
+    return None if division == PROVINCE else subtree_codes(division)
+
+
+def task_division(unit_division: str | None) -> str:
+    """The division a task counts in: its unit's, or the default county for a task without a
+    unit (a case from before routing), as works_on_unrouted_tasks has it."""
+    return unit_division or DEFAULT_COUNTY
+
+
+def _units_within(divisions: set[str]) -> Select[Any]:
+    return select(col(Unit.code)).where(col(Unit.division_code).in_(sorted(divisions))).correlate(None)
+
+
+def tasks_within(divisions: set[str] | None) -> ColumnElement[bool]:
+    """Task rows routed to a unit in these divisions (None: all), and those without a unit when
+    the default county 330102 is one of them."""
+    if divisions is None:
+        return true()
+    unrouted = col(TaskRecord.unit_code).is_(None) if DEFAULT_COUNTY in divisions else false()
+    return or_(unrouted, col(TaskRecord.unit_code).in_(_units_within(divisions)))
+
+
+def supervised_tasks_filter(actor: Actor) -> ColumnElement[bool]:
+    """Task rows a supervisor sees: those of their subtree (tasks_within)."""
+    return tasks_within(supervised_divisions(actor))
+
+
+def supervised_cases_filter(actor: Actor) -> ColumnElement[bool]:
+    """Cases a supervisor sees: one with an opened step in their subtree (supervised_tasks_filter),
+    or accepted at a window of a unit in it."""
+    divisions = supervised_divisions(actor)
+    if divisions is None:
+        return true()
+    has_task = exists(
+        select(col(TaskRecord.task_id))
+        .where(
+            col(TaskRecord.case_id) == col(CaseRecord.case_id),
+            col(TaskRecord.opened_at).is_not(None),
+            supervised_tasks_filter(actor),
+        )
+        .correlate_except(TaskRecord)  # the case's own tasks, also in a query that joins tasks
+    )
+    return or_(has_task, col(CaseRecord.accepting_unit_code).in_(_units_within(divisions)))
+
+
+def case_in_supervised_divisions(actor: Actor, record: CaseRecord) -> bool:
+    """The Python form of :func:`supervised_cases_filter`, for one case: its opened steps' units
+    as routed (the snapshot), then its window's unit."""
+    divisions = supervised_divisions(actor)
+    if divisions is None:
+        return True
+    for step in record.snapshot.get("steps", []):
+        if step.get("opened_at") and task_division((step.get("unit") or {}).get("division_code")) in divisions:
+            return True
+    if record.accepting_unit_code is None:
+        return False
+    session = Session.object_session(record)
+    unit = session.get(Unit, record.accepting_unit_code) if session is not None else None
+    return unit is not None and unit.division_code in divisions
+
+
+# --- every role ------------------------------------------------------------------------------
+
+
 def can_see_case(actor: Actor, record: CaseRecord) -> bool:
-    if actor.role in {"supervisor", "admin"}:
+    if actor.role == "supervisor":
+        return case_in_supervised_divisions(actor, record)
+    if actor.role == "admin":
         return True
     if actor.role == "applicant":
         return record.owner == actor.username
@@ -85,7 +166,9 @@ def visible_case(session: Session, actor: Actor, case_id: str) -> CaseRecord:
 
 def visible_cases_filter(actor: Actor) -> ColumnElement[bool]:
     """The SQL condition equivalent to can_see_case, for lists."""
-    if actor.role in {"supervisor", "admin"}:
+    if actor.role == "supervisor":
+        return supervised_cases_filter(actor)
+    if actor.role == "admin":
         return true()
     if actor.role == "applicant":
         return col(CaseRecord.owner) == actor.username

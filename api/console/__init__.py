@@ -10,10 +10,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from api.console import applicant, clerk, officer, supervisor
+from api.console import applicant, clerk, officer, supervisor, task_operations
 from api.console.base import console_router, session_router
 
-AREA_ROUTERS: list[APIRouter] = [session_router, applicant.router, clerk.router, officer.router, supervisor.router]
+AREA_ROUTERS: list[APIRouter] = [
+    session_router,
+    applicant.router,
+    clerk.router,
+    officer.router,
+    task_operations.router,
+    supervisor.router,
+]
 
 router = console_router()
 for area_router in AREA_ROUTERS:

@@ -38,6 +38,7 @@ from api.console.base import (
     safe_next,
 )
 from api.console.messages import field_reason, input_label, zh_text
+from api.console.task_choices import operations_context
 from api.deps import ClientDep, EngineDep
 from api.errors import from_update_failure
 from api.routes.notices import AcknowledgeRequest, acknowledge, department_notice_page
@@ -458,7 +459,8 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
         step_definition = _step_definition(definition, task.step)
         application = application_view(session, actor, record, snapshot, definition, step_definition, task.step)
         case_no = record.case_no or snapshot.case_no
-    step_view = next((item for item in snapshot.steps if item.step == task.step), None)
+        step_view = next((item for item in snapshot.steps if item.step == task.step), None)
+        operations = operations_context(session, actor, task, step_view)
     materials = {material.code: material for material in definition.materials}
     status = step_view.status if step_view else StepStatus(task.status)
     assignee = step_view.assignee if step_view else task.assignee
@@ -486,6 +488,7 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
         "situation_zh": next((s.name_zh for s in definition.situations if s.code == snapshot.situation), ""),
         "application": application,
         "case_no": case_no,
+        **operations,
     }
 
 

@@ -40,12 +40,15 @@ from api.errors import from_update_failure
 from api.exports import csv_response
 from api.routes.report import EARLIEST_DAY, LATEST_DAY, check_items
 from api.routes.supervision import (
+    DIVISION_COLUMNS,
     GROUP_COLUMNS,
     SCORE_LABELS_ZH,
     SupervisionRequest,
     TimelinessGroup,
     overdue_tasks,
     rating_rows,
+    supervised_notices_filter,
+    supervised_ratings_filter,
     timeliness_csv_columns,
     timeliness_rows,
     warning_tasks,
@@ -59,7 +62,14 @@ from models.case import CASE_STATUS_ZH, EVENT_TYPE_ZH, Actor, CaseSnapshot, Even
 from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
-from services.access import form_id_numbers, id_number_search, visible_case
+from services.access import (
+    form_id_numbers,
+    id_number_search,
+    supervised_division,
+    supervised_divisions,
+    visible_case,
+    visible_cases_filter,
+)
 from services.supervision import supervise
 
 router = console_router()
@@ -157,16 +167,24 @@ def _detail(row: dict[str, Any]) -> str:
 
 
 def _dashboard_context(
-    engine: Engine, calendar: WorkingCalendar, first: date, last: date, thing: str | None
+    engine: Engine, calendar: WorkingCalendar, first: date, last: date, thing: str | None, actor: Actor
 ) -> dict[str, Any]:
+    # The supervisor's division and those within it (services/access.py).
+    division = supervised_division(actor)
     with Session(engine) as session:
-        by_department = timeliness_rows(session, "department", first, last, thing=thing)
-        by_step = timeliness_rows(session, "step", first, last, thing=thing)
-        by_day = {row["completed_on"]: row for row in timeliness_rows(session, "day", first, last, thing=thing)}
-        _, overdue_now = overdue_tasks(session, calendar, 1, 0)
-        _, warnings_now = warning_tasks(session, calendar, 1, 0)
+        by_department = timeliness_rows(session, "department", first, last, thing=thing, division=division)
+        by_step = timeliness_rows(session, "step", first, last, thing=thing, division=division)
+        by_day = {
+            row["completed_on"]: row
+            for row in timeliness_rows(session, "day", first, last, thing=thing, division=division)
+        }
+        _, overdue_now = overdue_tasks(session, calendar, 1, 0, actor=actor)
+        _, warnings_now = warning_tasks(session, calendar, 1, 0, actor=actor)
+        unanswered_where: list[ColumnElement[bool]] = [col(SupervisionNotice.acknowledged_at).is_(None)]
+        if supervised_divisions(actor) is not None:
+            unanswered_where.append(supervised_notices_filter(actor))
         unanswered = session.execute(
-            select(func.count()).select_from(SupervisionNotice).where(col(SupervisionNotice.acknowledged_at).is_(None))
+            select(func.count()).select_from(SupervisionNotice).where(*unanswered_where)
         ).scalar_one()
         labels = Labels(session)
     for row in by_department:
@@ -228,7 +246,7 @@ def dashboard(
     first, last = period.first, period.last
     thing = thing or None
     calendar: WorkingCalendar = request.app.state.calendar
-    context = _dashboard_context(engine, calendar, first, last, thing)
+    context = _dashboard_context(engine, calendar, first, last, thing, actor)
     query = _period_query(first, last, thing)
     context |= {
         "active_nav": "/dashboard",
@@ -250,6 +268,7 @@ CSV_NAME_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "step": [("thing_zh", "事项名称"), ("step_zh", "环节名称")],
     "thing": [("thing_zh", "事项名称")],
     "day": [],
+    "division": [],
 }
 
 
@@ -265,7 +284,7 @@ def export_csv(
     """The dashboard's figures as CSV (UTF-8 with BOM, Chinese headers and names) for the monthly report."""
     first, last = _period(from_, to)
     with Session(engine) as session:
-        rows = timeliness_rows(session, group_by, first, last, thing=thing or None)
+        rows = timeliness_rows(session, group_by, first, last, thing=thing or None, division=supervised_division(actor))
         labels = Labels(session)
     for row in rows:
         if "department" in row:
@@ -276,7 +295,7 @@ def export_csv(
             row["step_zh"] = labels.step(row["thing"], row["step"])
     # The group's codes first, then their Chinese names, then the figures.
     columns = timeliness_csv_columns(group_by)
-    keys = len(GROUP_COLUMNS[group_by])
+    keys = len(GROUP_COLUMNS[group_by]) + (len(DIVISION_COLUMNS) if group_by == "division" else 0)
     columns = columns[:keys] + CSV_NAME_COLUMNS[group_by] + columns[keys:]
     return csv_response(rows, columns, f"timeliness-{group_by}-{first.isoformat()}-{last.isoformat()}")
 
@@ -285,11 +304,11 @@ def export_csv(
 
 
 def _open_list_context(
-    engine: Engine, calendar: WorkingCalendar, kind: Literal["overdue", "warnings"], page: int
+    engine: Engine, calendar: WorkingCalendar, kind: Literal["overdue", "warnings"], page: int, actor: Actor
 ) -> dict[str, Any]:
     query = overdue_tasks if kind == "overdue" else warning_tasks
     with Session(engine) as session:
-        items, total = query(session, calendar, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
+        items, total = query(session, calendar, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE, actor=actor)
         labels = Labels(session)
         numbers = case_numbers(session, (item["case_id"] for item in items))
     for item in items:
@@ -303,7 +322,7 @@ def _open_list_context(
 @router.get("/dashboard/overdue")
 def overdue(request: Request, actor: DashboardActor, engine: EngineDep, page: Page = 1) -> Response:
     """Open steps past their due time, oldest first, with the working hours they are late."""
-    context = _open_list_context(engine, request.app.state.calendar, "overdue", page)
+    context = _open_list_context(engine, request.app.state.calendar, "overdue", page, actor)
     context |= {"active_nav": "/dashboard/overdue", "kind": "overdue", "title": "超期办件"}
     return render(request, "supervisor_open_steps.html", context, actor=actor)
 
@@ -311,7 +330,7 @@ def overdue(request: Request, actor: DashboardActor, engine: EngineDep, page: Pa
 @router.get("/dashboard/warnings")
 def warnings(request: Request, actor: DashboardActor, engine: EngineDep, page: Page = 1) -> Response:
     """Open steps in their last working day (预警), soonest due first."""
-    context = _open_list_context(engine, request.app.state.calendar, "warnings", page)
+    context = _open_list_context(engine, request.app.state.calendar, "warnings", page, actor)
     context |= {"active_nav": "/dashboard/warnings", "kind": "warnings", "title": "临期预警"}
     return render(request, "supervisor_open_steps.html", context, actor=actor)
 
@@ -475,10 +494,10 @@ def _case_url(case_id: str) -> str:
 def ratings(request: Request, actor: DashboardActor, engine: EngineDep) -> Response:
     """好差评 by thing (case ratings, with the cases not rated in time) and by department (step ratings)."""
     with Session(engine) as session:
-        by_thing = rating_rows(session, "thing")
-        by_department = rating_rows(session, "department")
+        by_thing = rating_rows(session, "thing", actor=actor)
+        by_department = rating_rows(session, "department", actor=actor)
         labels = Labels(session)
-        low = _low_ratings(session, labels)
+        low = _low_ratings(session, labels, actor)
     for row in by_thing:
         row["label"] = labels.thing(row["thing"])
     for row in by_department:
@@ -508,7 +527,7 @@ def report(
     period = _asked_period(from_, to, lambda first, last: (first or today.replace(day=1), last or today))
     first, last = period.first, period.last
     with Session(engine) as session:
-        items = check_items(session, settings.archive_dir, first, last)
+        items = check_items(session, settings.archive_dir, first, last, actor=actor)
         failing = (case_id for sub in items["sub_items"] for item in sub["items"] for case_id in item.get("cases", []))
         numbers = case_numbers(session, failing)
     context = {
@@ -526,12 +545,13 @@ def report(
 LOW_SCORE = 2  # 1 and 2 points are 差评
 
 
-def _low_ratings(session: Session, labels: Labels) -> list[dict[str, Any]]:
-    """The latest 差评 (1 or 2 points), each with its case, what was rated and the comment (masked)."""
+def _low_ratings(session: Session, labels: Labels, actor: Actor) -> list[dict[str, Any]]:
+    """The latest 差评 (1 or 2 points) the supervisor sees, each with its case, what was rated and
+    the comment (masked)."""
     rows = list(
         session.execute(
             select(RatingRecord)
-            .where(col(RatingRecord.score) <= LOW_SCORE)
+            .where(col(RatingRecord.score) <= LOW_SCORE, supervised_ratings_filter(actor))
             .order_by(col(RatingRecord.rated_at).desc(), col(RatingRecord.case_id))
             .limit(LIST_PAGE_SIZE)
         ).scalars()
@@ -713,6 +733,7 @@ def case_search_page(
     values = {key: (value or "").strip() for key, value in {**typed, "from": from_, "to": to}.items()}
     departments = department_names()
     search = _case_search(values, departments)
+    search.conditions.append(visible_cases_filter(actor))  # the supervisor's division and those within it
     rows: list[dict[str, Any]] = []
     total = 0
     if not search.errors:

@@ -53,8 +53,8 @@ from models.complaint import (
     ProjectComplaintInput,
 )
 from models.errors import DomainError, ErrorCode
-from models.tables import ComplaintRecord
-from services.access import visible_case
+from models.tables import CaseRecord, ComplaintRecord
+from services.access import can_see_case, supervised_cases_filter, supervised_divisions, visible_case
 from services.audit import AuditAction
 from services.cases import staff_audit
 from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
@@ -264,8 +264,12 @@ def _shown_to(actor: Actor, snapshot: ComplaintSnapshot) -> ComplaintResponse:
 
 
 def visible_complaints_filter(actor: Actor) -> ColumnElement[bool]:
-    """Supervisors and admins see every complaint, officers those assigned to their
-    department, applicants their own, clerks those they filed."""
+    """Admins and province supervisors see every complaint, a division's supervisor those about a
+    case of their division or one within it, officers those assigned to their department,
+    applicants their own, clerks those they filed."""
+    if actor.role == "supervisor" and supervised_divisions(actor) is not None:
+        cases_seen = select(col(CaseRecord.case_id)).where(supervised_cases_filter(actor))
+        return col(ComplaintRecord.case_id).in_(cases_seen)
     if actor.role in {"supervisor", "admin"}:
         return true()
     if actor.role == "officer" and actor.unit:
@@ -277,7 +281,10 @@ def visible_complaints_filter(actor: Actor) -> ColumnElement[bool]:
     return false()
 
 
-def _can_see(actor: Actor, record: ComplaintRecord) -> bool:
+def _can_see(actor: Actor, record: ComplaintRecord, session: Session) -> bool:
+    if actor.role == "supervisor" and supervised_divisions(actor) is not None:
+        case = session.get(CaseRecord, record.case_id) if record.case_id else None
+        return case is not None and can_see_case(actor, case)
     if actor.role in {"supervisor", "admin"}:
         return True
     if actor.role == "officer":
@@ -296,7 +303,7 @@ def visible_complaint(session: Session, actor: Actor, complaint_id: str) -> Comp
     """The complaint if the actor may see it; otherwise 404, so strangers learn nothing."""
     _known_id(complaint_id)
     record = session.get(ComplaintRecord, complaint_id)
-    if record is None or not _can_see(actor, record):
+    if record is None or not _can_see(actor, record, session):
         raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在或无权查看 (no such complaint)")
     return record
 

@@ -22,9 +22,12 @@ from api.schemas import also_as, not_a_timestamp
 from documents.archive import check_package
 from documents.flowchart import svg_flowchart
 from documents.guide import service_guide
+from domain.divisions import division as division_named
 from domain.workcalendar import SHANGHAI
+from models.case import Actor
 from models.catalogue import ThingDefinition
 from models.tables import CaseRecord, ComplaintRecord, TaskRecord
+from services.access import supervised_cases_filter, supervised_division, supervised_tasks_filter
 from services.catalogue import current_definitions
 
 router = APIRouter(prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 422))
@@ -97,13 +100,17 @@ def _guide_items(definition: ThingDefinition) -> list[dict[str, Any]]:
 
 
 def _case_items(
-    session: Session, settings_archive: Path, thing: str, start: datetime, end: datetime
+    session: Session, settings_archive: Path, thing: str, start: datetime, end: datetime, actor: Actor
 ) -> list[dict[str, Any]]:
+    # The cases the supervisor sees (of their division or one within it), submitted in the
+    # period; their steps counted are those of the supervisor's divisions.
     in_period = [
         col(CaseRecord.thing) == thing,
         col(CaseRecord.submitted_at) >= start,
         col(CaseRecord.submitted_at) < end,
+        supervised_cases_filter(actor),
     ]
+    supervised_steps = supervised_tasks_filter(actor)
     submitted = session.execute(select(func.count()).select_from(CaseRecord).where(*in_period)).scalar_one()
     closed_ids = list(
         session.execute(
@@ -130,19 +137,24 @@ def _case_items(
         select(func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
         .select_from(TaskRecord)
         .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
-        .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.step).not_like("follow_up%"))
+        .where(
+            *in_period,
+            supervised_steps,
+            col(TaskRecord.status) == "done",
+            col(TaskRecord.step).not_like("follow_up%"),
+        )
     ).one()
     follow_ups = session.execute(
         select(func.count(), func.sum(case((col(TaskRecord.on_time).is_(True), 1), else_=0)))
         .select_from(TaskRecord)
         .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
-        .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.step).like("follow_up%"))
+        .where(*in_period, supervised_steps, col(TaskRecord.status) == "done", col(TaskRecord.step).like("follow_up%"))
     ).one()
     late_steps_of = (
         select(col(TaskRecord.case_id))
         .distinct()
         .join(CaseRecord, col(CaseRecord.case_id) == col(TaskRecord.case_id))
-        .where(*in_period, col(TaskRecord.status) == "done", col(TaskRecord.on_time).is_not(True))
+        .where(*in_period, supervised_steps, col(TaskRecord.status) == "done", col(TaskRecord.on_time).is_not(True))
         .order_by(col(TaskRecord.case_id))
         .limit(FAILING_CASES_LIMIT)
     )
@@ -215,16 +227,19 @@ def check_items_report(
     format: Literal["json", "html"] | None = None,
 ) -> Response | dict[str, Any]:
     require_role(actor, "supervisor", "admin")
-    report = check_items(session, settings.archive_dir, from_, to)
+    report = check_items(session, settings.archive_dir, from_, to, actor=actor)
     accept = request.headers.get("accept", "")
     if format == "html" or (format is None and "text/html" in accept):
         return HTMLResponse(_templates.get_template("report.html").render(report=report))
     return report
 
 
-def check_items(session: Session, archive_dir: Path, from_: date | None, to: date | None) -> dict[str, Any]:
+def check_items(
+    session: Session, archive_dir: Path, from_: date | None, to: date | None, *, actor: Actor
+) -> dict[str, Any]:
     """The check-items report of a period (default: this month so far), per current sub-item
-    (the JSON report, its printable page and the console's)."""
+    (the JSON report, its printable page and the console's): of the cases and steps of the
+    supervisor's division and those within it (services/access.py)."""
     today = datetime.now(UTC).astimezone(SHANGHAI).date()
     first = from_ or today.replace(day=1)
     last = to or today
@@ -232,12 +247,16 @@ def check_items(session: Session, archive_dir: Path, from_: date | None, to: dat
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=SHANGHAI)
     sub_items = []
     for definition in current_definitions(session).values():
-        items = _guide_items(definition) + _case_items(session, archive_dir, definition.code, start, end)
+        items = _guide_items(definition) + _case_items(session, archive_dir, definition.code, start, end, actor)
         sub_items.append(
             {"thing": definition.code, "name_zh": definition.name_zh, "version": definition.version, "items": items}
         )
+    division = supervised_division(actor)
+    named = division_named(division)
     return {
         "title_zh": "一件事检查事项报告",
+        "division_code": division,
+        "division_name_zh": named.name_zh if named else division,
         "from": first.isoformat(),
         "to": last.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(),

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select, true
+from sqlalchemy import case as sql_case
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
@@ -24,13 +25,23 @@ from api.errors import error_responses
 from api.exports import csv_response, wants_csv
 from api.schemas import IsoDate, OffsetQuery, also_as
 from api.timeline import read_case_history
+from domain.divisions import PROVINCE, subtree_codes
+from domain.divisions import division as division_named
 from domain.redaction import mask_personal_data
 from domain.timeliness import step_timeliness
 from domain.workcalendar import SHANGHAI, WorkingCalendar
-from infra.timeliness_rollup import UNKNOWN_PERIOD, timeliness_figures
+from infra.timeliness_rollup import UNKNOWN_PERIOD, division_levels, timeliness_figures
 from models.case import Actor, StepView
-from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord
-from services.access import visible_case
+from models.tables import CaseRecord, RatingRecord, SupervisionNotice, TaskRecord, Unit
+from services.access import (
+    supervised_cases_filter,
+    supervised_division,
+    supervised_divisions,
+    supervised_tasks_filter,
+    task_division,
+    tasks_within,
+    visible_case,
+)
 from services.supervision import supervise
 
 router = APIRouter(
@@ -43,9 +54,18 @@ GROUP_COLUMNS: dict[str, list[str]] = {
     "step": ["thing", "step"],
     "thing": ["thing"],
     "day": ["completed_on"],
+    "division": ["division_code"],
 }
-TimelinessGroup = Literal["department", "step", "thing", "day"]
-GROUP_HEADERS_ZH = {"department": "部门", "thing": "事项", "step": "环节", "completed_on": "日期"}
+TimelinessGroup = Literal["department", "step", "thing", "day", "division"]
+GROUP_HEADERS_ZH = {
+    "department": "部门",
+    "thing": "事项",
+    "step": "环节",
+    "completed_on": "日期",
+    "division_code": "行政区划代码",
+}
+# A division row's name and level (county, city or province), after its code.
+DIVISION_COLUMNS = [("division_name_zh", "行政区划"), ("level", "层级")]
 
 
 def _supervisor(actor: Actor) -> None:
@@ -64,9 +84,20 @@ def timeliness(
     department: str | None = None,
     step: str | None = None,
 ) -> Response | dict[str, Any]:
-    """Steps completed in the period, on time and overdue, working hours used, open steps now overdue."""
+    """Steps completed in the period, on time and overdue, working hours used, open steps now overdue:
+    of the steps in the supervisor's division and the divisions within it. ``group_by=division``:
+    a row per county, and one per city (and the province) above them, summing theirs."""
     _supervisor(actor)
-    result = timeliness_rows(session, group_by, from_, to, thing=thing, department=department, step=step)
+    result = timeliness_rows(
+        session,
+        group_by,
+        from_,
+        to,
+        thing=thing,
+        department=department,
+        step=step,
+        division=supervised_division(actor),
+    )
     if wants_csv(request):
         return csv_response(result, timeliness_csv_columns(group_by), f"timeliness-{group_by}")
     return {"group_by": group_by, "rows": result}
@@ -74,15 +105,20 @@ def timeliness(
 
 def timeliness_csv_columns(group_by: TimelinessGroup) -> list[tuple[str, str]]:
     """The timeliness CSV's columns: the group's keys, then the figures, with Chinese headers."""
-    return [(key, GROUP_HEADERS_ZH[key]) for key in GROUP_COLUMNS[group_by]] + [
-        ("completed", "办结数"),
-        ("on_time", "按时办结数"),
-        ("overdue", "超期办结数"),
-        ("on_time_rate", "按时办结率"),
-        ("median_working_hours", "用时中位数（工作小时）"),
-        ("p90_working_hours", "用时P90（工作小时）"),
-        ("open_overdue", "在办超期数"),
-    ]
+    keys = [(key, GROUP_HEADERS_ZH[key]) for key in GROUP_COLUMNS[group_by]]
+    return (
+        keys
+        + (DIVISION_COLUMNS if group_by == "division" else [])
+        + [
+            ("completed", "办结数"),
+            ("on_time", "按时办结数"),
+            ("overdue", "超期办结数"),
+            ("on_time_rate", "按时办结率"),
+            ("median_working_hours", "用时中位数（工作小时）"),
+            ("p90_working_hours", "用时P90（工作小时）"),
+            ("open_overdue", "在办超期数"),
+        ]
+    )
 
 
 def timeliness_rows(
@@ -94,9 +130,13 @@ def timeliness_rows(
     thing: str | None = None,
     department: str | None = None,
     step: str | None = None,
+    division: str = PROVINCE,
 ) -> list[dict[str, Any]]:
     """Timeliness per group (the JSON statistics, their CSV and the console's dashboard): steps
-    completed in the period, on time and overdue, median and p90 working hours, open steps now overdue.
+    completed in the period, on time and overdue, median and p90 working hours, open steps now
+    overdue; of the steps in ``division`` (GB/T 2260, by default the province: all of them) and
+    the divisions within it. By division: a row per division within it that has steps, each
+    summing the steps of its own subtree (a city's row holds its counties').
 
     Completed steps come from the timeliness rollup (infra/timeliness_rollup.py), never from
     the tasks: per group and tenth of an hour, how many and how many on time; counts and
@@ -114,7 +154,9 @@ def timeliness_rows(
 
     rollup_keys = [ROLLUP_COLUMN.get(key, key) for key in keys]
     today = datetime.now(SHANGHAI).date()
-    figures = timeliness_figures(session, rollup_keys, from_, to, today, filters)
+    within = subtree_codes(division)
+    divisions = within if group_by == "division" else {division}
+    figures = timeliness_figures(session, rollup_keys, from_, to, today, filters, divisions)
     percentiles: dict[tuple[Any, ...], tuple[float | None, float | None]] = {}
     for rollup_group, figure in figures.items():
         group = (None,) if group_by == "day" and rollup_group == (UNKNOWN_PERIOD,) else rollup_group  # no day
@@ -127,7 +169,21 @@ def timeliness_rows(
     now = datetime.now(UTC)
     task_filters = [col(getattr(TaskRecord, key)) == value for key, value in filters.items()]
     open_overdue = [*task_filters, col(TaskRecord.status).in_(OPEN_STATUSES), col(TaskRecord.due_at) < now]
-    if group_by == "day":
+    open_overdue.append(tasks_within(None if division == PROVINCE else within))
+    if group_by == "division":
+        # Each step under its unit's division and each division above it, within ``division``.
+        unit_division = col(Unit.division_code)
+        for own, count in session.execute(
+            select(unit_division, func.count())
+            .select_from(TaskRecord)
+            .outerjoin(Unit, col(Unit.code) == col(TaskRecord.unit_code))
+            .where(*open_overdue)
+            .group_by(unit_division)
+        ).all():
+            for code in division_levels(task_division(own)):
+                if code in within:
+                    row_for((code,))["open_overdue"] += int(count)
+    elif group_by == "day":
         # Grouped by the Beijing day the step fell due: the period's days only.
         if from_:
             open_overdue.append(col(TaskRecord.due_at) >= _beijing_midnight(from_))
@@ -150,6 +206,10 @@ def timeliness_rows(
         row = rows[group]
         row["on_time_rate"] = round(row["on_time"] / row["completed"], 4) if row["completed"] else None
         row["median_working_hours"], row["p90_working_hours"] = percentiles.get(group, (None, None))
+        if group_by == "division":
+            named = division_named(row["division_code"])
+            row["division_name_zh"] = named.name_zh if named else row["division_code"]
+            row["level"] = named.level if named else None
         result.append(row)
     return result
 
@@ -213,18 +273,21 @@ def _open_tasks(
 
 
 def overdue_tasks(
-    session: Session, calendar: WorkingCalendar, limit: int, offset: int
+    session: Session, calendar: WorkingCalendar, limit: int, offset: int, *, actor: Actor
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the open steps past their due time, oldest first, and their total."""
-    return _open_tasks(session, calendar, col(TaskRecord.due_at) < datetime.now(UTC), limit, offset)
+    """One page of the open steps past their due time that the supervisor sees (their division's
+    and those within it), oldest first, and their total."""
+    condition = and_(col(TaskRecord.due_at) < datetime.now(UTC), supervised_tasks_filter(actor))
+    return _open_tasks(session, calendar, condition, limit, offset)
 
 
 def warning_tasks(
-    session: Session, calendar: WorkingCalendar, limit: int, offset: int
+    session: Session, calendar: WorkingCalendar, limit: int, offset: int, *, actor: Actor
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the open steps in their last working day (预警), oldest due first, and their total."""
+    """One page of the open steps in their last working day (预警) that the supervisor sees,
+    oldest due first, and their total."""
     now = datetime.now(UTC)
-    condition = (col(TaskRecord.warning_at) <= now) & (col(TaskRecord.due_at) > now)
+    condition = and_(col(TaskRecord.warning_at) <= now, col(TaskRecord.due_at) > now, supervised_tasks_filter(actor))
     return _open_tasks(session, calendar, condition, limit, offset)
 
 
@@ -239,7 +302,7 @@ def overdue_steps(
 ) -> Response | dict[str, Any]:
     """Open steps past their due time, oldest first."""
     _supervisor(actor)
-    items, total = overdue_tasks(session, calendar, limit, offset)
+    items, total = overdue_tasks(session, calendar, limit, offset, actor=actor)
     if wants_csv(request):
         return csv_response(items, OPEN_TASK_COLUMNS, "overdue")
     return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -256,7 +319,7 @@ def warning_steps(
 ) -> Response | dict[str, Any]:
     """Open steps in their last working day (预警), oldest due first."""
     _supervisor(actor)
-    items, total = warning_tasks(session, calendar, limit, offset)
+    items, total = warning_tasks(session, calendar, limit, offset, actor=actor)
     if wants_csv(request):
         return csv_response(items, OPEN_TASK_COLUMNS[:-1], "warnings")
     return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -301,6 +364,17 @@ def _case_tasks(engine: Any, actor: Actor, case_id: str) -> dict[str, TaskRecord
         return {row.step: row for row in rows}
 
 
+async def _supervised_case(engine: Any, actor: Actor, case_id: str) -> None:
+    """A supervisor acts only on a case of their division or one within it; another is 404."""
+    if actor.role == "supervisor" and supervised_divisions(actor) is not None:
+        await run_in_threadpool(_visible_case_id, engine, actor, case_id)
+
+
+def _visible_case_id(engine: Any, actor: Actor, case_id: str) -> None:
+    with Session(engine) as session:
+        visible_case(session, actor, case_id)
+
+
 class SupervisionRequest(BaseModel):
     case_id: str = Field(min_length=1, max_length=64)
     step: str = Field(min_length=1, max_length=64)
@@ -316,6 +390,7 @@ async def issue_notice(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """督办: a notice to the step's department, listed until an officer there acknowledges it."""
+    await _supervised_case(engine, actor, body.case_id)
     return await supervise(client, actor, body.case_id, body.step, body.message, "notice", idempotency_key)
 
 
@@ -328,6 +403,7 @@ async def urge_assignee(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> StepView:
     """催办: a reminder to the officer who claimed the step."""
+    await _supervised_case(engine, actor, body.case_id)
     return await supervise(client, actor, body.case_id, body.step, body.message, "urge", idempotency_key)
 
 
@@ -348,6 +424,19 @@ def notice_rows(notices: Any) -> list[dict[str, Any]]:
     return [notice.model_dump() for notice in notices]
 
 
+def supervised_notices_filter(actor: Actor) -> ColumnElement[bool]:
+    """督办 a supervisor sees: those on a step (task) of their division's or one within it."""
+    return exists(
+        select(col(TaskRecord.task_id))
+        .where(
+            col(TaskRecord.case_id) == col(SupervisionNotice.case_id),
+            col(TaskRecord.step) == col(SupervisionNotice.step),
+            supervised_tasks_filter(actor),
+        )
+        .correlate_except(TaskRecord)
+    )
+
+
 @router.get("/notices", response_model=None, responses=also_as("text/csv"))
 def list_notices(
     request: Request,
@@ -358,9 +447,10 @@ def list_notices(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:
-    """Every 督办, automatic and manual; ``acknowledged=false`` lists those still unanswered."""
+    """Every 督办 on the steps of the supervisor's division and those within it, automatic and
+    manual; ``acknowledged=false`` lists those still unanswered."""
     _supervisor(actor)
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = [] if supervised_divisions(actor) is None else [supervised_notices_filter(actor)]
     if acknowledged is not None:
         where.append(
             col(SupervisionNotice.acknowledged_at).is_not(None)
@@ -399,7 +489,7 @@ def ratings(
     """好差评 by thing (case ratings) or department (step ratings); cases whose rating period
     ended without a rating count as not rated, never as satisfied."""
     _supervisor(actor)
-    result = rating_rows(session, group_by)
+    result = rating_rows(session, group_by, actor=actor)
     if wants_csv(request):
         columns = [(group_by, GROUP_HEADERS_ZH[group_by]), ("rated", "评价数"), ("average_score", "平均分")]
         columns += [(f"score_{s}", SCORE_LABELS_ZH[s]) for s in range(5, 0, -1)]
@@ -408,10 +498,36 @@ def ratings(
     return {"group_by": group_by, "rows": result}
 
 
-def rating_rows(session: Session, group_by: Literal["department", "thing"]) -> list[dict[str, Any]]:
-    """好差评 per thing or department: ratings, average, count per score, low ones, cases not rated in time."""
+def supervised_ratings_filter(actor: Actor) -> ColumnElement[bool]:
+    """Ratings a supervisor sees: of a case they see (its overall rating) or of a step of their
+    division's or one within it."""
+    if supervised_divisions(actor) is None:
+        return true()
+    of_case = exists(
+        select(col(CaseRecord.case_id))
+        .where(col(CaseRecord.case_id) == col(RatingRecord.case_id), supervised_cases_filter(actor))
+        .correlate_except(CaseRecord)
+    )
+    of_step = exists(
+        select(col(TaskRecord.task_id))
+        .where(
+            col(TaskRecord.case_id) == col(RatingRecord.case_id),
+            col(TaskRecord.step) == col(RatingRecord.step),
+            supervised_tasks_filter(actor),
+        )
+        .correlate_except(TaskRecord)
+    )
+    return sql_case((col(RatingRecord.step) == "", of_case), else_=of_step)
+
+
+def rating_rows(session: Session, group_by: Literal["department", "thing"], *, actor: Actor) -> list[dict[str, Any]]:
+    """好差评 per thing or department: ratings, average, count per score, low ones, cases not rated
+    in time; of the cases and steps the supervisor sees."""
     key = col(RatingRecord.thing) if group_by == "thing" else col(RatingRecord.department)
-    scope = col(RatingRecord.step) == "" if group_by == "thing" else col(RatingRecord.step) != ""
+    scope = and_(
+        col(RatingRecord.step) == "" if group_by == "thing" else col(RatingRecord.step) != "",
+        supervised_ratings_filter(actor),
+    )
     rows: dict[str, dict[str, Any]] = {}
 
     def row_for(group: str) -> dict[str, Any]:
@@ -437,6 +553,7 @@ def rating_rows(session: Session, group_by: Literal["department", "thing"]) -> l
                 col(CaseRecord.status) == "completed",
                 col(CaseRecord.rating_closes_at) <= now,
                 col(CaseRecord.case_id).not_in(rated),
+                supervised_cases_filter(actor),
             )
             .group_by(col(CaseRecord.thing))
         ).all():

@@ -184,6 +184,27 @@ CONSOLE_ROUTES_A2: list[ConsoleRow] = [
         {"missing": "mother_id_card", "reason": "照片不清晰"},
     ),
     ConsoleRow("POST", "/inbox/{task_id}/refuse", "/inbox/{task_id}/refuse", TASK_ACTION, {"reason": "不符合条件"}),
+    # The task operations (after the refusal above closed the case, each is a 409 flashed on the task page).
+    ConsoleRow("POST", "/inbox/{task_id}/unclaim", "/inbox/{task_id}/unclaim", TASK_ACTION),
+    ConsoleRow(
+        "POST", "/inbox/{task_id}/reassign", "/inbox/{task_id}/reassign", TASK_ACTION, {"to": "hospital_330102_officer"}
+    ),
+    ConsoleRow(
+        "POST",
+        "/inbox/{task_id}/transfer",
+        "/inbox/{task_id}/transfer",
+        TASK_ACTION,
+        {"unit": "hospital_330106_fybj", "reason": "出生地属西湖区"},
+    ),
+    ConsoleRow("POST", "/inbox/{task_id}/suspend", "/inbox/{task_id}/suspend", TASK_ACTION, {"reason": "需医学鉴定"}),
+    ConsoleRow("POST", "/inbox/{task_id}/resume", "/inbox/{task_id}/resume", TASK_ACTION),
+    ConsoleRow(
+        "POST",
+        "/inbox/{task_id}/extension",
+        "/inbox/{task_id}/extension",
+        TASK_ACTION,
+        {"working_days": "2", "reason": "需会诊"},
+    ),
     ConsoleRow("GET", "/inbox/notices", "/inbox/notices", OFFICER_PAGE),
     ConsoleRow(
         "POST",

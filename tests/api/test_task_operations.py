@@ -381,7 +381,9 @@ async def test_the_accepting_clerk_declines_a_window_case_and_the_applicant_is_t
     assert body["status"] == "declined" and body["status_zh"] == "不予受理"
     assert all(step["status"] == "cancelled" for step in body["steps"])
     with Session(engine) as session:
-        notices = session.exec(select(NotificationRecord).where(col(NotificationRecord.case_id) == case["case_id"])).all()
+        notices = session.exec(
+            select(NotificationRecord).where(col(NotificationRecord.case_id) == case["case_id"])
+        ).all()
     texts = [row.message_zh for row in notices]
     assert any("不予受理" in text and "出生医学证明信息与户籍不符" in text for text in texts)
     with Session(engine) as session:

@@ -21,11 +21,12 @@ from sqlmodel import Session, col
 from activities.read_model import apply_projection
 from api.routes.supervision import GROUP_COLUMNS, OPEN_STATUSES, TimelinessGroup, timeliness_rows
 from bench.seed_read_model import seed, synthetic_rows
+from domain.divisions import DEFAULT_COUNTY, PROVINCE, division
 from domain.workcalendar import SHANGHAI, HolidayNotice, WorkingCalendar
 from infra.db import upgrade
-from infra.timeliness_rollup import period_of, period_terms, recompute_timeliness_rollup
+from infra.timeliness_rollup import division_levels, period_of, period_terms, recompute_timeliness_rollup
 from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
-from models.tables import TaskRecord, TimelinessRollup
+from models.tables import TaskRecord, TimelinessRollup, Unit
 from tests.api.helpers import CALENDAR, shanghai_at
 from tests.conftest import make_test_engine, read_model_url
 
@@ -47,9 +48,12 @@ def tasks_table_timeliness(
     step: str | None = None,
 ) -> list[dict[str, Any]]:
     """The timeliness statistics computed straight from the tasks table, as the endpoint did
-    before the rollup: the reference the rollup's answers must equal."""
+    before the rollup: the reference the rollup's answers must equal. By division: each task
+    under its unit's division (330102 without a unit) and every division above it."""
     keys = GROUP_COLUMNS[group_by]
-    key_columns = [getattr(TaskRecord, key) for key in keys]
+    by_division = group_by == "division"
+    own_division = func.coalesce(col(Unit.division_code), DEFAULT_COUNTY)
+    key_columns: list[Any] = [own_division] if by_division else [getattr(TaskRecord, key) for key in keys]
     filters = [
         getattr(TaskRecord, key) == value
         for key, value in (("thing", thing), ("department", department), ("step", step))
@@ -69,38 +73,49 @@ def tasks_table_timeliness(
 
     histograms: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
     on_time_flag = case((col(TaskRecord.on_time).is_(True), 1), else_=0)
+
+    def groups_of(key: list[Any]) -> list[tuple[Any, ...]]:
+        return [(code,) for code in division_levels(key[0])] if by_division else [tuple(key)]
+
     for *key, bucket, count, on_time in session.execute(
         select(*key_columns, col(TaskRecord.hours_bucket), func.count(), func.sum(on_time_flag))
+        .outerjoin(Unit, col(Unit.code) == col(TaskRecord.unit_code))
         .where(*done)
         .group_by(*key_columns, col(TaskRecord.hours_bucket))
     ).all():
-        row = row_for(tuple(key))
-        row["completed"] += int(count)
-        row["on_time"] += int(on_time or 0)
-        row["overdue"] = row["completed"] - row["on_time"]
-        if bucket is not None:
-            histograms[tuple(key)].append((int(bucket), int(count)))
+        for group in groups_of(key):
+            row = row_for(group)
+            row["completed"] += int(count)
+            row["on_time"] += int(on_time or 0)
+            row["overdue"] = row["completed"] - row["on_time"]
+            if bucket is not None:
+                histograms[group].append((int(bucket), int(count)))
     now = datetime.now(UTC)
     open_key_columns = [col(TaskRecord.due_at)] if group_by == "day" else key_columns
     for *key, due_at in session.execute(
-        select(*open_key_columns, col(TaskRecord.due_at)).where(
-            *filters, col(TaskRecord.status).in_(OPEN_STATUSES), col(TaskRecord.due_at) < now
-        )
+        select(*open_key_columns, col(TaskRecord.due_at))
+        .outerjoin(Unit, col(Unit.code) == col(TaskRecord.unit_code))
+        .where(*filters, col(TaskRecord.status).in_(OPEN_STATUSES), col(TaskRecord.due_at) < now)
     ).all():
         if group_by == "day":
             day = due_at.astimezone(SHANGHAI).date()
             if (from_ and day < from_) or (to and day > to):
                 continue
-            group: tuple[Any, ...] = (day.isoformat(),)
+            groups: list[tuple[Any, ...]] = [(day.isoformat(),)]
         else:
-            group = tuple(key)
-        row_for(group)["open_overdue"] += 1
+            groups = groups_of(key)
+        for group in groups:
+            row_for(group)["open_overdue"] += 1
     result = []
     for group in sorted(rows, key=lambda k: tuple(str(part) for part in k)):
         row = rows[group]
         row["on_time_rate"] = round(row["on_time"] / row["completed"], 4) if row["completed"] else None
         row["median_working_hours"] = _percentile(histograms.get(group, []), 0.5)
         row["p90_working_hours"] = _percentile(histograms.get(group, []), 0.9)
+        if by_division:
+            named = division(row["division_code"])
+            assert named is not None
+            row["division_name_zh"], row["level"] = named.name_zh, named.level
         result.append(row)
     return result
 
@@ -151,9 +166,34 @@ def _questions(seed_value: int, count: int) -> list[tuple[TimelinessGroup, date 
 @pytest.fixture
 def seeded(engine: Engine) -> Engine:
     """1,500 synthetic closed cases over 180 days, steps done without figures, and a department
-    with quotes, a percent sign and colons in its name."""
+    with quotes, a percent sign and colons in its name; the police steps of a third of the cases
+    routed to 杭州西湖 and of another third to 宁波海曙, the others' without a unit (330102)."""
     seed(engine, 1500, now=SEEDED_UNTIL)
     with engine.begin() as connection:
+        units = {row[0] for row in connection.execute(select(col(Unit.code)))}
+        for code, county in (("police_330106", "330106"), ("police_330203", "330203")):
+            if code not in units:
+                connection.execute(
+                    insert(Unit).values(
+                        code=code,
+                        department="police",
+                        division_code=county,
+                        kind="department",
+                        name_zh=code,
+                        active=True,
+                        created_at=SEEDED_UNTIL,
+                    )
+                )
+        for code, last_digits in (("police_330106", ("1", "4", "7")), ("police_330203", ("2", "5", "8"))):
+            connection.execute(
+                TaskRecord.__table__.update()  # type: ignore[attr-defined]
+                .where(
+                    col(TaskRecord.department) == "police",
+                    col(TaskRecord.case_id).like("ot-syn-%"),
+                    func.substr(col(TaskRecord.case_id), 15, 1).in_(last_digits),
+                )
+                .values(unit_code=code)
+            )
         connection.execute(
             insert(TaskRecord),
             [
@@ -308,9 +348,14 @@ def _apply(engine: Engine, projection: ProjectCaseInput, calendar: WorkingCalend
 
 
 def _counted(engine: Engine) -> dict[str, int]:
-    """Steps counted per span: every step is in each span's cells once per scope and width."""
+    """Steps counted per span: every step is in each span's cells once per scope and width (the
+    province's cells: a step is counted again under its county and city)."""
     with engine.connect() as connection:
-        rows = connection.execute(select(ROLLUP.c.span, func.sum(ROLLUP.c.count)).group_by(ROLLUP.c.span)).all()
+        rows = connection.execute(
+            select(ROLLUP.c.span, func.sum(ROLLUP.c.count))
+            .where(ROLLUP.c.division_code == PROVINCE)
+            .group_by(ROLLUP.c.span)
+        ).all()
     return {span: int(total) // (4 * 2) for span, total in rows}
 
 
@@ -387,7 +432,7 @@ def test_migration_fills_the_rollup_from_the_tasks_already_done(tmp_path: Path) 
             upgrade(connection)
         filled = _rollup(engine)
         assert filled == _recomputed(engine)
-        assert sum(row[-2] for row in filled if row[:3] == ("year", "all", 1)) == sum(
+        assert sum(row[-2] for row in filled if row[:4] == ("year", "all", 1, PROVINCE)) == sum(
             task["status"] == "done" for task in tasks
         )
     finally:
@@ -398,4 +443,4 @@ def test_seeded_read_model_has_its_rollup(seeded: Engine) -> None:
     with seeded.connect() as connection:
         done = connection.execute(text("SELECT count(*) FROM tasks WHERE status = 'done'")).scalar_one()
     assert _rollup(seeded) == _recomputed(seeded)
-    assert sum(row[-2] for row in _rollup(seeded) if row[:3] == ("year", "all", 10)) == done
+    assert sum(row[-2] for row in _rollup(seeded) if row[:4] == ("year", "all", 10, PROVINCE)) == done
