@@ -151,6 +151,8 @@ def _project_tasks(session: Session, snapshot: CaseSnapshot, calendar: WorkingCa
             status=step.status.value,
         )
         task.status = step.status.value
+        task.unit_code = step.unit.code if step.unit else None  # moved by a 转办
+        task.extension_days = step.extension_request.working_days if step.extension_request else None
         task.assignee = step.assignee
         task.opened_at = step.opened_at
         task.due_at = step.due_at
@@ -387,6 +389,7 @@ def audit_row(entry: AuditEntry, case_id: str | None) -> dict[str, Any]:
         "actor": entry.actor.username,
         "role": entry.actor.role,
         "unit": entry.actor.unit,
+        "unit_code": entry.actor.unit_code,
         "action": entry.action,
         "case_id": case_id,
         "target": entry.target,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from models.case import AcceptanceNotice, CaseEvent, MaterialView, StepView
+from models.case import AcceptanceNotice, CaseEvent, MaterialView, StepUnit, StepView
 
 # A page offset beyond this is invalid input: anything larger would overflow a
 # database integer (a 500) instead of simply returning an empty page.
@@ -193,6 +193,7 @@ class TimelineEvent(BaseModel):
     actor: str | None
     due_at: datetime | None
     detail: dict[str, Any]
+    unit: StepUnit | None = Field(default=None, description="the step's unit at the time (承办单位)")
 
 
 class TimelineStep(BaseModel):
@@ -235,8 +236,8 @@ class NotificationResponse(BaseModel):
     created_at: datetime
 
 
-def event_to_timeline(event: CaseEvent, type_zh: str) -> TimelineEvent:
-    return TimelineEvent(type_zh=type_zh, **event.model_dump(exclude={"type"}), type=event.type.value)
+def event_to_timeline(event: CaseEvent, type_zh: str, unit: StepUnit | None = None) -> TimelineEvent:
+    return TimelineEvent(type_zh=type_zh, **event.model_dump(exclude={"type"}), type=event.type.value, unit=unit)
 
 
 # No control characters in names (PostgreSQL text cannot hold NUL): 422, not a failed write.

@@ -14,10 +14,19 @@ from typing import Protocol, TypeVar
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHistory
 
-from api.schemas import TimelineResponse, TimelineStep, event_to_timeline
+from api.schemas import TimelineEvent, TimelineResponse, TimelineStep, event_to_timeline
 from domain.timeliness import step_timeliness
 from domain.workcalendar import WorkingCalendar
-from models.case import EVENT_TYPE_ZH, ActivityName, CaseEvent, CaseInput, ProjectCaseInput, WriteResult
+from models.case import (
+    EVENT_TYPE_ZH,
+    ActivityName,
+    CaseEvent,
+    CaseInput,
+    EventType,
+    ProjectCaseInput,
+    StepUnit,
+    WriteResult,
+)
 from models.errors import DomainError, ErrorCode
 from workflows.history import local_activity_outcome, replayed_local_writes
 
@@ -115,6 +124,23 @@ def build_timeline(
         case_id=case.case_id,
         thing=definition.code,
         catalogue_version=definition.version,
-        events=[event_to_timeline(event, EVENT_TYPE_ZH[event.type]) for event in events],
+        events=_with_units(case, events),
         steps=steps,
     )
+
+
+def _with_units(case: CaseInput, events: list[CaseEvent]) -> list[TimelineEvent]:
+    """Each event with its step's unit at the time: as routed at acceptance, until a 转办
+    (whose own event is the unit that passed it on) moves it."""
+    units: dict[str, StepUnit] = dict(case.units)
+    timeline = []
+    for event in events:
+        unit = units.get(event.step) if event.step else None
+        timeline.append(event_to_timeline(event, EVENT_TYPE_ZH[event.type], unit))
+        if event.type == EventType.TRANSFERRED and event.step and event.detail.get("to_unit"):
+            units[event.step] = StepUnit(
+                code=event.detail["to_unit"],
+                name_zh=event.detail.get("to_unit_zh") or event.detail["to_unit"],
+                division_code=event.detail.get("to_division_code") or "",
+            )
+    return timeline

@@ -117,6 +117,8 @@ class TaskRecord(SQLModel, table=True):
     # The unit the step was routed to (services/routing.py); None for cases from before routing.
     unit_code: str | None = Field(default=None, max_length=64)
     status: str = Field(max_length=32)
+    # Working days of a pending extension request (延期申请) a supervisor has still to decide.
+    extension_days: int | None = Field(default=None, index=True)
     assignee: str | None = Field(default=None, index=True, max_length=64)
     opened_at: datetime | None = _when()
     due_at: datetime | None = _when()
@@ -302,7 +304,9 @@ class AuditRecord(SQLModel, table=True):
     at: datetime = _when(index=True, nullable=False)
     actor: str = Field(max_length=64)
     role: str = Field(max_length=16)
-    unit: str | None = Field(default=None, max_length=64)
+    unit: str | None = Field(default=None, max_length=64)  # the department ("police")
+    # The staff member's unit (units.code): for a task action, the unit the task was routed to.
+    unit_code: str | None = Field(default=None, max_length=64, index=True)
     action: str = Field(index=True, max_length=32)
     case_id: str | None = Field(default=None, max_length=64)
     target: str | None = Field(default=None, max_length=200)  # task id, complaint id, thing@version …

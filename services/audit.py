@@ -111,6 +111,7 @@ def record_staff_action(
         actor=actor.username,
         role=actor.role,
         unit=actor.unit,
+        unit_code=actor.unit_code,
         action=action.value,
         case_id=case_id,
         target=target,

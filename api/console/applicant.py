@@ -44,7 +44,7 @@ from models.catalogue import Material, ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseEventRecord, CaseRecord
 from services.access import visible_case, visible_cases_filter
-from services.cases import accept_submission, rate_case_as, supply_case_materials
+from services.cases import accept_submission, end_case, rate_case_as, supply_case_materials
 from services.catalogue import current_definitions, definition_for
 
 router = console_router()
@@ -814,6 +814,24 @@ async def my_case_supplement(request: Request, case_id: str, actor: ApplicantAct
     if error is not None:
         return flash_redirect(request, f"/my/cases/{case_id}", f"补正未提交：{error.message}", kind="error")
     return flash_redirect(request, f"/my/cases/{case_id}", "补正材料已提交，案件继续办理")
+
+
+@router.post("/my/cases/{case_id}/withdraw")
+async def my_case_withdraw(request: Request, case_id: str, actor: ApplicantActor) -> Response:
+    """撤回: the applicant ends the case before it is done; open steps are cancelled."""
+    form = await checked_form(request)
+    reason = form_text(form, "reason")
+    if not 1 <= len(reason) <= 500:
+        return flash_redirect(request, f"/my/cases/{case_id}", "请填写撤回原因（1至500字）", kind="error")
+    app = request.app
+    error = await refusal_of(
+        end_case(
+            case_id, "withdraw", reason, actor, app.state.temporal_client, app.state.engine, idempotency_key_of(form)
+        )
+    )
+    if error is not None:
+        return flash_redirect(request, f"/my/cases/{case_id}", f"撤回未成功：{error.message}", kind="error")
+    return flash_redirect(request, f"/my/cases/{case_id}", "申请已撤回，各部门已停止办理")
 
 
 @router.post("/my/cases/{case_id}/rating")

@@ -88,6 +88,7 @@ NAV_BY_ROLE: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 NAV_BY_ROLE["admin"] = list(NAV_BY_ROLE["supervisor"])
+NAV_BY_ROLE["supervisor"].insert(3, ("/dashboard/extensions", "延期审批", "nav-extensions"))
 NAV_BY_ROLE["supervisor"].append(("/inbox", "回访任务", "nav-inbox"))
 
 # Badge colours by status, so every page shows a status the same way.

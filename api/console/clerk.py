@@ -51,7 +51,7 @@ from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord
 from services.access import accepted_by_actors_window, accepted_by_actors_window_filter, visible_case
-from services.cases import supply_case_materials
+from services.cases import end_case, supply_case_materials
 from services.catalogue import current_definitions, definition_for
 
 router = console_router()
@@ -317,3 +317,49 @@ async def window_supplement_submit(request: Request, case_id: str, actor: ClerkA
         )
     names = "、".join(item.name_zh for item in owed)
     return flash_redirect(request, _notice_url(case_id), f"已收取补正材料：{names}，案件继续办理")
+
+
+# --- 撤回 and 不予受理 at the window ------------------------------------------------------------
+
+OPEN_CASE_STATUSES = {"accepted", "in_progress", "awaiting_supplement"}
+
+
+def _end_page(request: Request, actor: Actor, case: WindowCase, error: str = "", status_code: int = 200) -> Response:
+    snapshot = case.snapshot
+    taken_up = any(step.assignee or step.status not in {"pending", "open"} for step in snapshot.steps)
+    context = {
+        "case": snapshot,
+        "can_end": snapshot.status in OPEN_CASE_STATUSES,
+        "can_decline": snapshot.status in OPEN_CASE_STATUSES and not taken_up,
+        "error_message": error,
+    }
+    return render(request, "clerk_end.html", context, status_code=status_code, actor=actor)
+
+
+@router.get("/window/cases/{case_id}/end")
+async def window_end_form(request: Request, case_id: str, actor: ClerkActor) -> Response:
+    """不予受理 (while no department has taken the case up) or 撤回 (at the applicant's request)."""
+    case = await run_in_threadpool(_window_case, request, actor, case_id)
+    return _end_page(request, actor, case)
+
+
+@router.post("/window/cases/{case_id}/{how}")
+async def window_end(request: Request, case_id: str, how: str, actor: ClerkActor) -> Response:
+    """The case ends as the clerk decides, with the reason the applicant is told."""
+    if how not in {"decline", "withdraw"}:
+        raise DomainError(ErrorCode.NOT_FOUND, "页面不存在")
+    form = await checked_form(request)
+    case = await run_in_threadpool(_window_case, request, actor, case_id)
+    reason = form_text(form, "reason")
+    if not 1 <= len(reason) <= 500:
+        return _end_page(request, actor, case, "请填写理由（1至500字），理由将告知申请人", status_code=422)
+    app = request.app
+    error = await refusal_of(
+        end_case(case_id, how, reason, actor, app.state.temporal_client, app.state.engine, idempotency_key_of(form))
+    )
+    if error is not None:
+        return _end_page(
+            request, actor, case, zh_text(error.message, "操作未成功，请刷新页面后重试"), STATUS_BY_CODE[error.code]
+        )
+    done = "已作出不予受理决定，已告知申请人理由" if how == "decline" else "申请已撤回，各部门已停止办理"
+    return flash_redirect(request, "/window", done)

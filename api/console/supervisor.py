@@ -352,6 +352,13 @@ DETAIL_LABELS: dict[str, str] = {
     "comment": "意见",
     "comment_zh": "意见",
     "recipient": "领取人",
+    "from": "原经办人",
+    "to": "新经办人",
+    "from_unit_zh": "原承办单位",
+    "to_unit_zh": "转至单位",
+    "required_materials": "需取得的材料",
+    "working_days": "延长工作日",
+    "requested_by": "申请人",
 }
 
 
@@ -379,7 +386,11 @@ def event_details(detail: Mapping[str, Any], definition: ThingDefinition) -> lis
             return "，".join(f"{materials.get(str(code), str(code))}：{item}" for code, item in value.items())
         return str(value)
 
-    return [(label, shown(key, detail[key])) for key, label in DETAIL_LABELS.items() if key in detail]
+    return [
+        (label, shown(key, detail[key]))
+        for key, label in DETAIL_LABELS.items()
+        if key in detail and detail[key] not in (None, "", [])
+    ]
 
 
 def _case_summary(engine: Engine, actor: Actor, case_id: str) -> tuple[CaseSnapshot, bool]:

@@ -1,4 +1,4 @@
-"""督办 notices for departments: an officer sees the department's notices and
+"""督办 notices for departments: an officer sees the notices about their unit's tasks and
 acknowledges each with a reply; until then the supervisor sees it as unanswered."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, exists, func, select
 from sqlmodel import Session, col
 
 from activities.read_model import bump_inbox_versions
@@ -19,7 +19,8 @@ from api.routes.supervision import NOTICE_COLUMNS, notice_rows
 from api.schemas import OffsetQuery, also_as
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
-from models.tables import SupervisionNotice
+from models.tables import SupervisionNotice, TaskRecord
+from services.access import in_unit_scope, task_unit_scope
 from services.audit import AuditAction, record_staff_action
 
 router = APIRouter(prefix="/notices", tags=["notices"], responses=error_responses(401, 403, 404, 409, 413, 422))
@@ -45,6 +46,17 @@ def department_notices(
     return {"items": rows, "total": total, "limit": limit, "offset": offset}
 
 
+def _of_own_unit(actor: Actor) -> ColumnElement[bool]:
+    """A notice about a task of the officer's unit (another county's police has notices of its own)."""
+    return exists(
+        select(col(TaskRecord.task_id)).where(
+            col(TaskRecord.case_id) == col(SupervisionNotice.case_id),
+            col(TaskRecord.step) == col(SupervisionNotice.step),
+            task_unit_scope(actor),
+        )
+    )
+
+
 def department_notice_page(
     session: Session, actor: Actor, acknowledged: bool, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -52,6 +64,7 @@ def department_notice_page(
     require_role(actor, "officer")
     where: list[ColumnElement[bool]] = [
         col(SupervisionNotice.department) == actor.unit,
+        _of_own_unit(actor),
         col(SupervisionNotice.acknowledged_at).is_not(None)
         if acknowledged
         else col(SupervisionNotice.acknowledged_at).is_(None),
@@ -84,6 +97,10 @@ def acknowledge(session: Session, engine: Engine, actor: Actor, notice_id: str, 
         raise DomainError(ErrorCode.NOT_FOUND, "督办通知不存在 (no such notice)")
     if notice.department != actor.unit:
         raise DomainError(ErrorCode.FORBIDDEN, "该督办通知不属于您的部门 (another department's notice)")
+    task = session.get(TaskRecord, f"{notice.case_id}:{notice.step}")
+    if task is None or not in_unit_scope(actor, task.department, task.unit_code):
+        # 404, not 403: another unit's notice is not revealed to exist.
+        raise DomainError(ErrorCode.NOT_FOUND, "督办通知不存在 (no such notice)")
     if notice.acknowledged_at is not None:
         raise DomainError(ErrorCode.CONFLICT, "该督办通知已签收 (already acknowledged)")
     notice.acknowledged_at = datetime.now(UTC)

@@ -42,7 +42,7 @@ from services.access import (
     tasks_within,
     visible_case,
 )
-from services.supervision import supervise
+from services.supervision import pending_extensions, supervise
 
 router = APIRouter(
     prefix="/supervision", tags=["supervision"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)
@@ -322,6 +322,20 @@ def warning_steps(
     items, total = warning_tasks(session, calendar, limit, offset, actor=actor)
     if wants_csv(request):
         return csv_response(items, OPEN_TASK_COLUMNS[:-1], "warnings")
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/extensions")
+def extension_requests(
+    actor: ActorDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: OffsetQuery = 0,
+) -> dict[str, Any]:
+    """Extension requests (延期申请) awaiting a decision in the supervisor's division, soonest due
+    first; each is decided with ``POST /tasks/{task_id}/extension/approve`` or ``/reject``."""
+    _supervisor(actor)
+    items, total = pending_extensions(session, actor, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 

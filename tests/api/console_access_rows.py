@@ -72,6 +72,12 @@ CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     # An empty supplement or rating form is sent back to the case page with a message.
     ConsoleRow("POST", "/my/cases/{case_id}/supplement", "/my/cases/{case_id}/supplement", APPLICANT_ACTION),
     ConsoleRow("POST", "/my/cases/{case_id}/rating", "/my/cases/{case_id}/rating", APPLICANT_ACTION),
+    # Without a reason, a withdrawal is sent back (to the case page; the window's form comes back 422).
+    ConsoleRow("POST", "/my/cases/{case_id}/withdraw", "/my/cases/{case_id}/withdraw", APPLICANT_ACTION),
+    ConsoleRow("GET", "/window/cases/{case_id}/end", "/window/cases/{case_id}/end", CLERK_PAGE),
+    ConsoleRow(
+        "POST", "/window/cases/{case_id}/{how}", "/window/cases/{case_id}/decline", (303, 403, 422, 403, 403, 403)
+    ),
     ConsoleRow("GET", "/window", "/window", CLERK_PAGE),
     ConsoleRow("GET", "/window/apply/{thing}", "/window/apply/birth", CLERK_PAGE),
     ConsoleRow("POST", "/window/apply/{thing}", "/window/apply/birth", CLERK_PAGE),
@@ -216,6 +222,14 @@ CONSOLE_ROUTES_A2: list[ConsoleRow] = [
     ConsoleRow("GET", "/dashboard", "/dashboard", DASHBOARD_PAGE),
     ConsoleRow("GET", "/dashboard/overdue", "/dashboard/overdue", DASHBOARD_PAGE),
     ConsoleRow("GET", "/dashboard/warnings", "/dashboard/warnings", DASHBOARD_PAGE),
+    # 延期审批 is a supervisor's decision (an admin manages, not supervises); no request pending: 409, flashed.
+    ConsoleRow("GET", "/dashboard/extensions", "/dashboard/extensions", (303, 403, 403, 403, 200, 403)),
+    ConsoleRow(
+        "POST",
+        "/dashboard/extensions/{task_id}/{decision}",
+        "/dashboard/extensions/{task_id}/approve",
+        (303, 403, 403, 403, 303, 403),
+    ),
     ConsoleRow("GET", "/dashboard/cases", "/dashboard/cases", DASHBOARD_PAGE),
     ConsoleRow("GET", "/dashboard/cases/{case_id}", "/dashboard/cases/{case_id}", DASHBOARD_PAGE),
     # 督办 is the supervisor's alone: an admin may read the case but not act on it.

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from domain.catalogue import shipped_definitions
 from models.tables import AuditRecord
 from services.audit import AUDIT_ACTION_ZH, AuditAction
-from tests.api.helpers import Cases, Login, assert_error, result_for, task_id
+from tests.api.helpers import Cases, Login, assert_error, birth_form, result_for, task_id
 
 MOTHER_ID = "330102199003070027"
 
@@ -321,3 +321,29 @@ async def test_the_database_itself_refuses_to_change_or_delete_audit_rows(api, l
     assert summary(await audit(api, login)) == [
         ("task_claim", "hospital_officer", task_id(case["case_id"], "birth_certificate"))
     ]
+
+
+async def test_each_audit_row_names_the_staff_members_unit_and_is_found_by_it(api, login, cases: Cases):
+    hangzhou = await cases.submit()
+    ningbo = await cases.submit(form=birth_form_in("330203"))
+    for case in (hangzhou, ningbo):
+        await cases.walk_to(case, "hukou_registration")
+    await cases.claim(hangzhou, "hukou_registration", "police_330102_officer")
+    await cases.claim(ningbo, "hukou_registration", "police_330203_officer")
+
+    haishu = await audit(api, login, unit_code="police_330203")
+
+    assert summary(haishu) == [
+        ("task_claim", "police_330203_officer", task_id(ningbo["case_id"], "hukou_registration"))
+    ]
+    (row,) = haishu["items"]
+    assert (row["unit"], row["unit_code"], row["unit_zh"]) == ("police", "police_330203", "宁波市海曙区公安分局")
+    shangcheng = await audit(api, login, case_id=hangzhou["case_id"], action="task_claim")
+    police = [item for item in shangcheng["items"] if item["unit"] == "police"]
+    assert [item["unit_code"] for item in police] == ["police_330102"]
+
+
+def birth_form_in(county: str) -> dict[str, Any]:
+    form = birth_form()
+    form["hukou"]["division_code"] = county
+    return form

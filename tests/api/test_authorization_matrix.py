@@ -368,9 +368,11 @@ MATRIX: dict[tuple[str, str], Row] = {
                                              Row((401, 403, 403, 403, 403, 403, 200, 403),
                                                  on_operated("extension/reject", EXTENSION_ASKED,
                                                              body={"reason": "时限内可办结"})),
+    ("GET", "/supervision/extensions"):     Row((401, 403, 403, 403, 403, 403, 200, 200),
+                                                 fixed("/supervision/extensions")),
     # 撤回: the owner (or the accepting window); 不予受理: the accepting window only (its walk-in
     # case has no owner account, so applicant1 finds no such case)
-    ("POST", "/cases/{case_id}/withdraw"):   Row((401, 200, 404, 403, 403, 403, 403, 403), ending("withdraw", False)),
+    ("POST", "/cases/{case_id}/withdraw"):   Row((401, 200, 404, 200, 403, 403, 403, 403), ending("withdraw", False)),
     ("POST", "/cases/{case_id}/decline"):    Row((401, 404, 404, 200, 403, 403, 403, 403), ending("decline", True)),
     # catalogue: public reading; versions for supervisors and admins; changes by admins
     ("GET", "/catalogue"):                   Row((200, 200, 200, 200, 200, 200, 200, 200), fixed("/catalogue")),

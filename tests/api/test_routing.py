@@ -152,3 +152,33 @@ async def test_the_printed_notice_names_each_steps_unit_and_marks_a_provisional_
     assert "（暂定）" in rows["birth_certificate"]
     assert "宁波市海曙区公安分局" in rows["hukou_registration"]
     assert "宁波市海曙区" in page.text("window")
+
+
+async def test_a_notice_about_another_units_task_is_not_in_the_officers_list_and_cannot_be_acknowledged(
+    api, login, cases
+):
+    ningbo = await cases.submit(form=_form_with_hukou(NINGBO_HAISHU))
+    await cases.walk_to(ningbo, "hukou_registration")
+    issued = await api.post(
+        "/supervision/notices",
+        json={"case_id": ningbo["case_id"], "step": "hukou_registration", "message": "请加快办理户口登记"},
+        headers=await login("supervisor"),
+    )
+    assert issued.status_code == 201, issued.text
+
+    async def notice_ids(user: str) -> set[str]:
+        response = await api.get("/notices", headers=await login(user))
+        assert response.status_code == 200, response.text
+        return {item["notice_id"] for item in response.json()["items"] if item["case_id"] == ningbo["case_id"]}
+
+    haishu = await notice_ids("police_330203_officer")
+    assert len(haishu) == 1 and await notice_ids("police_330102_officer") == set()
+    (notice_id,) = haishu
+    elsewhere = await api.post(
+        f"/notices/{notice_id}/ack", json={"reply": "已办"}, headers=await login("police_330102_officer")
+    )
+    assert_error(elsewhere, 404, "not_found")
+    own = await api.post(
+        f"/notices/{notice_id}/ack", json={"reply": "已加派人手"}, headers=await login("police_330203_officer")
+    )
+    assert own.status_code == 200, own.text

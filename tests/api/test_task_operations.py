@@ -404,3 +404,28 @@ async def test_decline_refusals_wrong_role_and_a_case_already_taken_up(api, logi
     # Withdrawal is still open to the accepting clerk.
     withdrawn = await _ok(await _end(api, login, "withdraw", case["case_id"], "hospital_clerk"))
     assert withdrawn["status"] == "withdrawn"
+
+
+async def test_the_timeline_names_each_events_unit_before_and_after_a_transfer(api, login, cases):
+    case = await _claimed_hukou(cases)
+    await _ok(
+        await cases.act(
+            "transfer", case["case_id"], HUKOU, as_user=POLICE, body={"unit": "police_330106", "reason": "户籍属西湖区"}
+        )
+    )
+    await cases.claim(case, HUKOU, "police_330106_officer")
+    response = await api.get(f"/cases/{case['case_id']}/timeline", headers=await login("supervisor"))
+    assert response.status_code == 200, response.text
+    hukou = [
+        (event["type"], (event["unit"] or {}).get("code"))
+        for event in response.json()["events"]
+        if event["step"] == HUKOU
+    ]
+    assert hukou == [
+        ("opened", "police_330102"),
+        ("claimed", "police_330102"),
+        ("transferred", "police_330102"),
+        ("claimed", "police_330106"),
+    ]
+    (transferred,) = [event for event in response.json()["events"] if event["type"] == "transferred"]
+    assert transferred["type_zh"] == "转办" and transferred["detail"]["to_unit_zh"] == "杭州市西湖区公安分局"

@@ -105,6 +105,7 @@ class CaseOperations:
             "from_unit_zh": left.name_zh if left else None,
             "to_unit": action.unit.code,
             "to_unit_zh": action.unit.name_zh,
+            "to_division_code": action.unit.division_code,
             "reason": action.reason,
         }
         # The statutory clock runs on: a wrong routing is the administration's, not the applicant's.
@@ -123,7 +124,7 @@ class CaseOperations:
     async def suspend(self, action: SuspendInput) -> StepView:
         step = self._step(action.step)
         task_operations.suspend(step, action, workflow.now())
-        detail = {"reason": action.reason, "materials": list(action.materials)}
+        detail = {"reason": action.reason, "required_materials": list(action.materials)}
         self._record(
             EventType.SUSPENDED, step=step, actor=action.actor.username, due_at=step.clock.due_at, detail=detail
         )

@@ -251,8 +251,11 @@ def _accepting_clerk(state: CaseState, actor: Actor) -> bool:
     window = state.case.accepting_window
     if window is not None:
         return actor.unit_code == window.code
+    # No window's unit recorded (filed by the applicant, or before routing): the channel's accepting
+    # department in the default county, as the read model shows such cases to clerks.
     accepting = state.case.definition.channel(state.case.channel).accepting_unit
-    return accepting is not None and actor.unit == accepting and state.case.submitted_by.role == "clerk"
+    in_default_county = actor.unit_code is None or actor.division_code == DEFAULT_COUNTY
+    return accepting is not None and actor.unit == accepting and in_default_county
 
 
 def _check_open_case(state: CaseState) -> None:
