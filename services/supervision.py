@@ -91,6 +91,7 @@ def pending_extensions(session: Session, actor: Actor, limit: int, offset: int) 
                 "unit_zh": units.get(task.unit_code or ""),
                 "assignee": task.assignee,
                 "due_at": task.due_at,
+                "provisional": task.provisional,
                 "working_days": task.extension_days,
                 "reason": request.get("reason"),
                 "requested_by": request.get("requested_by"),

@@ -90,6 +90,8 @@ NAV_BY_ROLE: dict[str, list[tuple[str, str, str]]] = {
 NAV_BY_ROLE["admin"] = list(NAV_BY_ROLE["supervisor"])
 NAV_BY_ROLE["supervisor"].insert(3, ("/dashboard/extensions", "延期审批", "nav-extensions"))
 NAV_BY_ROLE["supervisor"].append(("/inbox", "回访任务", "nav-inbox"))
+for staff in ("clerk", "officer", "supervisor", "admin"):
+    NAV_BY_ROLE[staff].append(("/organisation", "组织机构", "nav-organisation"))
 
 # Badge colours by status, so every page shows a status the same way.
 STATUS_TONE: dict[str, str] = {

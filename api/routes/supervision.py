@@ -234,6 +234,7 @@ OPEN_TASK_COLUMNS = [
     ("department", "部门"),
     ("assignee", "经办人"),
     ("due_at", "办理期限"),
+    ("provisional", "期限暂定"),  # next year's holiday notice not loaded yet
     ("overdue_working_hours", "超期（工作小时）"),
 ]
 
@@ -267,6 +268,7 @@ def _open_tasks(
                 "warning_at": task.warning_at,
                 "overdue_working_hours": round(late / 3600, 2),
                 "escalations": task.escalations,
+                "provisional": task.provisional,
             }
         )
     return items, int(total)

@@ -224,6 +224,7 @@ CONSOLE_ROUTES_A2: list[ConsoleRow] = [
     ConsoleRow("GET", "/dashboard/warnings", "/dashboard/warnings", DASHBOARD_PAGE),
     # 延期审批 is a supervisor's decision (an admin manages, not supervises); no request pending: 409, flashed.
     ConsoleRow("GET", "/dashboard/extensions", "/dashboard/extensions", (303, 403, 403, 403, 200, 403)),
+    ConsoleRow("GET", "/organisation", "/organisation", (303, 403, 200, 200, 200, 200)),
     ConsoleRow(
         "POST",
         "/dashboard/extensions/{task_id}/{decision}",
