@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from domain.divisions import DEFAULT_COUNTY, CountyCode, DivisionCode
-from domain.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
+from domain.identity import SEX_ZH, InvalidIdNumber, id_number_birth_date, id_number_sex, validate_id_number
 from domain.workcalendar import SHANGHAI
 
 
@@ -448,3 +448,64 @@ def form_has_field(model: type[BaseModel], dotted: str) -> bool:
         candidates = [annotation, *getattr(annotation, "__args__", ())]
         current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
     return True
+
+
+# --- who the people on a form are: checks beyond each number's checksum -------------------------
+
+MIN_PARENT_AGE = 14  # years, at the newborn's birth
+MAX_PARENT_AGE = 80
+ADULT_AGE = 18
+
+
+def _age_on(id_number: str, day: date) -> int:
+    born = id_number_birth_date(id_number)
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def _sex_problem(id_number: str, expected: Literal["male", "female"], who_zh: str, who: str) -> str | None:
+    if id_number_sex(id_number) == expected:
+        return None
+    sex_zh = SEX_ZH[id_number_sex(id_number)]
+    return (
+        f"{who_zh}的公民身份号码第17位表示{sex_zh}性，与身份不符，请核对 "
+        f"(the {who}'s number is a {'man' if sex_zh == '男' else 'woman'}'s by its 17th digit)"
+    )
+
+
+def identity_problems(form: BaseModel) -> dict[str, str]:
+    """Problems with the people a valid form names, by field (``mother.id_number`` …): a number
+    whose 17th digit gives the other sex than the role implies, a birth date implausible for the
+    role, or an applicant whose stated relation the form contradicts. Empty when all is well."""
+    if not isinstance(form, BirthForm):
+        return {}
+    problems: dict[str, str] = {}
+    birth_day = form.newborn.born_at.astimezone(SHANGHAI).date()
+    parents: list[tuple[str, str, Parent, Literal["male", "female"]]] = [("mother", "母亲", form.mother, "female")]
+    if form.father is not None:
+        parents.append(("father", "父亲", form.father, "male"))
+    for key, who_zh, parent, sex in parents:
+        problem = _sex_problem(parent.id_number, sex, who_zh, key)
+        age = _age_on(parent.id_number, birth_day)
+        if problem is None and not MIN_PARENT_AGE <= age <= MAX_PARENT_AGE:
+            problem = (
+                f"按号码中的出生日期，{who_zh}在新生儿出生时{age}岁，请核对 "
+                f"(by the birth date in the number, the {key} was {age} at the birth)"
+            )
+        if problem is not None:
+            problems[f"{key}.id_number"] = problem
+    applicant = form.applicant
+    relation = applicant.relation
+    if relation in {"mother", "father"}:
+        named: Parent | None = form.mother if relation == "mother" else form.father
+        parent_number = named.id_number if named is not None else None
+        if applicant.id_number != parent_number:
+            who_zh = "母亲" if relation == "mother" else "父亲"
+            problems["applicant.id_number"] = (
+                f"申请人为新生儿{who_zh}，公民身份号码应与{who_zh}一致，否则请选择其他关系并按代办提交 "
+                f"(the applicant is the {relation}: the number must be the {relation}'s)"
+            )
+    elif _age_on(applicant.id_number, birth_day) < ADULT_AGE:
+        problems["applicant.id_number"] = (
+            "申请人须为成年人，请核对公民身份号码 (the applicant must be an adult by the number's birth date)"
+        )
+    return problems

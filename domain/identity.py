@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Literal
 
 __all__ = [
     "InvalidIdNumber",
     "id_number_birth_date",
+    "id_number_sex",
     "make_id_number",
     "mask_id_number",
     "normalize_id_number",
@@ -84,6 +86,15 @@ def id_number_birth_date(value: str) -> date:
     """The birth date encoded in a valid identity number."""
     number = validate_id_number(value)
     return _birth_date(number[6:14])
+
+
+def id_number_sex(value: str) -> Literal["male", "female"]:
+    """The sex the seventeenth digit gives (GB 11643: odd for men, even for women)."""
+    number = validate_id_number(value)
+    return "male" if int(number[16]) % 2 else "female"
+
+
+SEX_ZH = {"male": "男", "female": "女"}
 
 
 def mask_id_number(value: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from domain.identity import InvalidIdNumber, id_number_birth_date, validate_id_number
+from domain.identity import SEX_ZH, InvalidIdNumber, id_number_birth_date, id_number_sex, validate_id_number
 from domain.workcalendar import SHANGHAI
 from models.catalogue import NegativeOutcome, ResultField, StepDefinition, read_path
 from models.errors import DomainError, ErrorCode
@@ -37,6 +37,31 @@ def validate_result(step: StepDefinition, result: Mapping[str, Any], form: Mappi
     if problems:
         raise DomainError(ErrorCode.INVALID, "办理结果不符合要求 (invalid step result)", problems)
     return clean
+
+
+def check_result_identities(step: StepDefinition, result: Mapping[str, Any], form: Mapping[str, Any]) -> None:
+    """A number issued to a person the form describes (the newborn's at 户口登记: ``birth_date_of``
+    names ``newborn.born_at``) must also give that person's stated sex (``newborn.sex``) by its
+    17th digit. Checked when the officer acts (the Update's validator), not when a recorded
+    history replays, so cases completed before the check replay unchanged."""
+    problems: dict[str, str] = {}
+    for name, spec in step.result.items():
+        value = result.get(name)
+        if spec.type != "citizen_id" or not spec.birth_date_of or not isinstance(value, str):
+            continue
+        person = spec.birth_date_of.rpartition(".")[0]
+        stated = read_path(form, f"{person}.sex") if person else None
+        try:
+            issued = id_number_sex(value)
+        except InvalidIdNumber:
+            continue  # validate_result names the bad number
+        if stated in SEX_ZH and issued != stated:
+            problems[f"result.{name}"] = (
+                f"号码第17位表示{SEX_ZH[issued]}性，与申请表所填性别（{SEX_ZH[stated]}）不符 "
+                f"(the 17th digit gives {issued}, the form says {stated})"
+            )
+    if problems:
+        raise DomainError(ErrorCode.INVALID, "办理结果不符合要求 (invalid step result)", problems)
 
 
 def negative_result(step: StepDefinition, result: Mapping[str, Any]) -> tuple[str, NegativeOutcome] | None:

@@ -18,9 +18,9 @@ from models.catalogue import StepDefinition, read_path
 
 # Invented people known to the dev/test data-sharing fixture.
 MOTHER_ID = "330102199003070027"
-FATHER_ID = "330106199208150042"
+FATHER_ID = "330106199208150114"
 UNMARRIED_MOTHER_ID = "330105199709090061"
-MOTHER_WITHOUT_MARRIAGE_RECORD_ID = "330102198801010059"
+MOTHER_WITHOUT_MARRIAGE_RECORD_ID = "330102198801010040"
 # 企业开办: the legal representative and the tax agent (办税人员).
 LEGAL_REPRESENTATIVE_ID = "330106198506120314"
 TAX_AGENT_ID = "330102199304080480"
@@ -229,7 +229,10 @@ def sample_result(step: StepDefinition, form: dict[str, Any]) -> dict[str, Any]:
         if spec.type == "citizen_id":
             born = datetime.fromisoformat(str(read_path(form, spec.birth_date_of or "") or "2026-01-01T00:00:00+08:00"))
             division = str(read_path(form, "newborn.birthplace_division_code") or "330102")
-            result[name] = make_id_number(division, born.astimezone(SHANGHAI).date(), 1)
+            person = (spec.birth_date_of or "").rpartition(".")[0]
+            # The sequence's parity gives the sex the form states for that person (odd: male).
+            sequence = 2 if person and read_path(form, f"{person}.sex") == "female" else 1
+            result[name] = make_id_number(division, born.astimezone(SHANGHAI).date(), sequence)
         elif spec.example is not None:
             result[name] = spec.example
         elif spec.type == "money":

@@ -22,7 +22,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.catalogue import resolve_for_case
-from domain.forms import FORMS
+from domain.forms import FORMS, identity_problems
 from domain.redaction import mask_personal_data
 from domain.subjects import subject_key
 from infra.case_registry import (
@@ -88,6 +88,10 @@ def _validated_form(definition: ThingDefinition, form: dict[str, Any]) -> dict[s
         model = FORMS[definition.form].model_validate(form)
     except ValidationError as exc:
         raise invalid_input(exc, "form") from exc
+    problems = identity_problems(model)
+    if problems:
+        fields = {f"form.{path}": reason for path, reason in problems.items()}
+        raise DomainError(ErrorCode.INVALID, "申请表中的人员信息有误 (the people on the form do not add up)", fields)
     clean = model.model_dump(mode="json", exclude_none=True)
     born_at = clean.get("newborn", {}).get("born_at")
     if born_at and datetime.fromisoformat(born_at) > datetime.now(UTC) + timedelta(minutes=5):

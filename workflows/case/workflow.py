@@ -30,7 +30,7 @@ from workflows.kit.projection import Projection
 from workflows.kit.rejection import checked
 
 with workflow.unsafe.imports_passed_through():
-    from domain.results import negative_result, validate_result
+    from domain.results import check_result_identities, negative_result, validate_result
     from models.case import (
         SEARCH_ATTRIBUTE_STATUS,
         AcceptanceNotice,
@@ -236,6 +236,7 @@ class CaseWorkflow(CaseOperations):
             step = state.actionable_step(action.actor, action.step)
             state.require_own_claim(step, action.actor)
             validate_result(step.definition, action.result, state.case.form)
+            check_result_identities(step.definition, action.result, state.case.form)
 
         checked(check)
 
