@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +31,9 @@ Result = TypeVar("Result")
 
 WORKER_WAIT = timedelta(seconds=30)
 BUSY = "流程服务繁忙，请稍后重试 (workflow service busy)"
+RETRIED_UPDATE_STATUSES = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE})
+RETRY_FIRST_PAUSE = 0.05  # seconds
+RETRY_LONGEST_PAUSE = 1.0
 
 
 def update_id(action: str, target: str, idempotency_key: str | None) -> str | None:
@@ -92,11 +96,26 @@ async def send_update(
     closed_message: str = "案件已结束 (the case is closed)",
 ) -> Result:
     handle = client.get_workflow_handle(workflow_id)
+    # One id for every attempt: an attempt the server did apply is answered, not applied twice.
+    update_id = update_id or uuid.uuid4().hex
+
+    async def attempts() -> Result:
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                answer: Result = await handle.execute_update(update, argument, id=update_id, result_type=result_type)
+                return answer
+            except RPCError as exc:
+                # A burst of Updates to one case: the server refuses those beyond its in-flight limit
+                # (RESOURCE_EXHAUSTED) or aborts one whose speculative workflow task it dropped
+                # (UNAVAILABLE); neither was applied, so it is sent again until the wait runs out.
+                if exc.status not in RETRIED_UPDATE_STATUSES:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_LONGEST_PAUSE)
+
     try:
-        result: Result = await asyncio.wait_for(
-            handle.execute_update(update, argument, id=update_id, result_type=result_type),
-            WORKER_WAIT.total_seconds(),
-        )
+        result: Result = await asyncio.wait_for(attempts(), WORKER_WAIT.total_seconds())
         return result
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         # wait_for's cancellation comes back from the SDK as its own error type.
