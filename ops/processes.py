@@ -80,14 +80,18 @@ def wait_for_port(address: str, timeout: float, process: subprocess.Popen[bytes]
 
 def wait_for_api(base_url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+            response = httpx.get(f"{base_url}/health", timeout=2)
+            if response.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
+            last = f"{response.status_code} {response.text[:300]}"
+        except httpx.HTTPError as error:
+            last = f"{type(error).__name__}: {error}"
         time.sleep(0.3)
-    raise RuntimeError(f"API at {base_url} not healthy within {timeout:.0f} s")
+    # The last answer says which check held it back (the database, Temporal, or no answer at all).
+    raise RuntimeError(f"API at {base_url} not healthy within {timeout:.0f} s; last answer: {last}")
 
 
 class Stack:

@@ -140,6 +140,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
+@pytest.fixture(scope="module")
+async def module_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server for one module alone, for modules that skip the clock by days: on the
+    session's shared server that would fire the timers of every case earlier tests started."""
+    async with time_skipping_env() as environment:
+        yield environment
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return test_settings(tmp_path)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from temporalio.testing import WorkflowEnvironment
@@ -22,6 +23,12 @@ from tests.api.helpers import Cases, Login, assert_error
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 CONTENT = "出生医学证明办理超时，窗口答复不清。"
+
+
+@pytest.fixture(scope="module")
+def env(module_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """A test here skips three days: this module's complaints run on a test server of their own."""
+    return module_env
 
 
 async def file(

@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.testing import WorkflowEnvironment
 
 from domain.workcalendar import make_calendar
 from models.tables import AuditRecord, CaseEventRecord, NotificationRecord, TaskRecord
@@ -41,16 +43,17 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-# Skipping the shared test server's clock fires the timers of every case earlier tests left
-# running on it; late in a full run that takes longer than the RPC's default timeout.
-SKIP_RPC_TIMEOUT = timedelta(minutes=3)
+@pytest.fixture(scope="module")
+def env(module_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The clock tests skip days: this module's cases run on a test server of their own."""
+    return module_env
 
 
-async def _sleep_past(env, moment: datetime) -> None:
-    """Skip the shared test server's clock an hour past ``moment``, no further."""
+async def _sleep_past(env: WorkflowEnvironment, moment: datetime) -> None:
+    """Skip the test server's clock an hour past ``moment``, no further."""
     request = SleepRequest()
     request.duration.FromTimedelta(moment - await env.get_current_time() + timedelta(hours=1))
-    await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=SKIP_RPC_TIMEOUT)
+    await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=timedelta(minutes=1))
 
 
 def _due(case: dict[str, Any], step: str) -> datetime:
