@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     adding.add_argument("--unit", help="the department code (required for officers and clerks, unless --unit-code)")
     adding.add_argument("--unit-code", help="the unit an officer or clerk belongs to, e.g. police_330102")
     adding.add_argument("--division", help="a supervisor's division, e.g. 330100 (default: the whole province)")
-    adding.add_argument("--name", help="display name, e.g. 公安部门工作人员")
+    adding.add_argument("--name", help="display name, e.g. 公安部门工作人员; an applicant's verified name (实名)")
+    adding.add_argument("--id-number", help="an applicant's verified ID number (required for applicants)")
+    adding.add_argument("--phone", help="an applicant's mobile phone (required for applicants)")
     adding.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     account_actions.add_parser("list", help="every account (no passwords)")
     repassword = account_actions.add_parser("passwd", help="set a new password")
@@ -143,6 +145,8 @@ def dispatch(args: argparse.Namespace, passed_through: list[str]) -> int:
             unit_code=getattr(args, "unit_code", None),
             division=getattr(args, "division", None),
             name=getattr(args, "name", None),
+            id_number=getattr(args, "id_number", None),
+            phone=getattr(args, "phone", None),
             password_stdin=getattr(args, "password_stdin", False),
         )
     if args.command == "units":

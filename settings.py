@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # a failure, so the activity retries it (well inside its 30 s start-to-close timeout).
     data_sharing_url: str | None = None
     data_sharing_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
+    # The SMS gateway notices to applicants are POSTed to as {"phone", "text"} (infra/sms.py).
+    # Unset in dev: the API's own sink, http://127.0.0.1:<api_port>/dev/sms. Unset elsewhere:
+    # nothing is sent and the outbox keeps its rows pending until a gateway is configured.
+    sms_gateway_url: str | None = Field(default=None, pattern=r"^https?://")
+    sms_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
     # Fault injection for the fault-injection tests (services/faults.py): the API process
     # exits at this point of POST /cases. Refused in production.
     fault_crash_at: Literal["before_case_start", "after_case_start"] | None = None
@@ -72,6 +77,10 @@ class Settings(BaseSettings):
     # numbers (2026-330000-000123) and a company's registration division.
     division_code: str = Field(default="330000", pattern=r"^\d{6}$")
     archive_dir: Path = ROOT / "var" / "archive"  # electronic archive packages (§7.1.3)
+    # Uploaded materials, encrypted, one file per content hash (infra/file_store.py).
+    file_store_dir: Path = ROOT / "var" / "files"
+    # The largest material a person may upload (a scan of a few pages, a phone photo).
+    max_upload_bytes: int = Field(default=10 * 1_048_576, ge=1024)
 
     # Temporal payload encryption: key id -> base64 of a 32-byte AES key, from env as
     # JSON (ONETHING_PAYLOAD_KEYS='{"2026-11":"..."}'). New payloads use payload_key_id;
@@ -116,6 +125,12 @@ class Settings(BaseSettings):
     def _distinct_metrics_ports(self) -> Settings:
         if self.worker_metrics_port and self.worker_metrics_port == self.temporal_metrics_port:
             raise ValueError("ONETHING_WORKER_METRICS_PORT and ONETHING_TEMPORAL_METRICS_PORT must differ")
+        return self
+
+    @model_validator(mode="after")
+    def _dev_sms_to_the_dev_sink(self) -> Settings:
+        if self.env == "dev" and self.sms_gateway_url is None:
+            self.sms_gateway_url = f"http://127.0.0.1:{self.api_port}/dev/sms"
         return self
 
     @model_validator(mode="after")

@@ -19,10 +19,12 @@ from activities.calendar import CalendarActivities
 from activities.case_changes import CaseChangeActivities
 from activities.complaints import ComplaintActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, gateway_from_settings
+from activities.notice_delivery import NoticeDeliveryActivities, ensure_delivery_schedule
 from activities.read_model import ReadModelActivities
 from domain.workcalendar import WorkingCalendar, make_calendar
 from infra.db import init_db, make_engine
 from infra.logs import configure_logging
+from infra.sms import SmsGateway, sms_gateway_from_settings
 from infra.temporal import connect_temporal
 from infra.tracing import configure_tracing
 from infra.worker_telemetry import start_metrics_server
@@ -51,6 +53,7 @@ def build_worker(
     calendar: WorkingCalendar | None = None,
     gateway: DataSharingGateway | None = None,
     task_queue: str | None = None,
+    sms_gateway: SmsGateway | None = None,
 ) -> Worker:
     calendar = calendar or make_calendar(settings.calendar_file, settings.working_day_seconds)
     gateway = gateway or gateway_from_settings(settings)
@@ -60,6 +63,7 @@ def build_worker(
     case_changes = CaseChangeActivities(engine, calendar)
     archive = ArchiveActivities(settings.archive_dir)
     complaints = ComplaintActivities(engine)
+    notice_delivery = NoticeDeliveryActivities(engine, sms_gateway or sms_gateway_from_settings(settings))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -78,6 +82,7 @@ def build_worker(
             complaints.project_complaint,
             complaints.write_complaint_changes,
             complaints.escalate_overdue_complaint,
+            notice_delivery.deliver_pending_sms,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),
         max_cached_workflows=settings.worker_max_cached_workflows,
@@ -91,6 +96,8 @@ async def run_worker(settings: Settings) -> None:
     # The worker's client times activities and, with a port set, serves the SDK's metrics.
     client = await connect_temporal(settings, worker=True)
     worker = build_worker(client, settings, engine)
+    if settings.sms_gateway_url is not None and await ensure_delivery_schedule(client, settings.task_queue):
+        logging.getLogger(__name__).info("created the SMS delivery schedule")
     metrics_server = start_metrics_server(settings)
     logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
     # SIGTERM (docker stop, a rolling deploy) drains: no new tasks are polled and the

@@ -11,6 +11,7 @@ nothing; ``onething rebuild`` applies the same changes again in order (activitie
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col
 from temporalio import activity
 
+from activities.notice_delivery import queue_applicant_sms
 from activities.read_model import audit_row, bump_inbox_versions, insert_new, task_id_for
 from domain.timeliness import step_timeliness
 from domain.workcalendar import SHANGHAI, WorkingCalendar
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 def apply_case_changes(session: Session, changes: CaseChanges, calendar: WorkingCalendar) -> bool:
     """Write one change of a case; False (and nothing written) when its revision is stored already."""
     snapshot = changes.snapshot
-    if not _upsert_case(session, snapshot, changes.form):
+    if not _upsert_case(session, snapshot, changes.form, changes.applicant_key):
         return False
     insert_new(
         session,
@@ -105,7 +107,9 @@ def apply_case_changes(session: Session, changes: CaseChanges, calendar: Working
     return True
 
 
-def _upsert_case(session: Session, snapshot: CaseSnapshot, form: dict[str, Any] | None) -> bool:
+def _upsert_case(
+    session: Session, snapshot: CaseSnapshot, form: dict[str, Any] | None, applicant_key: str | None
+) -> bool:
     """Insert or update the case row unless it holds this revision or a newer one. The
     application (``form``) comes with the first write only, so later ones leave it be."""
     applicant = (form or {}).get("applicant")
@@ -127,6 +131,7 @@ def _upsert_case(session: Session, snapshot: CaseSnapshot, form: dict[str, Any] 
         "case_no": snapshot.case_no,
         "applicant_name": applicant.get("name") if isinstance(applicant, dict) else None,
         "form": form,
+        "applicant_key": applicant_key,
     }
     result = session.connection().execute(prepared_statement(session, _case_upsert), values)
     # A row comes back only if one was inserted or updated (rowcount is unknown on psycopg).
@@ -238,7 +243,7 @@ def _case_upsert(insert: Any) -> Any:
     """The case row unless the stored one holds this revision or a newer one; RETURNING
     tells whether it was written."""
     statement = insert(CaseRecord)
-    changing = ("status", "revision", "snapshot", "rating_closes_at", "rating_open")
+    changing = ("status", "revision", "snapshot", "rating_closes_at", "rating_open", "owner")
     return statement.on_conflict_do_update(
         index_elements=["case_id"],
         set_={name: statement.excluded[name] for name in changing},
@@ -346,6 +351,10 @@ class CaseChangeActivities:
     def write_case_changes(self, changes: CaseChanges) -> WriteResult:
         with write_session(self._engine) as session:
             written = apply_case_changes(session, changes, self._calendar)
+            if written:
+                # The applicant's SMS, in the notifications' transaction. Here and not in
+                # apply_case_changes: a rebuild replays that, and must not text old notices again.
+                queue_applicant_sms(session, changes, datetime.now(UTC))
         for escalation in changes.escalations if written else []:
             logger.warning(
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence

@@ -10,6 +10,8 @@ from sqlmodel import Session, col, select
 
 from api.security import hash_password, verify_password
 from domain.divisions import DEFAULT_COUNTY, division
+from domain.identity import mask_id_number, person_key
+from domain.samples import FATHER_ID, MOTHER_ID
 from domain.units import UnitDraft, check_new_unit, default_unit_code, default_unit_name
 from models.case import Actor, Role
 from models.catalogue import ThingDefinition
@@ -32,6 +34,15 @@ DEMO_INSTITUTIONS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+class VerifiedIdentity(NamedTuple):
+    """Who an applicant account was verified as (实名): set at creation in dev, taken from the
+    identity provider's claims in production."""
+
+    name: str
+    id_number: str
+    phone: str
+
+
 class DemoAccount(NamedTuple):
     username: str
     role: Role
@@ -39,6 +50,22 @@ class DemoAccount(NamedTuple):
     display_name_zh: str
     unit_code: str | None = None
     division_code: str | None = None
+    identity: VerifiedIdentity | None = None
+
+
+# The demo applicants are the sample birth form's mother and father (domain/samples.py).
+DEMO_IDENTITIES = {
+    "applicant1": VerifiedIdentity("李芳", MOTHER_ID, "13800000000"),
+    "applicant2": VerifiedIdentity("王强", FATHER_ID, "13900000000"),
+}
+
+
+def set_identity(account: UserAccount, identity: VerifiedIdentity, secret: str) -> None:
+    """Record a verified identity on an account: the number only masked and as its keyed hash."""
+    account.person_name = identity.name
+    account.id_number_masked = mask_id_number(identity.id_number)
+    account.person_key = person_key(identity.id_number, secret)
+    account.phone = identity.phone
 
 
 def _staff_departments(definitions: list[ThingDefinition]) -> tuple[list[str], list[str], dict[str, str]]:
@@ -106,8 +133,8 @@ def demo_accounts(definitions: list[ThingDefinition]) -> list[DemoAccount]:
     ``<department>_<county>_officer`` for every officer department and ``<department>_<county>_clerk``
     for every accepting unit."""
     accounts: list[DemoAccount] = [
-        DemoAccount("applicant1", "applicant", None, "申请人一"),
-        DemoAccount("applicant2", "applicant", None, "申请人二"),
+        DemoAccount("applicant1", "applicant", None, "申请人一", identity=DEMO_IDENTITIES["applicant1"]),
+        DemoAccount("applicant2", "applicant", None, "申请人二", identity=DEMO_IDENTITIES["applicant2"]),
         DemoAccount("supervisor", "supervisor", "supervision", "效能监督员"),
         DemoAccount("admin", "admin", None, "系统管理员"),
     ]
@@ -147,10 +174,11 @@ def demo_accounts(definitions: list[ThingDefinition]) -> list[DemoAccount]:
     return accounts
 
 
-def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition]) -> None:
+def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition], *, secret: str) -> None:
     """Create the demo units and accounts that are missing (it runs at every start in dev):
-    nothing an admin changed is overwritten, and demo accounts made before units existed
-    join their unit."""
+    nothing an admin changed is overwritten, demo accounts made before units existed join
+    their unit, and demo applicants made before identities get theirs (``secret`` keys the
+    hash of their ID numbers, domain/identity.person_key)."""
     with Session(engine) as session:
         known_units = set(session.exec(select(col(Unit.code))).all())
         session.add_all(unit_row(draft) for draft in demo_units(definitions) if draft.code not in known_units)
@@ -165,18 +193,23 @@ def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition]) -> 
                 )
                 # One argon2 hash serves every demo account: hashing is deliberately slow.
                 password_hash = password_hash or hash_password(DEMO_PASSWORD)
-                session.add(
-                    UserAccount(
-                        username=demo.username,
-                        password_hash=password_hash,
-                        role=demo.role,
-                        unit=demo.unit,
-                        display_name_zh=demo.display_name_zh,
-                        unit_code=demo.unit_code,
-                        division_code=demo.division_code,
-                    )
+                account = UserAccount(
+                    username=demo.username,
+                    password_hash=password_hash,
+                    role=demo.role,
+                    unit=demo.unit,
+                    display_name_zh=demo.display_name_zh,
+                    unit_code=demo.unit_code,
+                    division_code=demo.division_code,
                 )
-            elif (
+                if demo.identity is not None:
+                    set_identity(account, demo.identity, secret)
+                session.add(account)
+                continue
+            if demo.identity is not None and account.person_key is None:
+                set_identity(account, demo.identity, secret)
+                session.add(account)
+            if (
                 account.unit_code is None
                 and account.division_code is None
                 and (account.role, account.unit) == (demo.role, demo.unit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,7 +27,19 @@ from api.errors import error_body, install_error_handlers
 from api.inbox_feed import InboxWatcher
 from api.metrics import ApiMetrics, metrics_endpoint
 from api.routes import audit as audit_routes
-from api.routes import auth, cases, catalogue, complaints, notices, report, supervision, tasks, units
+from api.routes import (
+    auth,
+    cases,
+    catalogue,
+    complaints,
+    dev_sms,
+    materials,
+    notices,
+    report,
+    supervision,
+    tasks,
+    units,
+)
 from api.routes import codec as codec_routes
 from api.schemas import HealthResponse
 from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
@@ -42,20 +55,27 @@ from settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
+UPLOAD_PATH = re.compile(materials.UPLOAD_PATH)
+
+
 class BodySizeLimit:
     """Refuses bodies over the limit with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # An upload of a material (api/routes/materials.py) may be larger than any JSON body.
+        self.upload_max_bytes = upload_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = scope.get("method") == "POST" and UPLOAD_PATH.match(scope.get("path", "")) is not None
+        limit = self.upload_max_bytes if upload else self.max_bytes
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, limit)
             return
         received = 0
         response_started = False
@@ -65,8 +85,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise _BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -78,11 +98,11 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._too_large(send)
+                await self._too_large(send, limit)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, limit: int) -> None:
         response = JSONResponse(
-            error_body(ErrorCode.PAYLOAD_TOO_LARGE, f"请求体超过 {self.max_bytes} 字节 (request body too large)"),
+            error_body(ErrorCode.PAYLOAD_TOO_LARGE, f"请求体超过 {limit} 字节 (request body too large)"),
             status_code=413,
         )
         await response({"type": "http"}, _no_receive, send)
@@ -170,7 +190,7 @@ def create_app(
         with Session(app.state.engine) as session:
             record_shipped_definitions(session)
         if settings.env == "dev":
-            ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()))
+            ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()), secret=settings.secret_key)
         app.state.calendar = make_calendar(settings.calendar_file, settings.working_day_seconds)
         app.state.temporal_client = temporal_client or await connect_temporal(settings)
         app.state.inbox_watcher = InboxWatcher(app.state.engine, settings.inbox_watch_interval_seconds)
@@ -189,7 +209,11 @@ def create_app(
         telemetry=NATIVE_TELEMETRY_OFF,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_upload_bytes + materials.MULTIPART_OVERHEAD,
+    )
     # The Temporal UI calls the codec server from its own origin, with the staff cookie.
     app.add_middleware(
         CORSMiddleware,
@@ -205,7 +229,9 @@ def create_app(
     )
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.include_router(auth.router)
+    app.include_router(auth.me_router)
     app.include_router(cases.router)
+    app.include_router(materials.router)
     app.include_router(tasks.router)
     app.include_router(catalogue.router)
     app.include_router(complaints.router)
@@ -215,6 +241,8 @@ def create_app(
     app.include_router(codec_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(units.router)
+    if settings.env == "dev":
+        app.include_router(dev_sms.router)  # the SMS gateway's sink in dev (settings.sms_gateway_url)
     app.include_router(console.router)  # the web console's HTML pages (not in the OpenAPI document)
     app.mount("/static", StaticFiles(directory=console.base.STATIC_DIR), name="static")
 

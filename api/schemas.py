@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from models.case import AcceptanceNotice, CaseEvent, MaterialView, StepUnit, StepView
+from models.case import AcceptanceNotice, CaseEvent, MaterialView, ProxyFiling, StepUnit, StepView
 
 # A page offset beyond this is invalid input: anything larger would overflow a
 # database integer (a 500) instead of simply returning an empty page.
@@ -50,6 +50,10 @@ class TokenResponse(BaseModel):
 class MeResponse(BaseModel):
     username: str
     role: str
+    name: str | None = Field(default=None, description="an applicant's verified name (实名); null for staff")
+    id_number_masked: str | None = Field(
+        default=None, description="an applicant's verified ID number, masked: 330102********0027"
+    )
     unit: str | None = Field(description="the department code every inbox and access rule reads (police)")
     unit_code: str | None = Field(default=None, description="the unit an officer or clerk belongs to")
     division_code: str | None = Field(
@@ -61,12 +65,23 @@ class MeResponse(BaseModel):
     )
 
 
+class ProxyRequest(_Body):
+    """代办: the signed-in person files for the form's applicant (the principal)."""
+
+    authorization_material: str = Field(
+        min_length=1, max_length=200, description="the 授权委托书 (power of attorney) handed in: its reference"
+    )
+
+
 class SubmitCaseRequest(_Body):
     thing: str = Field(min_length=1, max_length=64)
     channel: str = Field(min_length=1, max_length=32)
     form: dict[str, Any]
     # Answers to the thing's situation questions; omitted ones are read from the form.
     answers: dict[str, str] | None = None
+    proxy: ProxyRequest | None = Field(
+        default=None, description="代办: filing for the form's applicant, who is not the signed-in person"
+    )
 
 
 class CaseResponse(BaseModel):
@@ -85,6 +100,9 @@ class CaseResponse(BaseModel):
     case_no: str | None = Field(default=None, description="受理编号: year-division-sequence, read out on the phone")
     materials: list[MaterialView] = Field(default=[], description="each material and where it stands now")
     ended_reason: str | None = Field(default=None, description="撤回 or 不予受理: the reason given")
+    proxy: ProxyFiling | None = Field(
+        default=None, description="代办: who filed for the applicant, with what authorization"
+    )
     form: dict[str, Any] | None = Field(
         default=None,
         description="the application as filed: for the applicant, the accepting clerk and departments whose "

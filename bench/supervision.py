@@ -87,7 +87,7 @@ def query_plans(engine: Engine) -> dict[str, list[str]]:
 
 
 async def time_queries(engine: Engine, settings: Settings, repeat: int) -> list[dict[str, Any]]:
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=settings.secret_key)
     # Supervision reads only the read model; no Temporal server is needed.
     app = create_app(settings, temporal_client=cast(Client, object()), engine=engine)
     results = []

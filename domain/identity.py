@@ -11,6 +11,8 @@ building valid numbers for fixtures and demo data.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import date
 from typing import Literal
@@ -22,6 +24,7 @@ __all__ = [
     "make_id_number",
     "mask_id_number",
     "normalize_id_number",
+    "person_key",
     "validate_id_number",
 ]
 
@@ -107,6 +110,14 @@ def mask_id_number(value: str) -> str:
     if len(number) != ID_NUMBER_LENGTH:
         raise InvalidIdNumber(f"长度应为18位 / wrong length: expected 18 characters, got {len(number)}")
     return number[:6] + "*" * 8 + number[-4:]
+
+
+def person_key(id_number: str, secret: str) -> str:
+    """A keyed hash (HMAC-SHA256) of an ID number: finds one person's cases and account
+    without keeping or indexing the number itself; without the secret it cannot be reversed
+    by trying the numbers of a division and a birth year."""
+    digest = hmac.new(secret.encode(), normalize_id_number(id_number).encode(), hashlib.sha256)
+    return digest.hexdigest()
 
 
 def make_id_number(division_code: str, birth: date, sequence: int) -> str:

@@ -24,9 +24,8 @@ MOTHER_WITHOUT_MARRIAGE_RECORD_ID = "330102198801010040"
 # 企业开办: the legal representative and the tax agent (办税人员).
 LEGAL_REPRESENTATIVE_ID = "330106198506120314"
 TAX_AGENT_ID = "330102199304080480"
-# 身后: the deceased and the child applying.
+# 身后: the deceased.
 DECEASED_ID = "330103194103020178"
-DECEASED_CHILD_ID = "330103196809210263"
 # 退休: one retiree per kind of retirement (only the last has a 劳动能力鉴定结论),
 # and the employer declaring, known by its unified social credit code.
 RETIREE_ID = "330104196603100356"
@@ -35,6 +34,9 @@ DISABILITY_RETIREE_ID = "33011019751020019X"
 EMPLOYER_CREDIT_CODE = "91330104MA2B3KLT8L"
 
 SAMPLE_ADDRESS = "浙江省杭州市上城区示例路1号"
+# Who files the samples: the demo applicant1 (api/accounts.py), the newborn's mother, who is
+# also the company's 经办人, the deceased's daughter and the employer's HR agent.
+SAMPLE_APPLICANT = {"name": "李芳", "id_number": MOTHER_ID, "phone": "13800000000"}
 
 
 def sample_birth_form(
@@ -158,7 +160,7 @@ def _company_opening_form(answers: Mapping[str, str], *, delivery: str = "pickup
         "employees": {"hiring": hiring, **({"headcount": 5} if hiring == "yes" else {})},
         "tax": tax,
         "bank": {"bank_name": "中国工商银行"},
-        "applicant": {**legal_representative, "role": "legal_representative"},
+        "applicant": {**SAMPLE_APPLICANT, "role": "agent"},
         "delivery": _delivery(delivery),
     }
 
@@ -182,8 +184,12 @@ def _death_form(
             "death_type": death_type,
             "housing_fund_account": answers.get("housing_fund", "yes"),
         },
-        "applicant": {"name": "孙丽华", "id_number": DECEASED_CHILD_ID, "phone": "13700000003", "relation": "child"},
-        "payout_account": {"holder": "孙丽华", "bank_name": "中国农业银行", "account_no": "6228480012345678901"},
+        "applicant": {**SAMPLE_APPLICANT, "relation": "child"},
+        "payout_account": {
+            "holder": SAMPLE_APPLICANT["name"],
+            "bank_name": "中国农业银行",
+            "account_no": "6228480012345678901",
+        },
         "delivery": _delivery(delivery),
     }
 
@@ -208,7 +214,7 @@ def _retirement_form(answers: Mapping[str, str], *, delivery: str = "pickup") ->
         "retirement": retirement,
         "housing_fund": {"has_account": answers.get("housing_fund", "yes")},
         "bank_account": {"holder": name, "bank_name": "中国建设银行", "account_no": "6217000012345678901"},
-        "applicant": {**retiree, "role": "retiree"},
+        "applicant": {**SAMPLE_APPLICANT, "role": "employer_agent"},
         "delivery": _delivery(delivery),
     }
 

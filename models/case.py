@@ -91,6 +91,7 @@ class EventType(StrEnum):
     EXTENSION_REJECTED = "extension_rejected"
     WITHDRAWN = "withdrawn"
     DECLINED = "declined"
+    ADOPTED = "adopted"
 
 
 EVENT_TYPE_ZH = {
@@ -119,6 +120,7 @@ EVENT_TYPE_ZH = {
     EventType.EXTENSION_REJECTED: "不批准延期",
     EventType.WITHDRAWN: "撤回申请",
     EventType.DECLINED: "不予受理",
+    EventType.ADOPTED: "申请人实名认领",
 }
 
 
@@ -163,6 +165,15 @@ class StepUnit(_Model):
     window_zh: str | None = None
 
 
+class ProxyFiling(_Model):
+    """代办: an account filing for another person (the form's applicant, the principal), with
+    the authorization material (授权委托书) that allows it."""
+
+    agent_username: str
+    agent_name: str
+    authorization_material: str
+
+
 class CaseInput(_Model):
     case_id: str
     definition: ThingDefinition
@@ -183,6 +194,10 @@ class CaseInput(_Model):
     # accepted before routing, whose steps belong to their department in the default county.
     units: dict[str, StepUnit] = {}
     accepting_window: StepUnit | None = None  # the clerk's unit, for a case accepted at a window
+    # The keyed hash of the applicant's ID number (domain/identity.person_key): a walk-in case
+    # becomes its person's account's when they sign in. None for cases from before identities.
+    applicant_key: str | None = None
+    proxy: ProxyFiling | None = None  # 代办: who filed for the applicant, and their authorization
 
 
 class ExtensionRequest(_Model):
@@ -342,6 +357,7 @@ class CaseSnapshot(_Model):
     materials: list[MaterialView] = []
     # Why a case was withdrawn (撤回) or declined (不予受理), in the words of who ended it.
     ended_reason: str | None = None
+    proxy: ProxyFiling | None = None  # 代办: filed by another account for the applicant
 
 
 class ProjectCaseInput(_Model):
@@ -462,6 +478,13 @@ class EndCaseInput(_Model):
     actor: Actor
     reason: str
     audit: AuditEntry | None = None
+
+
+class AdoptCaseInput(_Model):
+    """A walk-in case becomes the account of its applicant, who signed in with the identity the
+    window checked (the API matched it): from now on they follow, supplement and rate it."""
+
+    actor: Actor
 
 
 class SupplementInput(_Model):
@@ -608,6 +631,7 @@ class CaseChanges(_Model):
     finished_step_events: list[CaseEvent] = []
     # The application as filed: in the case's first write only (it never changes).
     form: dict[str, Any] | None = None
+    applicant_key: str | None = None  # with the form: CaseInput.applicant_key
 
 
 class WriteResult(_Model):

@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_CASE = "duplicate_case"  # the same subject's case exists (fields.existing_case_id)
     INVALID = "validation_error"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # an upload that is no allowed type by its content
     UNAVAILABLE = "service_unavailable"
     RATE_LIMITED = "rate_limited"
 

@@ -62,6 +62,9 @@ class CaseRecord(SQLModel, table=True):
     # staff search by; None for cases filed before the read model kept them.
     applicant_name: str | None = Field(default=None, index=True, max_length=64)
     form: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The keyed hash of the applicant's ID number (domain/identity.person_key): a walk-in case
+    # becomes its person's when they sign in. None for cases filed before identities.
+    applicant_key: str | None = Field(default=None, index=True, max_length=64)
 
 
 class CaseRegistration(SQLModel, table=True):
@@ -223,6 +226,13 @@ class UserAccount(SQLModel, table=True):
     )
     # A supervisor's division (GB/T 2260); None is the whole province.
     division_code: str | None = Field(default=None, max_length=6)
+    # An applicant's verified identity (实名): the name, the number masked for display, and a
+    # keyed hash of the number (domain/identity.person_key) that finds their walk-in cases.
+    # The full number is not kept here. None for staff.
+    person_name: str | None = Field(default=None, max_length=64)
+    id_number_masked: str | None = Field(default=None, max_length=18)
+    person_key: str | None = Field(default=None, index=True, max_length=64)
+    phone: str | None = Field(default=None, max_length=20)
 
 
 class CatalogueVersion(SQLModel, table=True):
@@ -383,3 +393,54 @@ class TimelinessRollup(SQLModel, table=True):
     hours_bucket: int = Field(primary_key=True)  # the bucket's first tenth of an hour (TaskRecord.hours_bucket)
     count: int = 0
     on_time_count: int = 0
+
+
+class SmsOutboxRecord(SQLModel, table=True):
+    """短信外发箱: one SMS to a case's applicant, queued in the transaction that writes its
+    notification (activities/case_changes.py) and sent by NoticeDeliveryWorkflow
+    (activities/notice_delivery.py). A row that failed for good stays, ``failed``, to be looked at."""
+
+    __tablename__ = "sms_outbox"
+    # Delivery reads the due rows of a status in next_attempt_at order from this index alone.
+    __table_args__ = (Index("ix_sms_outbox_status_next_attempt", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=200)  # the notification's id: queueing twice adds nothing
+    case_id: str = Field(index=True, max_length=64)
+    phone: str = Field(max_length=20)
+    text: str  # already masked: never a full ID number
+    kind: str = Field(max_length=64)  # the notification's kind
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    next_attempt_at: datetime = _when(nullable=False)
+    created_at: datetime = _when(nullable=False)
+    sent_at: datetime | None = _when()
+
+
+class DevSmsMessage(SQLModel, table=True):
+    """What the dev SMS sink (api/routes/dev_sms.py) received: a phone's inbox, in dev only."""
+
+    __tablename__ = "dev_sms_messages"
+    __table_args__ = (Index("ix_dev_sms_messages_phone_at", "phone", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20)
+    text: str
+    at: datetime = _when(index=True, nullable=False)
+
+
+class CaseFileRecord(SQLModel, table=True):
+    """An uploaded material of a case (材料附件): which material, which file (by content hash in
+    the file store, infra/file_store.py), who uploaded it and when. Written by the API when the
+    file is stored; the workflow's history holds only the reference (``sha256:<hash>``)."""
+
+    __tablename__ = "case_files"
+
+    case_id: str = Field(primary_key=True, max_length=64)
+    material: str = Field(primary_key=True, max_length=64)
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    content_type: str = Field(max_length=64)
+    pages: int = 1
+    uploaded_by: str = Field(max_length=64)
+    uploaded_at: datetime = _when(nullable=False)

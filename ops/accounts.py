@@ -10,6 +10,7 @@ stored only as argon2 hashes; nothing here prints or logs them.
 from __future__ import annotations
 
 import getpass
+import re
 import sys
 
 from settings import get_settings
@@ -17,6 +18,7 @@ from settings import get_settings
 STAFF_ROLES_WITH_UNIT = {"officer", "clerk"}
 ROLES = ["applicant", "clerk", "officer", "supervisor", "admin"]
 MIN_PASSWORD_LENGTH = 12
+PHONE = re.compile(r"1[3-9]\d{9}")
 
 
 def read_password(password_stdin: bool) -> str | None:
@@ -43,13 +45,17 @@ def manage_accounts(
     unit_code: str | None = None,
     division: str | None = None,
     name: str | None = None,
+    id_number: str | None = None,
+    phone: str | None = None,
     password_stdin: bool = False,
 ) -> int:
     """add | list | passwd | remove; the exit status of the command."""
     from sqlmodel import Session, col, select
 
+    from api.accounts import VerifiedIdentity, set_identity
     from api.security import hash_password
     from domain.catalogue import load_departments
+    from domain.identity import InvalidIdNumber, validate_id_number
     from infra.db import init_db, make_engine
     from models.errors import DomainError
     from models.tables import UserAccount
@@ -87,20 +93,38 @@ def manage_accounts(
             if unit is not None and unit not in departments:
                 print(f"--unit: 未知部门 (unknown department) {unit}", file=sys.stderr)
                 return 1
+            identity = None
+            if role == "applicant":
+                # An applicant account is a person (实名): the identity checked when it was made.
+                if not (name and id_number and phone):
+                    print(
+                        "--name, --id-number, --phone: 申请人账号须实名 (an applicant needs all three)", file=sys.stderr
+                    )
+                    return 1
+                try:
+                    id_number = validate_id_number(id_number)
+                except InvalidIdNumber as error:
+                    print(f"--id-number: {error}", file=sys.stderr)
+                    return 1
+                if not PHONE.fullmatch(phone):
+                    print("--phone: 须为11位手机号码 (an 11-digit mobile number)", file=sys.stderr)
+                    return 1
+                identity = VerifiedIdentity(name, id_number, phone)
             password = read_password(password_stdin)
             if password is None:
                 return 1
-            session.add(
-                UserAccount(
-                    username=username,
-                    password_hash=hash_password(password),
-                    role=role,
-                    unit=unit,
-                    display_name_zh=name or "",
-                    unit_code=unit_code,
-                    division_code=division,
-                )
+            account = UserAccount(
+                username=username,
+                password_hash=hash_password(password),
+                role=role,
+                unit=unit,
+                display_name_zh=name or "",
+                unit_code=unit_code,
+                division_code=division,
             )
+            if identity is not None:
+                set_identity(account, identity, get_settings().secret_key)
+            session.add(account)
             session.commit()
             member_of = "".join(f", {item}" for item in (unit, unit_code or division) if item)
             print(f"added {username} ({role}{member_of})")

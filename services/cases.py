@@ -46,11 +46,14 @@ from models.case import (
 )
 from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode, invalid_input
+from models.tables import UserAccount
 from services.access import require_role, visible_case
 from services.audit import AuditAction
+from services.case_files import check_file_references
 from services.catalogue import definition_for
 from services.faults import crash_if_injected
 from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
+from services.identity import applicant_key_of, check_filer, verified_account
 from services.routing import accepting_window, route_steps
 from settings import Settings
 from workflows.case.workflow import CaseWorkflow
@@ -112,10 +115,13 @@ async def accept_submission(
     engine: Engine,
     settings: Settings,
     idempotency_key: str | None,
+    proxy_authorization: str | None = None,
 ) -> tuple[CaseSnapshot, bool]:
     """受理: validate a submission, start its case (once per Idempotency-Key) and answer once it
-    is accepted, in one round trip; returns the case and whether this request created it."""
+    is accepted, in one round trip; returns the case and whether this request created it. An
+    applicant files for themself or, with ``proxy_authorization`` (授权委托书), as 代办."""
     require_role(actor, "applicant", "clerk")
+    account = await run_in_threadpool(_verified_filer, engine, actor)
     definition = await run_in_threadpool(_current_definition, engine, thing)
     channels = {offered.code: offered for offered in definition.channels}
     if channel not in channels:
@@ -123,6 +129,8 @@ async def accept_submission(
     if actor.role == "clerk" and channels[channel].accepting_unit != actor.unit:
         raise DomainError(ErrorCode.FORBIDDEN, "只能受理本单位窗口的申请 (clerks accept for their own unit)")
     clean_form = _validated_form(definition, form)
+    applicant_key = applicant_key_of(clean_form, settings.secret_key)
+    proxy = check_filer(account, clean_form, proxy_authorization, applicant_key) if account is not None else None
     resolved = resolve_for_case(definition, clean_form, answers)
     units, window = await run_in_threadpool(_routed, engine, resolved, channel, clean_form, actor)
     case_id = new_case_id(actor.username, idempotency_key)
@@ -139,6 +147,7 @@ async def accept_submission(
         supervision_phone=settings.supervision_phone,
         request_fingerprint=request_fingerprint(
             {"thing": thing, "channel": channel, "form": clean_form, "answers": answers or {}}
+            | ({"proxy": proxy_authorization} if proxy_authorization is not None else {})
         ),
         submission_id=uuid.uuid4().hex,
         audit=staff_audit(
@@ -148,6 +157,8 @@ async def accept_submission(
         subject_key=subject,
         units=units,
         accepting_window=window,
+        applicant_key=applicant_key,
+        proxy=proxy,
     )
     crash_if_injected(settings, "before_case_start")
     try:
@@ -162,6 +173,14 @@ async def accept_submission(
     if not created:
         refuse_reused_key(snapshot.request_fingerprint, case.request_fingerprint)
     return snapshot, created
+
+
+def _verified_filer(engine: Engine, actor: Actor) -> UserAccount | None:
+    """An applicant's account with its verified identity (403 without one); None for a clerk."""
+    if actor.role != "applicant":
+        return None
+    with Session(engine) as session:
+        return verified_account(session, actor)
 
 
 def _routed(
@@ -227,6 +246,7 @@ async def supply_case_materials(
     """补正: the applicant (or the accepting clerk) supplies missing materials."""
     require_role(actor, "applicant", "clerk")
     await run_in_threadpool(_load_visible, engine, actor, case_id)
+    await run_in_threadpool(check_file_references, engine, case_id, materials)
     audit = staff_audit(actor, AuditAction.CASE_SUPPLEMENT, case_id, {"materials": sorted(materials)}, idempotency_key)
     return await send_update(
         client,

@@ -87,6 +87,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "env": "test",
         "database_url": read_model_url(tmp_path),
         "archive_dir": tmp_path / "archive",
+        "file_store_dir": tmp_path / "files",
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
     }
     values.update(overrides)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 import cli
 from api.accounts import authenticate
+from domain.identity import person_key
 from infra.db import make_engine
 from models.tables import UserAccount
 from settings import get_settings
@@ -88,3 +89,43 @@ def test_passwd_replaces_the_password_and_remove_ends_the_account(database, monk
     assert login(database, "sup1", "a brand new secret") is None
     assert run(monkeypatch, "remove", "sup1") == 1
     assert run(monkeypatch, "passwd", "sup1", "--password-stdin", stdin=PASSWORD + "\n") == 1
+
+
+def test_an_applicant_account_is_added_with_a_verified_identity_kept_masked_and_hashed(
+    database, monkeypatch, capsys
+) -> None:
+    identity = ["--name", "赵敏", "--id-number", "330102199003070027", "--phone", "13812345678"]
+    code = run(
+        monkeypatch, "add", "zhaomin", "--role", "applicant", *identity, "--password-stdin", stdin=PASSWORD + "\n"
+    )
+
+    assert code == 0
+    with Session(make_engine(database)) as session:
+        stored = session.get(UserAccount, "zhaomin")
+        assert stored is not None
+        assert (stored.person_name, stored.id_number_masked, stored.phone) == (
+            "赵敏",
+            "330102********0027",
+            "13812345678",
+        )
+        assert stored.person_key == person_key("330102199003070027", get_settings().secret_key)
+        assert "330102199003070027" not in repr(stored.model_dump())  # the full number is kept nowhere
+
+
+@pytest.mark.parametrize(
+    ("identity", "named"),
+    [
+        (["--name", "赵敏", "--phone", "13812345678"], "--id-number"),  # missing
+        (["--name", "赵敏", "--id-number", "330102199003070028", "--phone", "13812345678"], "--id-number"),  # checksum
+        (["--name", "赵敏", "--id-number", "330102199003070027", "--phone", "12345"], "--phone"),
+    ],
+)
+def test_an_applicant_without_a_valid_identity_is_refused(database, monkeypatch, capsys, identity, named) -> None:
+    code = run(
+        monkeypatch, "add", "zhaomin", "--role", "applicant", *identity, "--password-stdin", stdin=PASSWORD + "\n"
+    )
+
+    assert code == 1
+    assert named in capsys.readouterr().err
+    with Session(make_engine(database)) as session:
+        assert session.get(UserAccount, "zhaomin") is None

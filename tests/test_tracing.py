@@ -161,7 +161,7 @@ async def test_a_submission_is_one_trace_from_the_request_to_the_workflows_activ
     # As connect_temporal(settings) makes the API's and the worker's clients.
     client = with_observability(env.client, settings)
     engine = make_test_engine(settings.database_url)
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=settings.secret_key)
     app = create_app(settings, temporal_client=client, engine=engine)
     form = birth_form()
     try:

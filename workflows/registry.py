@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from workflows.case.workflow import CaseWorkflow
 from workflows.complaint.workflow import ComplaintWorkflow
+from workflows.notice_delivery import NoticeDeliveryWorkflow
 
-WORKFLOWS: list[type] = [CaseWorkflow, ComplaintWorkflow]
+WORKFLOWS: list[type] = [CaseWorkflow, ComplaintWorkflow, NoticeDeliveryWorkflow]

@@ -44,6 +44,7 @@ from domain.display import date_zh, datetime_zh, due_zh, overdue_zh, time_left_z
 from domain.workcalendar import WorkingCalendar
 from models.case import CASE_STATUS_ZH, STEP_STATUS_ZH, Actor, CaseStatus, Role, StepStatus
 from models.errors import DomainError, ErrorCode, RateLimited
+from services.identity import adopt_walk_in_cases
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -541,6 +542,8 @@ async def login_submit(request: Request) -> Response:
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
     actor = read_token(token, settings)
+    # Signed in: the walk-in cases filed for this person at a window become theirs.
+    await adopt_walk_in_cases(actor, request.app.state.temporal_client, request.app.state.engine)
     redirect = RedirectResponse(next_path or HOME_BY_ROLE.get(actor.role, "/"), status_code=303)
     set_session_cookie(redirect, token, settings)
     redirect.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")

@@ -11,29 +11,43 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.accounts import authenticate
-from api.deps import ActorDep, SessionDep, SettingsDep
+from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep
 from api.errors import error_responses
 from api.login_limits import check_login_allowed, record_login_attempt
 from api.schemas import MeResponse, TokenResponse
-from api.security import issue_token
+from api.security import issue_token, read_token
+from models.case import Actor
 from models.errors import DomainError, ErrorCode
+from models.tables import UserAccount
+from services.identity import adopt_walk_in_cases
 from settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+me_router = APIRouter(tags=["auth"])
 logger = logging.getLogger(__name__)
 
 
 @router.post("/token", responses=error_responses(401, 413, 422, 429))
-def login(
+async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
-    session: SessionDep,
+    engine: EngineDep,
+    client: ClientDep,
     settings: SettingsDep,
 ) -> TokenResponse:
     address = request.client.host if request.client else None
-    return TokenResponse(access_token=authenticate_login(session, settings, form.username, form.password, address))
+
+    def checked_login() -> str:
+        with Session(engine) as session:
+            return authenticate_login(session, settings, form.username, form.password, address)
+
+    token = await run_in_threadpool(checked_login)
+    # Signed in: the walk-in cases filed for this person at a window become theirs.
+    await adopt_walk_in_cases(read_token(token, settings), client, engine)
+    return TokenResponse(access_token=token)
 
 
 def authenticate_login(session: Session, settings: Settings, username: str, password: str, address: str | None) -> str:
@@ -48,12 +62,25 @@ def authenticate_login(session: Session, settings: Settings, username: str, pass
     return issue_token(actor, settings)
 
 
-@router.get("/me", responses=error_responses(401))
-def me(actor: ActorDep) -> MeResponse:
+def _me(actor: Actor, session: Session) -> MeResponse:
+    account = session.get(UserAccount, actor.username)
     return MeResponse(
         username=actor.username,
         role=actor.role,
+        name=account.person_name if account is not None else None,
+        id_number_masked=account.id_number_masked if account is not None else None,
         unit=actor.unit,
         unit_code=actor.unit_code,
         division_code=actor.division_code,
     )
+
+
+@router.get("/me", responses=error_responses(401))
+def auth_me(actor: ActorDep, session: SessionDep) -> MeResponse:
+    return _me(actor, session)
+
+
+@me_router.get("/me", responses=error_responses(401))
+def me(actor: ActorDep, session: SessionDep) -> MeResponse:
+    """The signed-in account; an applicant's with the identity it was verified as (实名)."""
+    return _me(actor, session)

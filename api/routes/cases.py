@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
+from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep
 from api.errors import error_responses
 from api.schemas import (
     CaseList,
@@ -31,6 +31,7 @@ from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
 from services.access import case_search, is_case_staff, visible_case, visible_cases_filter
 from services.cases import accept_submission, end_case, rate_case_as, supply_case_materials
+from services.identity import adopt_walk_in_cases
 
 router = APIRouter(tags=["cases"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
 
@@ -59,6 +60,7 @@ async def submit_case(
         engine=engine,
         settings=settings,
         idempotency_key=idempotency_key,
+        proxy_authorization=body.proxy.authorization_material if body.proxy is not None else None,
     )
     if not created:
         response.status_code = 200
@@ -76,9 +78,10 @@ def read_case(case_id: str, actor: ActorDep, session: SessionDep) -> CaseRespons
 
 
 @router.get("/cases", response_model=CaseList)
-def list_cases(
+async def list_cases(
     actor: ActorDep,
-    session: SessionDep,
+    client: ClientDep,
+    engine: EngineDep,
     status: str | None = None,
     thing: str | None = None,
     department: str | None = None,
@@ -95,7 +98,26 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: OffsetQuery = 0,
 ) -> CaseList:
-    require_role(actor, "clerk", "officer", "supervisor", "admin")
+    """An applicant's own cases (walk-ins filed for their identity included), or the cases a
+    member of staff may see."""
+    if actor.role == "applicant":
+        await adopt_walk_in_cases(actor, client, engine)
+    query = CaseQuery(q=q, status=status, thing=thing, department=department, limit=limit, offset=offset)
+    return await run_in_threadpool(_case_list, engine, actor, query)
+
+
+class CaseQuery(BaseModel):
+    q: str | None
+    status: str | None
+    thing: str | None
+    department: str | None
+    limit: int
+    offset: int
+
+
+def _case_list(engine: Any, actor: Actor, query: CaseQuery) -> CaseList:
+    q, status, thing, department = query.q, query.status, query.thing, query.department
+    limit, offset = query.limit, query.offset
     conditions = [visible_cases_filter(actor)]
     if q and q.strip():
         conditions.append(case_search(q))
@@ -109,10 +131,17 @@ def list_cases(
             .where(col(TaskRecord.case_id) == col(CaseRecord.case_id), col(TaskRecord.department) == department)
             .exists()
         )
-    total = session.execute(select(func.count()).select_from(CaseRecord).where(*conditions)).scalar_one()
-    rows = session.execute(
-        select(CaseRecord).where(*conditions).order_by(col(CaseRecord.submitted_at).desc()).limit(limit).offset(offset)
-    ).scalars()
+    with Session(engine) as session:
+        total = session.execute(select(func.count()).select_from(CaseRecord).where(*conditions)).scalar_one()
+        rows = list(
+            session.execute(
+                select(CaseRecord)
+                .where(*conditions)
+                .order_by(col(CaseRecord.submitted_at).desc())
+                .limit(limit)
+                .offset(offset)
+            ).scalars()
+        )
     items = [
         CaseSummary(
             case_id=row.case_id,

@@ -29,7 +29,7 @@ def api_settings(tmp_path: Path, task_queue: str) -> Settings:
 async def api(
     env: WorkflowEnvironment, api_settings: Settings, engine: Engine, task_queue: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
     app = create_app(api_settings, temporal_client=env.client, engine=engine)
     async with running_worker(env.client, api_settings, engine, task_queue), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

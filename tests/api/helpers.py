@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from activities.read_model import apply_projection
+from api.accounts import DEMO_IDENTITIES
 from domain.catalogue import shipped_definitions
 from domain.samples import sample_birth_form, sample_result
 from domain.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
@@ -44,6 +45,19 @@ def birth_form(**options: Any) -> dict[str, Any]:
     """A valid birth form for a child born two days ago (never in the future, whatever today is)."""
     options.setdefault("born_at", datetime.now(UTC) - timedelta(days=2))
     return sample_birth_form(**options)
+
+
+def filed_by(form: dict[str, Any], username: str) -> dict[str, Any]:
+    """``form`` as the demo applicant ``username`` files it for themself: they are its applicant
+    (mother or father if the form names them so, else another relative)."""
+    name, number, phone = DEMO_IDENTITIES[username]
+    parents = {"mother": form.get("mother"), "father": form.get("father")}
+    relation = next((role for role, parent in parents.items() if parent and parent["id_number"] == number), "other")
+    return {**form, "applicant": {"name": name, "id_number": number, "phone": phone, "relation": relation}}
+
+
+# 代办: a filing for the form's applicant by another account, with the authorization it needs.
+PROXY = {"authorization_material": "授权委托书-0001"}
 
 
 def officer_of(step: str, channel: str = "hospital") -> str:
@@ -105,16 +119,25 @@ class Cases:
         form: dict[str, Any] | None = None,
         key: str | None = None,
         thing: str = "birth",
+        proxy: dict[str, Any] | None = None,
     ) -> httpx.Response:
+        """Without a form, the birth form the account files for itself (filed_by)."""
         headers = dict(await self.login(as_user))
         if key is not None:
             headers["Idempotency-Key"] = key
-        body = {"thing": thing, "channel": channel, "form": birth_form() if form is None else form}
+        if form is None:
+            form = filed_by(birth_form(), as_user) if as_user in DEMO_IDENTITIES else birth_form()
+        body: dict[str, Any] = {"thing": thing, "channel": channel, "form": form}
+        if proxy is not None:
+            body["proxy"] = proxy
         return await self.api.post("/cases", json=body, headers=headers)
 
     async def submit(self, **options: Any) -> dict[str, Any]:
         """Submit a birth case (201) and return its body, with the form used under ``"_form"``."""
-        form = options.pop("form", None) or birth_form()
+        as_user = options.get("as_user", "applicant1")
+        form = options.pop("form", None) or (
+            filed_by(birth_form(), as_user) if as_user in DEMO_IDENTITIES else birth_form()
+        )
         response = await self.post(form=form, **options)
         assert response.status_code == 201, response.text
         return {**response.json(), "_form": form}

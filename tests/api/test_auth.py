@@ -32,6 +32,8 @@ async def test_login_returns_a_bearer_token_that_identifies_the_user_on_auth_me(
         "unit": "police",
         "unit_code": "police_330102",
         "division_code": "330102",  # where the unit is
+        "name": None,  # staff carry no verified identity of an applicant
+        "id_number_masked": None,
     }
 
 
@@ -44,6 +46,8 @@ async def test_login_of_a_clerk_carries_the_clerks_unit(api, login):
         "unit": "hospital",
         "unit_code": "hospital_330102_fybj",
         "division_code": "330102",  # where the unit is
+        "name": None,
+        "id_number_masked": None,
     }
 
 
@@ -107,9 +111,9 @@ async def test_a_token_whose_claims_were_edited_is_401(api, login):
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     tampered = f"{header}.{forged}.{signature}"
 
-    # The genuine applicant token is refused the staff list; the forged "supervisor" one is not let in either.
-    assert_error(await api.get("/cases", headers=_bearer(token)), 403, "forbidden")
-    assert_error(await api.get("/cases", headers=_bearer(tampered)), 401, "unauthorized")
+    # The genuine applicant token is refused supervision; the forged "supervisor" one is not let in either.
+    assert_error(await api.get("/supervision/overdue", headers=_bearer(token)), 403, "forbidden")
+    assert_error(await api.get("/supervision/overdue", headers=_bearer(tampered)), 401, "unauthorized")
 
 
 async def test_a_token_signed_with_another_key_is_401(api):

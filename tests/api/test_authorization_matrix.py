@@ -15,6 +15,7 @@ A route without a row fails `test_every_route_has_a_row_and_every_row_a_route`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from api.accounts import DEMO_IDENTITIES
 from api.main import create_app
 from domain.catalogue import shipped_definitions
 from settings import Settings
-from tests.api.helpers import Cases, Login, birth_form, result_for, task_id
+from tests.api.helpers import Cases, Login, birth_form, filed_by, result_for, task_id
 from tests.conftest import test_settings as settings_for
 
 ROLES = (
@@ -51,6 +53,11 @@ USERS = {
     "admin": "admin",
 }
 COMPLAINT = "出生医学证明办理超时，窗口答复不清。"
+UPLOADED_PDF = (
+    b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+    b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+    b"3 0 obj << /Type /Page /Parent 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+)
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Call:
     params: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     signed_in: bool = True
+    files: dict[str, Any] | None = None
 
 
 class World:
@@ -97,6 +105,19 @@ class World:
 
     async def case_id(self, name: str = "read") -> str:
         return str((await self.case(name))["case_id"])
+
+    async def uploaded(self) -> str:
+        """The read case, with the owner's upload of the mother's ID card."""
+
+        async def make() -> str:
+            case_id = await self.case_id()
+            files = {"file": ("身份证.pdf", UPLOADED_PDF, "application/pdf")}
+            headers = await self.login("applicant1")
+            response = await self.api.post(f"/cases/{case_id}/materials/mother_id_card", files=files, headers=headers)
+            assert response.status_code == 201, response.text
+            return case_id
+
+        return str(await self._once("uploaded", make))
 
     async def awaiting_supplement(self, name: str) -> str:
         async def make() -> str:
@@ -230,7 +251,19 @@ async def login_form(world: World, role: str) -> Call:
 
 
 async def new_case(world: World, role: str) -> Call:
-    return Call("/cases", json={"thing": "birth", "channel": "hospital", "form": birth_form()})
+    # Each applicant files for themself (another's application needs 代办, test_verified_identity.py).
+    username = USERS.get(role, "")
+    form = filed_by(birth_form(), username) if username in DEMO_IDENTITIES else birth_form()
+    return Call("/cases", json={"thing": "birth", "channel": "hospital", "form": form})
+
+
+async def upload(world: World, role: str) -> Call:
+    files = {"file": ("身份证.pdf", UPLOADED_PDF, "application/pdf")}
+    return Call(f"/cases/{await world.case_id()}/materials/mother_id_card", files=files)
+
+
+async def uploaded_file(world: World, role: str) -> Call:
+    return Call(f"/cases/{await world.uploaded()}/files/{hashlib.sha256(UPLOADED_PDF).hexdigest()}")
 
 
 async def supplement(world: World, role: str) -> Call:
@@ -326,10 +359,19 @@ MATRIX: dict[tuple[str, str], Row] = {
     #                                             anon owner other clerk inv  oth  sup  admin
     ("POST", "/auth/token"):                 Row((200, 200, 200, 200, 200, 200, 200, 200), login_form),
     ("GET", "/auth/me"):                     Row((401, 200, 200, 200, 200, 200, 200, 200), fixed("/auth/me")),
+    ("GET", "/me"):                          Row((401, 200, 200, 200, 200, 200, 200, 200), fixed("/me")),
     ("GET", "/health"):                      Row((200, 200, 200, 200, 200, 200, 200, 200), fixed("/health")),
     # cases
     ("POST", "/cases"):                      Row((401, 201, 201, 201, 403, 403, 403, 403), new_case),
-    ("GET", "/cases"):                       Row((401, 403, 403, 200, 200, 200, 200, 200), fixed("/cases")),
+    # an applicant lists their own cases
+    ("GET", "/cases"):                       Row((401, 200, 200, 200, 200, 200, 200, 200), fixed("/cases")),
+    # uploaded materials: the owner (or the accepting window) uploads; the case's staff read, supervision never
+    ("POST", "/cases/{case_id}/materials/{material}"):
+                                             Row((401, 201, 404, 201, 403, 404, 403, 403), upload),
+    ("GET", "/cases/{case_id}/files"):       Row((401, 200, 404, 200, 200, 404, 403, 403),
+                                                 on_case("/cases/{case_id}/files")),
+    ("GET", "/cases/{case_id}/files/{sha256}"):
+                                             Row((401, 200, 404, 200, 200, 404, 403, 403), uploaded_file),
     ("GET", "/cases/{case_id}"):             Row((401, 200, 404, 200, 200, 404, 200, 200), on_case("/cases/{case_id}")),
     ("GET", "/cases/{case_id}/timeline"):    Row((401, 403, 404, 200, 200, 404, 200, 200),
                                                  on_case("/cases/{case_id}/timeline")),
@@ -481,7 +523,7 @@ async def send(world: World, method: str, path: str, role: str) -> httpx.Respons
     if role != "anonymous" and call.signed_in:
         headers.update(await world.login(USERS[role]))
     return await world.api.request(
-        method, call.path, json=call.json, data=call.data, params=call.params, headers=headers
+        method, call.path, json=call.json, data=call.data, params=call.params, headers=headers, files=call.files
     )
 
 

@@ -108,10 +108,11 @@ async def test_supervisor_and_admin_see_every_case(api, login, cases):
 # --- lists -------------------------------------------------------------------------------
 
 
-async def test_applicant_cannot_list_cases(api, login, cases):
-    await cases.submit(as_user="applicant1")
+async def test_an_applicant_lists_only_their_own_cases(api, login, cases):
+    mine = await cases.submit(as_user="applicant1")
+    await cases.submit(as_user="applicant2")
 
-    assert_error(await _get(api, login, "/cases", "applicant1"), 403, "forbidden")
+    assert await _listed(api, login, "applicant1") == [mine["case_id"]]
 
 
 async def test_officers_list_only_cases_involving_their_department(api, login, cases):

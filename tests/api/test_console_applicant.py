@@ -23,7 +23,7 @@ from tests.api.console_access_rows import (
     session_csrf,
 )
 from tests.api.console_client import Element, Page
-from tests.api.helpers import Cases, Login, step_of
+from tests.api.helpers import PROXY, Cases, Login, step_of
 
 MARRIED_FATHER = {"marital_status": "married", "hukou_follow": "father"}
 
@@ -322,7 +322,7 @@ async def test_the_applicant_supplies_returned_materials_through_the_case_page(a
 async def test_the_case_page_shows_the_case_number_the_materials_now_and_when_the_case_is_due(api, cases: Cases):
     # The data-sharing platform holds no marriage record for this mother: 结婚证 is owed from acceptance.
     form = _birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)
-    case = await cases.submit(form=form, channel="online")
+    case = await cases.submit(form=form, channel="online", proxy=PROXY)  # 李芳 files for this mother
     assert case["status"] == "awaiting_supplement" and case["case_no"]
     await console_login(api, "applicant1")
 

@@ -56,6 +56,8 @@ async def test_the_session_cookie_is_the_same_jwt_the_json_api_accepts(api):
         "unit": "hospital",
         "unit_code": "hospital_330102_fybj",
         "division_code": "330102",  # where the unit is
+        "name": None,
+        "id_number_masked": None,
     }
 
 

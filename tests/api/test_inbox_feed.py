@@ -50,7 +50,7 @@ def api_settings(tmp_path, task_queue):
 @pytest.fixture
 async def app(env, api_settings, engine) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running (so its inbox watcher runs); no worker: cases are projected directly."""
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
     app = create_app(api_settings, temporal_client=env.client, engine=engine)
     async with app.router.lifespan_context(app):
         yield app
@@ -469,7 +469,7 @@ async def _police_headers(app: FastAPI) -> dict[str, str]:
 
 
 async def test_streams_end_when_the_app_shuts_down(env, api_settings, engine):
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
     app = create_app(api_settings, temporal_client=env.client, engine=engine)
     async with app.router.lifespan_context(app):
         events = EventStream(app, "/tasks/events", await _police_headers(app))
@@ -489,7 +489,7 @@ async def test_an_exit_signal_ends_the_streams_then_reaches_the_servers_own_hand
 
     original = signal.signal(signal.SIGTERM, server_handler)
     try:
-        ensure_demo_accounts(engine, list(shipped_definitions().values()))
+        ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
         app = create_app(api_settings, temporal_client=env.client, engine=engine)
         async with (
             app.router.lifespan_context(app),

@@ -185,7 +185,7 @@ async def test_the_worker_and_the_sdk_serve_their_metrics_after_a_case(
         temporal_metrics_port=free_port(),
     )
     engine: Engine = make_test_engine(settings.database_url)
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=settings.secret_key)
     app = create_app(settings, temporal_client=env.client, engine=engine)
     # The worker as its process runs it: its own client, metrics server and SDK runtime.
     worker = asyncio.create_task(run_worker(settings))

@@ -16,7 +16,7 @@ from domain.samples import sample_answers, sample_form
 from domain.subjects import subject_key
 from infra.case_registry import STARTING_GRACE
 from models.tables import CaseRecord, CaseRegistration
-from tests.api.helpers import assert_error, birth_form, officer_of
+from tests.api.helpers import assert_error, birth_form, filed_by, officer_of
 
 CASE_NUMBER = re.compile(r"^\d{4}-330000-\d{6}$")
 
@@ -62,7 +62,8 @@ async def test_another_account_filing_the_same_newborn_is_refused_too(cases, eng
     form = birth_form()
     mine = await cases.submit(form=form, as_user="applicant1")
 
-    theirs = await cases.post(form=form, as_user="applicant2", key="theirs")
+    # The father files for the same newborn himself.
+    theirs = await cases.post(form=filed_by(form, "applicant2"), as_user="applicant2", key="theirs")
 
     assert assert_error(theirs, 409, "duplicate_case")["fields"]["existing_case_id"] == mine["case_id"]
 

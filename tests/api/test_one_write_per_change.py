@@ -97,7 +97,7 @@ async def counted_api(
     task_queue: str,
     counter: CallCounter,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
     config = env.client.config()
     config["interceptors"] = [*config["interceptors"], counter]
     client = Client(**config)

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from api.timeline import read_case_history
-from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
+from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID, another_newborn
 from models.tables import CaseRecord
-from tests.api.helpers import assert_error, birth_form, step_of
+from tests.api.helpers import PROXY, assert_error, birth_form, filed_by, step_of
 
 HOSPITAL_STEPS = ("birth_certificate", "vaccination_certificate")
 
@@ -144,7 +144,9 @@ async def test_a_different_idempotency_key_starts_a_different_case(cases, engine
 
 async def test_the_same_idempotency_key_from_another_account_is_another_case(cases, engine):
     mine = await cases.post(as_user="applicant1", key="shared-key")
-    theirs = await cases.post(as_user="applicant2", key="shared-key")
+    theirs = await cases.post(
+        as_user="applicant2", form=filed_by(another_newborn(birth_form(), 1), "applicant2"), key="shared-key"
+    )
 
     assert (mine.status_code, theirs.status_code) == (201, 201)
     assert mine.json()["case_id"] != theirs.json()["case_id"]
@@ -165,7 +167,7 @@ async def test_an_id_number_ending_in_lowercase_x_is_accepted_and_normalised(cas
     form["applicant"]["id_number"] = "11010519491231002x"
     form["applicant"]["relation"] = "grandparent"  # not the mother: her number is the mother's
 
-    case = await cases.submit(form=form)
+    case = await cases.submit(form=form, proxy=PROXY)  # the mother files for the grandparent
 
     started_with, _ = await read_case_history(env.client, case["case_id"])
     assert started_with.form["applicant"]["id_number"] == "11010519491231002X"
@@ -174,7 +176,7 @@ async def test_an_id_number_ending_in_lowercase_x_is_accepted_and_normalised(cas
 async def test_materials_the_platform_does_not_hold_are_owed_and_no_step_opens(cases):
     form = birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)
 
-    case = await cases.submit(form=form)
+    case = await cases.submit(form=form, proxy=PROXY)
 
     assert case["status"] == "awaiting_supplement"
     assert case["missing_materials"] == ["marriage_certificate"]

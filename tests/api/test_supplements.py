@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
-from tests.api.helpers import assert_error, birth_form, events_of, result_for, step_of
+from tests.api.helpers import PROXY, assert_error, birth_form, events_of, result_for, step_of
 
 
 async def _returned(cases, missing: list[str]) -> dict:
@@ -175,7 +175,7 @@ async def test_returning_an_unclaimed_step_is_409(cases):
 
 
 async def test_materials_owed_at_intake_are_supplied_and_the_first_steps_open(api, login, cases):
-    case = await cases.submit(form=birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID))
+    case = await cases.submit(form=birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID), proxy=PROXY)
     assert case["status"] == "awaiting_supplement"
 
     missing = await _supplement(api, login, case["case_id"], {"other": "X"})

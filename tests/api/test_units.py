@@ -156,7 +156,7 @@ async def test_login_carries_the_unit_of_a_county_officer_and_the_division_of_a_
     assert (await me("hospital_clerk"))["unit_code"] == "hospital_330102_fybj"
 
 
-async def test_demo_seeding_is_idempotent_and_keeps_what_an_admin_changed(api, login, engine):
+async def test_demo_seeding_is_idempotent_and_keeps_what_an_admin_changed(api, login, engine, api_settings):
     await api.patch("/units/police_330106", json={"name_zh": "西湖分局"}, headers=await login("admin"))
     with Session(engine) as session:
         units_before = len(session.exec(select(Unit)).all())
@@ -168,7 +168,7 @@ async def test_demo_seeding_is_idempotent_and_keeps_what_an_admin_changed(api, l
         session.add(account)
         session.commit()
 
-    ensure_demo_accounts(engine, list(shipped_definitions().values()))
+    ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
 
     with Session(engine) as session:
         assert len(session.exec(select(Unit)).all()) == units_before

@@ -23,6 +23,7 @@ from workflows.kit.rejection import checked
 with workflow.unsafe.imports_passed_through():
     from models.case import (
         Actor,
+        AdoptCaseInput,
         AuditEntry,
         CaseEvent,
         CaseSnapshot,
@@ -223,6 +224,20 @@ class CaseOperations:
     @decline.validator
     def _validate_decline(self, action: EndCaseInput) -> None:
         checked(task_operations.check_decline, self._state, action)
+
+    # --- 实名认领 ------------------------------------------------------------------------------
+
+    @workflow.update
+    async def adopt(self, action: AdoptCaseInput) -> CaseSnapshot:
+        task_operations.adopt(self._state, action.actor.username)
+        self._record(EventType.ADOPTED, actor=action.actor.username)
+        self._changed()
+        await self._projection.flush()
+        return self._snapshot()
+
+    @adopt.validator
+    def _validate_adopt(self, action: AdoptCaseInput) -> None:
+        checked(task_operations.check_adopt, self._state, action)
 
     async def _end(self, action: EndCaseInput, status: CaseStatus, event: EventType) -> CaseSnapshot:
         """The case ends; the run cancels its open steps and tells the applicant (close_ended)."""

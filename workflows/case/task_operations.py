@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.divisions import DEFAULT_COUNTY, PROVINCE, is_within
     from models.case import (
         Actor,
+        AdoptCaseInput,
         CaseStatus,
         Colleague,
         EndCaseInput,
@@ -293,3 +294,19 @@ def check_decline(state: CaseState, action: EndCaseInput) -> None:
 def end_case(state: CaseState, status: CaseStatus, reason: str) -> None:
     state.ended_as = status
     state.ended_reason = reason
+
+
+# --- 实名认领 (a walk-in case becomes its applicant's) -------------------------------------------
+
+
+def check_adopt(state: CaseState, action: AdoptCaseInput) -> None:
+    """Only an applicant account, and only a case nobody owns (a walk-in's): the API has checked
+    that the account's verified identity is the form's applicant."""
+    if action.actor.role != "applicant":
+        raise DomainError(ErrorCode.FORBIDDEN, "仅申请人本人可以认领 (only the applicant adopts a case)")
+    if state.case.owner is not None:
+        raise _conflict("该办件已有申请人账号 (the case has an owner already)")
+
+
+def adopt(state: CaseState, username: str) -> None:
+    state.case.owner = username

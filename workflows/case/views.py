@@ -97,6 +97,7 @@ def snapshot(
         subject_key=case.subject_key,
         materials=list(state.materials.values()),
         ended_reason=state.ended_reason,
+        proxy=case.proxy,
     )
 
 

@@ -80,7 +80,7 @@ class CaseWorkflow(CaseOperations):
         received, shared, to_supply = await gather_materials(state, local=self._writes.one_write)
         state.intake_missing = [material.code for material in to_supply]
         state.record_intake(received, shared, to_supply)
-        self._writes.pending.form = case.form
+        self._writes.pending.form, self._writes.pending.applicant_key = case.form, case.applicant_key
         self._record(EventType.ACCEPTED, actor=case.submitted_by.username)
         await self._open_ready_steps()
         self._notice = views.acceptance_notice(

@@ -40,6 +40,7 @@ class PendingWrites:
     finished_steps: set[str] = field(default_factory=set)
     notifications_sent: int = 0
     form: dict[str, Any] | None = None  # the application, until the first write takes it
+    applicant_key: str | None = None  # taken with the form
 
     def notify(self, notification: NotificationInput) -> None:
         # Numbered in the case, so a retried or rebuilt write finds its own row.
@@ -61,6 +62,7 @@ class PendingWrites:
             audit=self.audit,
             finished_step_events=[event for event in history if event.step in self.finished_steps],
             form=self.form,
+            applicant_key=self.applicant_key if self.form is not None else None,
         )
         self.notifications, self.escalations, self.supervision_notices, self.audit = [], [], [], []
         self.finished_steps = set()

@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 
-from workflows.kit.retry import CALENDAR_TIMEOUT, DATA_SHARING_RETRY, LOCAL_SERVICE_RETRY, WRITE_TIMEOUT
+from workflows.kit.retry import (
+    CALENDAR_TIMEOUT,
+    DATA_SHARING_RETRY,
+    LOCAL_SERVICE_RETRY,
+    SMS_DELIVERY_RETRY,
+    WRITE_TIMEOUT,
+)
 
 with workflow.unsafe.imports_passed_through():
     from models.case import (
@@ -48,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ComplaintEscalationInput,
         ProjectComplaintInput,
     )
+    from models.notices import DeliverNoticesInput, DeliverNoticesResult, NoticeActivityName
 
 LOCAL_ACTIVITIES_PATCH = "local-short-activities"
 
@@ -214,4 +221,19 @@ async def escalate_overdue_complaint(escalation: ComplaintEscalationInput) -> No
         escalation,
         start_to_close_timeout=WRITE_TIMEOUT,
         retry_policy=LOCAL_SERVICE_RETRY,
+    )
+
+
+# --- the SMS outbox -------------------------------------------------------------------
+
+
+async def deliver_pending_sms(request: DeliverNoticesInput) -> DeliverNoticesResult:
+    """One round of sending the outbox's due messages (a regular activity: it talks to a gateway)."""
+    return await workflow.execute_activity(  # type: ignore[no-any-return]
+        NoticeActivityName.DELIVER_PENDING_SMS,
+        request,
+        result_type=DeliverNoticesResult,
+        # The budget bounds new sends; a minute more covers the last one and the bookkeeping.
+        start_to_close_timeout=timedelta(seconds=request.time_budget_seconds + 60),
+        retry_policy=SMS_DELIVERY_RETRY,
     )

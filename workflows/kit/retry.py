@@ -21,3 +21,12 @@ DATA_SHARING_RETRY = RetryPolicy(
 
 CALENDAR_TIMEOUT = timedelta(seconds=10)
 WRITE_TIMEOUT = timedelta(seconds=30)
+
+# A round of SMS delivery that failed itself (the database away, a worker lost): try it again
+# soon. An SMS the gateway refused is no such failure: its row records it and waits its backoff.
+SMS_DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=3,
+)
