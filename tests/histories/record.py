@@ -36,6 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.catalogue import load_departments, resolve_for_case, shipped_definitions
 from domain.samples import (
+    FATHER_ID,
     MOTHER_WITHOUT_MARRIAGE_RECORD_ID,
     sample_answers,
     sample_birth_form,
@@ -44,6 +45,7 @@ from domain.samples import (
 )
 from models.case import (
     Actor,
+    AdoptCaseInput,
     CaseInput,
     CaseSnapshot,
     ClaimInput,
@@ -75,6 +77,7 @@ from models.complaint import (
     ComplaintInput,
     ComplaintSnapshot,
 )
+from models.notices import DeliverNoticesInput
 from tests.conftest import make_test_engine, running_worker, test_settings, time_skipping_env
 from workflows.starter import start_case
 
@@ -479,6 +482,28 @@ async def birth_declined(run: Run) -> Handle:
     return handle
 
 
+async def birth_walk_in_adopted(run: Run) -> Handle:
+    """At the hospital's window for the father (no account then); he signs in later, the case
+    becomes his (adopt), it finishes, and he rates it."""
+    form = sample_birth_form()
+    form["applicant"] = {**form["applicant"], "name": "王强", "id_number": FATHER_ID, "relation": "father"}
+    clerk = officer("hospital", role="clerk")
+    handle = await start(run, BIRTH, "hospital", form, owner=None, submitted_by=clerk, applicant_key="0" * 64)
+    father = Actor(username="applicant2", role="applicant")
+    await update(handle, "adopt", AdoptCaseInput(actor=father), CaseSnapshot)
+    await finish_steps(handle, BIRTH, form, actors={"delivery": clerk})
+    await update(handle, "rate", RateInput(actor=father, score=5, comment="窗口办理后网上评价"), RatingView)
+    return handle
+
+
+async def notice_delivery_round(run: Run) -> Handle:
+    """One round of the SMS outbox's delivery (the worker of a recording has no gateway)."""
+    handle: Handle = await run.env.client.start_workflow(
+        "NoticeDeliveryWorkflow", DeliverNoticesInput(), id=workflow_id(run), task_queue=run.task_queue
+    )
+    return handle
+
+
 async def retirement_conditions_not_met(run: Run) -> Handle:
     """Early retirement (special work): the review finds the conditions unmet; no pension step opens."""
     definition = DEFINITIONS["retirement"]
@@ -692,6 +717,13 @@ ROUTES: list[Route] = [
     ),
     Route("birth-withdrawn", QUIET_TUESDAY, birth_withdrawn, "withdrawn by the applicant after the first step"),
     Route("birth-declined", QUIET_TUESDAY, birth_declined, "declined by the accepting clerk before any step"),
+    Route(
+        "birth-walk-in-adopted",
+        QUIET_TUESDAY,
+        birth_walk_in_adopted,
+        "accepted at a window for a person without an account, adopted at their sign-in, finished, rated",
+    ),
+    Route("notice-delivery-round", QUIET_TUESDAY, notice_delivery_round, "one round of the SMS outbox"),
     Route(
         "retirement-conditions-not-met",
         QUIET_TUESDAY,
