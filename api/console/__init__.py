@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from api.console import applicant, clerk, extensions, officer, organisation, supervisor, task_operations
+from api.console import applicant, clerk, extensions, files, officer, organisation, supervisor, task_operations
 from api.console.base import console_router, session_router
 
 AREA_ROUTERS: list[APIRouter] = [
@@ -22,6 +22,7 @@ AREA_ROUTERS: list[APIRouter] = [
     supervisor.router,
     extensions.router,
     organisation.router,
+    files.router,
 ]
 
 router = console_router()

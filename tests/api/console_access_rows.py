@@ -68,6 +68,9 @@ CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     # With no situation answers the page asks the questions again: nothing is submitted.
     ConsoleRow("POST", "/apply/{thing}", "/apply/birth", APPLICANT_PAGE),
     ConsoleRow("GET", "/my/cases", "/my/cases", APPLICANT_PAGE),
+    # An uploaded file (none with this hash): those who read the case's files learn it is not there;
+    # supervision never opens files.
+    ConsoleRow("GET", "/files/{case_id}/{sha256}", "/files/{case_id}/" + "0" * 64, (303, 404, 404, 404, 403, 403)),
     ConsoleRow("GET", "/my/cases/{case_id}", "/my/cases/{case_id}", APPLICANT_PAGE),
     # An empty supplement or rating form is sent back to the case page with a message.
     ConsoleRow("POST", "/my/cases/{case_id}/supplement", "/my/cases/{case_id}/supplement", APPLICANT_ACTION),

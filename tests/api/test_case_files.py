@@ -15,7 +15,8 @@ from sqlmodel import Session
 
 from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from models.tables import CaseFileRecord
-from tests.api.helpers import PROXY, assert_error, birth_form
+from tests.api.console_client import console_users
+from tests.api.helpers import PROXY, assert_error, birth_form, task_id
 from tests.api.test_payload_privacy import payloads_in
 
 MATERIAL = "marriage_certificate"  # what a mother without a marriage record on file owes
@@ -193,3 +194,25 @@ async def test_the_workflow_history_holds_the_files_hash_never_its_bytes(api, lo
     decrypted = b"".join(payload.data for payload in await codec.decode(payloads))
     assert f"sha256:{sha256}".encode() in decrypted  # the reference is there (the check can fail)
     assert b"MARRIAGE-CERTIFICATE-SCAN-0042" not in decrypted and b"%PDF" not in decrypted
+
+
+async def test_the_officer_opens_the_uploaded_file_from_the_task_page(api, login, cases):
+    case = await _owing_case(cases)
+    document = pdf()
+    sha256 = (await _upload(api, login, case["case_id"], document)).json()["sha256"]
+    supplied = await api.post(
+        f"/cases/{case['case_id']}/supplements",
+        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
+        headers=await login("applicant1"),
+    )
+    assert supplied.status_code == 200, supplied.text
+
+    async with console_users(api) as users:
+        officer = await users("hospital_officer")
+        page = await officer.get(f"/inbox/{task_id(case['case_id'], 'birth_certificate')}")
+        assert page.status == 200, page.html
+        (link,) = page.all("material-file")
+        assert link.attrs["href"] == f"/files/{case['case_id']}/{sha256}"
+        opened = await officer.client.get(link.attrs["href"])
+        assert opened.status_code == 200 and opened.content == document
+        assert opened.headers["content-type"] == "application/pdf"
