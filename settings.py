@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -77,6 +78,9 @@ class Settings(BaseSettings):
     # numbers (2026-330000-000123) and a company's registration division.
     division_code: str = Field(default="330000", pattern=r"^\d{6}$")
     archive_dir: Path = ROOT / "var" / "archive"  # electronic archive packages (§7.1.3)
+    # Ed25519 seed (base64 of 32 bytes) that signs archive manifests (infra/signing.py); unset,
+    # one is derived from secret_key.
+    signing_key: str | None = Field(default=None, repr=False)
     # Uploaded materials, encrypted, one file per content hash (infra/file_store.py).
     file_store_dir: Path = ROOT / "var" / "files"
     # The largest material a person may upload (a scan of a few pages, a phone photo).
@@ -125,6 +129,17 @@ class Settings(BaseSettings):
     def _distinct_metrics_ports(self) -> Settings:
         if self.worker_metrics_port and self.worker_metrics_port == self.temporal_metrics_port:
             raise ValueError("ONETHING_WORKER_METRICS_PORT and ONETHING_TEMPORAL_METRICS_PORT must differ")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_signing_key(self) -> Settings:
+        if self.signing_key is not None:
+            try:
+                seed = base64.b64decode(self.signing_key, validate=True)
+            except ValueError:
+                seed = b""
+            if len(seed) != 32:
+                raise ValueError("ONETHING_SIGNING_KEY must be base64 of a 32-byte Ed25519 seed")
         return self
 
     @model_validator(mode="after")

@@ -23,7 +23,9 @@ from activities.notice_delivery import NoticeDeliveryActivities, ensure_delivery
 from activities.read_model import ReadModelActivities
 from domain.workcalendar import WorkingCalendar, make_calendar
 from infra.db import init_db, make_engine
+from infra.file_store import LocalFileStore
 from infra.logs import configure_logging
+from infra.signing import signing_key
 from infra.sms import SmsGateway, sms_gateway_from_settings
 from infra.temporal import connect_temporal
 from infra.tracing import configure_tracing
@@ -61,7 +63,7 @@ def build_worker(
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
     case_changes = CaseChangeActivities(engine, calendar)
-    archive = ArchiveActivities(settings.archive_dir)
+    archive = ArchiveActivities(settings.archive_dir, LocalFileStore.from_settings(settings), signing_key(settings))
     complaints = ComplaintActivities(engine)
     notice_delivery = NoticeDeliveryActivities(engine, sms_gateway or sms_gateway_from_settings(settings))
     return Worker(

@@ -1,8 +1,10 @@
 """The electronic archive of a closed case (DB33/T 2304-2021 §7.1.3 档案完整、规范).
 
-A package is a folder of JSON parts plus ``manifest.json`` listing each part
-with its SHA-256. ``check_package`` re-reads the folder and reports parts that
-are missing or whose content no longer matches the manifest.
+A package is a folder of JSON parts (and the case's uploaded files under ``files/``) plus
+``manifest.json`` listing each part with its SHA-256, and ``manifest.sig``, an Ed25519 signature
+of the manifest's bytes: rewriting a part and its hash in the manifest breaks the signature.
+``check_package`` re-reads the folder and reports parts that are missing or whose content no
+longer matches the manifest, and whether the signature holds.
 
 It lives with the documents rather than in infra: what a package holds is a document
 format set by the same standard as the service guides; the folder is the document
@@ -12,11 +14,15 @@ itself, not a store the application reads back (only ``check_package`` audits it
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel
 
 from models.case import ArchiveCaseInput, EventType
@@ -31,6 +37,19 @@ REQUIRED_PARTS: dict[str, str] = {
     "ratings.json": "好差评",
 }
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+FILES_DIR = "files"
+EXTENSIONS = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}
+
+
+class ArchivedFile(BaseModel):
+    """An uploaded material to file with the package: its content and what it is."""
+
+    material: str
+    name_zh: str
+    sha256: str
+    content_type: str
+    content: bytes
 
 
 class ArchivedPart(BaseModel):
@@ -56,6 +75,9 @@ class ArchiveCheck(BaseModel):
     missing: list[str]
     corrupt: list[str]
     manifest: ArchiveManifest | None
+    # valid / invalid (the manifest was altered, or signed by another key) / missing (unsigned);
+    # None when not checked.
+    signature: Literal["valid", "invalid", "missing"] | None = None
 
 
 def _encode(value: Any) -> bytes:
@@ -98,17 +120,33 @@ def package_parts(archive: ArchiveCaseInput) -> dict[str, bytes]:
     }
 
 
-def write_package(root: Path, archive: ArchiveCaseInput, archived_at: datetime) -> ArchiveManifest:
-    """Write (or rewrite, identically) the case's package under ``root/<case_id>/``."""
+def file_part_name(file: ArchivedFile) -> str:
+    return f"{FILES_DIR}/{file.material}-{file.sha256[:16]}{EXTENSIONS.get(file.content_type, '')}"
+
+
+def write_package(
+    root: Path,
+    archive: ArchiveCaseInput,
+    archived_at: datetime,
+    *,
+    files: list[ArchivedFile] | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
+) -> ArchiveManifest:
+    """Write (or rewrite, identically) the case's package under ``root/<case_id>/``, with its
+    uploaded ``files``, and sign the manifest with ``signing_key``."""
     folder = root / archive.snapshot.case_id
     folder.mkdir(parents=True, exist_ok=True)
+    contents: dict[str, tuple[str, bytes]] = {
+        name: (REQUIRED_PARTS[name], content) for name, content in package_parts(archive).items()
+    }
+    for file in files or []:
+        contents[file_part_name(file)] = (f"上传材料：{file.name_zh}", file.content)
     parts = []
-    for name, content in package_parts(archive).items():
+    for name, (title_zh, content) in contents.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
         parts.append(
-            ArchivedPart(
-                name=name, title_zh=REQUIRED_PARTS[name], sha256=hashlib.sha256(content).hexdigest(), bytes=len(content)
-            )
+            ArchivedPart(name=name, title_zh=title_zh, sha256=hashlib.sha256(content).hexdigest(), bytes=len(content))
         )
     snapshot = archive.snapshot
     manifest = ArchiveManifest(
@@ -120,17 +158,36 @@ def write_package(root: Path, archive: ArchiveCaseInput, archived_at: datetime) 
         archived_at=archived_at,
         parts=parts,
     )
-    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    manifest_bytes = manifest.model_dump_json(indent=2).encode()
+    (folder / MANIFEST).write_bytes(manifest_bytes)
+    if signing_key is not None:
+        (folder / SIGNATURE).write_bytes(signing_key.sign(manifest_bytes))
     return manifest
 
 
-def check_package(root: Path, case_id: str) -> ArchiveCheck:
-    """Is the package complete, and does every part still match its recorded hash?"""
+def _signature(
+    folder: Path, manifest_bytes: bytes, verify_key: Ed25519PublicKey
+) -> Literal["valid", "invalid", "missing"]:
+    signature_file = folder / SIGNATURE
+    if not signature_file.is_file():
+        return "missing"
+    try:
+        verify_key.verify(signature_file.read_bytes(), manifest_bytes)
+    except InvalidSignature:
+        return "invalid"
+    return "valid"
+
+
+def check_package(root: Path, case_id: str, verify_key: Ed25519PublicKey | None = None) -> ArchiveCheck:
+    """Is the package complete, does every part still match its recorded hash, and (with
+    ``verify_key``) is the manifest the one that was signed?"""
     folder = root / case_id
     manifest_file = folder / MANIFEST
     if not manifest_file.is_file():
         return ArchiveCheck(case_id=case_id, complete=False, missing=[MANIFEST], corrupt=[], manifest=None)
-    manifest = ArchiveManifest.model_validate_json(manifest_file.read_text(encoding="utf-8"))
+    manifest_bytes = manifest_file.read_bytes()
+    manifest = ArchiveManifest.model_validate_json(manifest_bytes)
+    signature = _signature(folder, manifest_bytes, verify_key) if verify_key is not None else None
     listed = {part.name: part for part in manifest.parts}
     missing = [name for name in REQUIRED_PARTS if name not in listed or not (folder / name).is_file()]
     corrupt = [
@@ -138,6 +195,19 @@ def check_package(root: Path, case_id: str) -> ArchiveCheck:
         for name, part in listed.items()
         if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != part.sha256
     ]
+    intact = not missing and not corrupt and signature in {None, "valid"}
     return ArchiveCheck(
-        case_id=case_id, complete=not missing and not corrupt, missing=missing, corrupt=corrupt, manifest=manifest
+        case_id=case_id, complete=intact, missing=missing, corrupt=corrupt, manifest=manifest, signature=signature
     )
+
+
+def package_zip(root: Path, case_id: str) -> bytes:
+    """The package as one zip (manifest, signature and every part listed), for download."""
+    folder = root / case_id
+    manifest = ArchiveManifest.model_validate_json((folder / MANIFEST).read_bytes())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as package:
+        for name in [MANIFEST, SIGNATURE, *(part.name for part in manifest.parts)]:
+            if (folder / name).is_file():
+                package.write(folder / name, arcname=f"{case_id}/{name}")
+    return buffer.getvalue()

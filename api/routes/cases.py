@@ -24,8 +24,9 @@ from api.schemas import (
     TimelineResponse,
 )
 from api.timeline import build_timeline, read_case_history
-from documents.archive import ArchiveCheck, check_package
+from documents.archive import ArchiveCheck, check_package, package_zip
 from domain.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
+from infra.signing import verify_key
 from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
@@ -255,7 +256,28 @@ async def read_archive(case_id: str, actor: ActorDep, engine: EngineDep, setting
         raise DomainError(ErrorCode.CONFLICT, "案件尚未办结，未归档 (the case is not closed yet)")
     if record.rating_open:
         raise DomainError(ErrorCode.CONFLICT, "评价期结束后归档 (archived when the rating period ends)")
-    return await run_in_threadpool(check_package, settings.archive_dir, case_id)
+    return await run_in_threadpool(check_package, settings.archive_dir, case_id, verify_key(settings))
+
+
+@router.get(
+    "/cases/{case_id}/archive/download",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "the package: parts, manifest, signature"}},
+)
+async def download_archive(case_id: str, actor: ActorDep, engine: EngineDep, settings: SettingsDep) -> Response:
+    """The electronic archive as a zip (§7.1.3): for the case's applicant and the supervisors of
+    its division. ``manifest.sig`` is the platform's Ed25519 signature of ``manifest.json``."""
+    record = await run_in_threadpool(_load_visible, engine, actor, case_id)
+    if actor.role not in {"applicant", "supervisor"}:
+        raise DomainError(ErrorCode.FORBIDDEN, "档案下载仅对申请人和监督人员开放 (the applicant and supervisors only)")
+    check = await run_in_threadpool(check_package, settings.archive_dir, case_id, verify_key(settings))
+    if check.manifest is None:
+        closed = record.status in {"completed", "refused", "withdrawn", "declined"}
+        reason = "评价期结束后归档 (archived when the rating period ends)" if closed else "案件尚未办结，未归档"
+        raise DomainError(ErrorCode.CONFLICT, reason)
+    content = await run_in_threadpool(package_zip, settings.archive_dir, case_id)
+    disposition = f'attachment; filename="{record.case_no or case_id}-archive.zip"'
+    return Response(content, media_type="application/zip", headers={"Content-Disposition": disposition})
 
 
 @router.get("/notifications", response_model=list[NotificationResponse])

@@ -280,6 +280,10 @@ async def archive(world: World, role: str) -> Call:
     return Call(f"/cases/{await world.refused()}/archive")
 
 
+async def archive_download(world: World, role: str) -> Call:
+    return Call(f"/cases/{await world.refused()}/archive/download")
+
+
 async def verify(world: World, role: str) -> Call:
     return Call("/supervision/verify", params={"case_id": await world.case_id()})
 
@@ -379,6 +383,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/cases/{case_id}/rating"):     Row((401, 201, 404, 403, 403, 403, 403, 403), rating),
     # A refused case is closed at once, so its archive can be checked.
     ("GET", "/cases/{case_id}/archive"):     Row((401, 403, 404, 200, 200, 404, 200, 200), archive),
+    # the archive as a zip: the applicant and the division's supervisors
+    ("GET", "/cases/{case_id}/archive/download"):
+                                             Row((401, 200, 404, 403, 403, 404, 200, 403), archive_download),
     ("GET", "/notifications"):               Row((401, 200, 200, 200, 200, 200, 200, 200), fixed("/notifications")),
     # tasks: the workflow holds each role to its own department's steps (403 from its validator)
     ("GET", "/tasks"):                       Row((401, 403, 403, 200, 200, 200, 200, 200), fixed("/tasks")),
