@@ -62,7 +62,7 @@ def build_worker(
     calendar_activities = CalendarActivities(calendar)
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
-    case_changes = CaseChangeActivities(engine, calendar)
+    case_changes = CaseChangeActivities(engine, calendar, signing_key(settings))
     archive = ArchiveActivities(settings.archive_dir, LocalFileStore.from_settings(settings), signing_key(settings))
     complaints = ComplaintActivities(engine)
     notice_delivery = NoticeDeliveryActivities(engine, sms_gateway or sms_gateway_from_settings(settings))

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from temporalio import activity
 
+from activities.licences import issue_licences
 from activities.notice_delivery import queue_applicant_sms
 from activities.read_model import audit_row, bump_inbox_versions, insert_new, task_id_for
 from domain.timeliness import step_timeliness
@@ -343,20 +345,35 @@ def urge_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
 class CaseChangeActivities:
     """The one write a case makes per workflow task (run as a local activity)."""
 
-    def __init__(self, engine: Engine, calendar: WorkingCalendar) -> None:
+    def __init__(self, engine: Engine, calendar: WorkingCalendar, licence_key: Ed25519PrivateKey | None = None) -> None:
         self._engine = engine
         self._calendar = calendar
+        self._licence_key = licence_key  # signs the electronic licences steps issue; None: none issued
 
     @activity.defn(name=ActivityName.WRITE_CASE_CHANGES)
     def write_case_changes(self, changes: CaseChanges) -> WriteResult:
         with write_session(self._engine) as session:
             written = apply_case_changes(session, changes, self._calendar)
             if written:
-                # The applicant's SMS, in the notifications' transaction. Here and not in
-                # apply_case_changes: a rebuild replays that, and must not text old notices again.
-                queue_applicant_sms(session, changes, datetime.now(UTC))
+                # The applicant's SMS and the licences of the steps just completed, in the change's
+                # transaction. Here and not in apply_case_changes: a rebuild replays that, and must
+                # neither text old notices again nor issue licences again.
+                now = datetime.now(UTC)
+                queue_applicant_sms(session, changes, now)
+                if self._licence_key is not None:
+                    issue_licences(session, changes, _case_form(session, changes), self._licence_key, now)
         for escalation in changes.escalations if written else []:
             logger.warning(
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
             )
         return WriteResult(revision=changes.snapshot.revision)
+
+
+def _case_form(session: Session, changes: CaseChanges) -> dict[str, Any] | None:
+    """The application: with the case's first write, else from its row."""
+    if changes.form is not None:
+        return changes.form
+    form: dict[str, Any] | None = session.execute(
+        select(col(CaseRecord.form)).where(col(CaseRecord.case_id) == changes.snapshot.case_id)
+    ).scalar_one_or_none()
+    return form

@@ -33,6 +33,7 @@ from api.routes import (
     catalogue,
     complaints,
     dev_sms,
+    licences,
     materials,
     notices,
     report,
@@ -232,6 +233,7 @@ def create_app(
     app.include_router(auth.me_router)
     app.include_router(cases.router)
     app.include_router(materials.router)
+    app.include_router(licences.router)
     app.include_router(tasks.router)
     app.include_router(catalogue.router)
     app.include_router(complaints.router)

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
 from documents.flowchart import longest_path, step_graph, time_limit_zh
+from domain.licences import licence_type, reused_licences
 from models.catalogue import Material, StepDefinition, ThingDefinition
 from models.errors import DomainError, ErrorCode
 
@@ -116,6 +117,9 @@ class GuideStep(_Frozen):
     delivers_case: bool
     legal_basis: str | None = None
     situations_zh: list[str]
+    # 电子证照 an earlier step issued that this one takes from the platform (no paper asked for).
+    reuses_licences_zh: list[str] = []
+    issues_licence_zh: str | None = None
 
     def time_limit_on(self, channel: str) -> GuideTimeLimit | None:
         return next((limit for limit in self.time_limits if limit.channel == channel), None)
@@ -277,6 +281,8 @@ def _guide_step(definition: ThingDefinition, step: StepDefinition, depends_on: l
         delivers_case=step.delivers_case,
         legal_basis=step.legal_basis,
         situations_zh=_situations_using(definition, step=step.code),
+        reuses_licences_zh=[kind.title_zh for _, kind in reused_licences(definition.code, step.code)],
+        issues_licence_zh=issued.title_zh if (issued := licence_type(definition.code, step.code)) else None,
     )
 
 

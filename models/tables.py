@@ -444,3 +444,22 @@ class CaseFileRecord(SQLModel, table=True):
     pages: int = 1
     uploaded_by: str = Field(max_length=64)
     uploaded_at: datetime = _when(nullable=False)
+
+
+class LicenceRecord(SQLModel, table=True):
+    """电子证照: a licence a step issued, its canonical content (domain/licences.canonical) and the
+    platform's detached Ed25519 signature of it. Written by the worker when the step completes;
+    not a projection: a rebuild of the read model leaves it as it is."""
+
+    __tablename__ = "licences"
+
+    number: str = Field(primary_key=True, max_length=32)
+    case_id: str = Field(index=True, max_length=64)
+    thing: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    title_zh: str = Field(max_length=64)
+    issuer_zh: str = Field(max_length=128)
+    issued_at: datetime = _when(nullable=False)
+    status: str = Field(default="valid", max_length=16)  # valid | revoked
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    signature: str = Field(max_length=128)  # base64 of the 64-byte Ed25519 signature

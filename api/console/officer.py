@@ -44,6 +44,7 @@ from api.errors import from_update_failure
 from api.routes.notices import AcknowledgeRequest, acknowledge, department_notice_page
 from domain.catalogue import FOLLOW_UP, load_departments
 from domain.display import overdue_zh, time_left_zh
+from domain.licences import reused_licences
 from domain.redaction import masked, sees_case_personal_data
 from domain.results import negative_result
 from domain.workcalendar import WorkingCalendar
@@ -59,7 +60,7 @@ from models.case import (
 from models.catalogue import ResultField, StepDefinition, ThingDefinition
 from models.complaint import SUPERVISION_ORIGIN
 from models.errors import DomainError, ErrorCode
-from models.tables import CaseRecord, SupervisionNotice, TaskRecord, Unit
+from models.tables import CaseRecord, LicenceRecord, SupervisionNotice, TaskRecord, Unit
 from services.access import in_unit_scope, visible_case
 from services.catalogue import current_definitions, definition_for
 from services.inbox import DueFilter, InboxFilters, inbox_etag, inbox_steps, inbox_tasks
@@ -461,6 +462,7 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
         case_no = record.case_no or snapshot.case_no
         step_view = next((item for item in snapshot.steps if item.step == task.step), None)
         operations = operations_context(session, actor, task, step_view)
+        reused = _reused_licences(session, task.case_id, task.thing, task.step)
     materials = {material.code: material for material in definition.materials}
     status = step_view.status if step_view else StepStatus(task.status)
     assignee = step_view.assignee if step_view else task.assignee
@@ -488,8 +490,26 @@ def _task_context(engine: Engine, calendar: WorkingCalendar, actor: Actor, task_
         "situation_zh": next((s.name_zh for s in definition.situations if s.code == snapshot.situation), ""),
         "application": application,
         "case_no": case_no,
+        "reused_licences": reused,
         **operations,
     }
+
+
+def _reused_licences(session: Session, case_id: str, thing: str, step: str) -> list[dict[str, str]]:
+    """The 电子证照 earlier steps of the case issued that this step takes instead of the paper."""
+    shown = []
+    for issuing, kind in reused_licences(thing, step):
+        licence = session.execute(
+            select(LicenceRecord).where(col(LicenceRecord.case_id) == case_id, col(LicenceRecord.step) == issuing)
+        ).scalar_one_or_none()
+        shown.append(
+            {
+                "title_zh": kind.title_zh,
+                "number": licence.number if licence else "",
+                "state_zh": ("有效" if licence.status == "valid" else "已撤销") if licence else "待签发",
+            }
+        )
+    return shown
 
 
 def _result_labels(definition: ThingDefinition) -> dict[str, dict[str, str]]:

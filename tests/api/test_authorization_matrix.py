@@ -280,6 +280,21 @@ async def archive(world: World, role: str) -> Call:
     return Call(f"/cases/{await world.refused()}/archive")
 
 
+async def licence_of_delivered(world: World, role: str, suffix: str = "") -> Call:
+    case_id = await world.delivered()
+    listed = await world.api.get(f"/cases/{case_id}/licences", headers=await world.login("applicant1"))
+    number = next(item["number"] for item in listed.json() if item["step"] == "birth_certificate")
+    return Call(f"/licences/{number}{suffix}")
+
+
+async def case_licences(world: World, role: str) -> Call:
+    return Call(f"/cases/{await world.delivered()}/licences")
+
+
+async def licence_check(world: World, role: str) -> Call:
+    return await licence_of_delivered(world, role, "/verify")
+
+
 async def archive_download(world: World, role: str) -> Call:
     return Call(f"/cases/{await world.refused()}/archive/download")
 
@@ -383,6 +398,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/cases/{case_id}/rating"):     Row((401, 201, 404, 403, 403, 403, 403, 403), rating),
     # A refused case is closed at once, so its archive can be checked.
     ("GET", "/cases/{case_id}/archive"):     Row((401, 403, 404, 200, 200, 404, 200, 200), archive),
+    # 电子证照: the case's readers list them; the holder and the case's staff download; anyone verifies
+    ("GET", "/cases/{case_id}/licences"):    Row((401, 200, 404, 200, 200, 200, 200, 200), case_licences),
+    ("GET", "/licences/{number}"):           Row((401, 200, 404, 200, 200, 200, 403, 403), licence_of_delivered),
+    ("GET", "/licences/{number}/verify"):    Row((200, 200, 200, 200, 200, 200, 200, 200), licence_check),
     # the archive as a zip: the applicant and the division's supervisors
     ("GET", "/cases/{case_id}/archive/download"):
                                              Row((401, 200, 404, 403, 403, 404, 200, 403), archive_download),

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlmodel import Session
 
+from domain.identity import make_id_number
 from domain.redaction import mask_text
 from domain.samples import MOTHER_ID
 from domain.workcalendar import SHANGHAI
 from models.tables import CaseRecord, TaskRecord
 from tests.api.console_client import ConsoleUsers, Page, console_users
-from tests.api.helpers import birth_form, result_for, step_of, task_id
+from tests.api.helpers import PROXY, birth_form, result_for, step_of, task_id
 
 
 @pytest.fixture
@@ -211,8 +212,10 @@ async def test_filters_and_search_narrow_the_inbox_and_supervised_tasks_carry_a_
 ):
     first = await cases.submit()
     other_form = birth_form()
-    other_form["applicant"] = {**other_form["applicant"], "name": "赵敏", "relation": "grandparent"}
-    second = await cases.submit(form=other_form)
+    grandmother = make_id_number("330102", date(1962, 5, 1), 12)
+    other_form["applicant"] = {**other_form["applicant"], "name": "赵敏", "id_number": grandmother}
+    other_form["applicant"]["relation"] = "grandparent"
+    second = await cases.submit(form=other_form, proxy=PROXY)  # 李芳 files for her mother
     now = datetime.now(UTC)
     end_of_today = datetime.combine(now.astimezone(SHANGHAI).date() + timedelta(days=1), time(0), SHANGHAI)
     late = task_id(first["case_id"], "birth_certificate")
@@ -274,7 +277,7 @@ async def test_filters_and_search_narrow_the_inbox_and_supervised_tasks_carry_a_
 
 
 async def test_a_refusing_answer_is_announced_on_the_task_page_and_ends_the_case_when_chosen(cases, browser):
-    case = await cases.submit(form=birth_form(marital_status="unmarried", follow="mother"))
+    case = await cases.submit(form=birth_form(marital_status="unmarried", follow="mother"), proxy=PROXY)
     await cases.walk_to(case, "unmarried_declaration_review")
     await cases.claim(case, "unmarried_declaration_review")
     task = task_id(case["case_id"], "unmarried_declaration_review")
