@@ -27,6 +27,7 @@ ENV PATH=/opt/onething/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     ONETHING_API_HOST=0.0.0.0 \
     ONETHING_ARCHIVE_DIR=/var/lib/onething/archive \
+    ONETHING_FILE_STORE_DIR=/var/lib/onething/files \
     ONETHING_CALENDAR_FILE=/var/lib/onething/calendar/holiday_notices.yaml
 COPY --from=build /opt/onething /opt/onething
 
@@ -35,9 +36,12 @@ COPY --from=build /opt/onething /opt/onething
 # them starts with that ownership; the calendar starts as the shipped holiday notices
 # (`onething calendar load` adds newer ones to it). The last two commands fail the build,
 # not the first start, if a module, a data file or the time zone database is missing.
+# The CJK font the electronic licences' PDFs are set in (documents/licence_pdf.py).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 onething \
     && useradd --system --uid 10001 --gid onething --home-dir /var/lib/onething --shell /usr/sbin/nologin onething \
-    && mkdir -p /var/lib/onething/archive /var/lib/onething/calendar \
+    && mkdir -p /var/lib/onething/archive /var/lib/onething/files /var/lib/onething/calendar \
     && python -c "import os, shutil; from domain.workcalendar import default_calendar_file; \
 shutil.copy(default_calendar_file(), os.environ['ONETHING_CALENDAR_FILE'])" \
     && chown -R onething:onething /var/lib/onething \
