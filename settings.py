@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # Unset in dev: the API's own sink, http://127.0.0.1:<api_port>/dev/sms. Unset elsewhere:
     # nothing is sent and the outbox keeps its rows pending until a gateway is configured.
     sms_gateway_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Where citizens reach the console (the links in SMS); unset in dev: this API's own address.
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://")
     sms_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
     # Fault injection for the fault-injection tests (services/faults.py): the API process
     # exits at this point of POST /cases. Refused in production.
@@ -146,6 +148,8 @@ class Settings(BaseSettings):
     def _dev_sms_to_the_dev_sink(self) -> Settings:
         if self.env == "dev" and self.sms_gateway_url is None:
             self.sms_gateway_url = f"http://127.0.0.1:{self.api_port}/dev/sms"
+        if self.env == "dev" and self.public_base_url is None:
+            self.public_base_url = f"http://127.0.0.1:{self.api_port}"
         return self
 
     @model_validator(mode="after")

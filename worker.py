@@ -19,7 +19,7 @@ from activities.calendar import CalendarActivities
 from activities.case_changes import CaseChangeActivities
 from activities.complaints import ComplaintActivities
 from activities.data_sharing import DataSharingActivities, DataSharingGateway, gateway_from_settings
-from activities.notice_delivery import NoticeDeliveryActivities, ensure_delivery_schedule
+from activities.notice_delivery import NoticeDeliveryActivities, ensure_delivery_schedule, follow_link_maker
 from activities.read_model import ReadModelActivities
 from domain.workcalendar import WorkingCalendar, make_calendar
 from infra.db import init_db, make_engine
@@ -62,7 +62,7 @@ def build_worker(
     calendar_activities = CalendarActivities(calendar)
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
-    case_changes = CaseChangeActivities(engine, calendar, signing_key(settings))
+    case_changes = CaseChangeActivities(engine, calendar, signing_key(settings), follow_link_maker(settings))
     archive = ArchiveActivities(settings.archive_dir, LocalFileStore.from_settings(settings), signing_key(settings))
     complaints = ComplaintActivities(engine)
     notice_delivery = NoticeDeliveryActivities(engine, sms_gateway or sms_gateway_from_settings(settings))

@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from temporalio import activity
 
 from activities.licences import issue_licences
-from activities.notice_delivery import queue_applicant_sms
+from activities.notice_delivery import FollowLink, queue_applicant_sms
 from activities.read_model import audit_row, bump_inbox_versions, insert_new, task_id_for
 from domain.timeliness import step_timeliness
 from domain.workcalendar import SHANGHAI, WorkingCalendar
@@ -345,10 +345,17 @@ def urge_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
 class CaseChangeActivities:
     """The one write a case makes per workflow task (run as a local activity)."""
 
-    def __init__(self, engine: Engine, calendar: WorkingCalendar, licence_key: Ed25519PrivateKey | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        calendar: WorkingCalendar,
+        licence_key: Ed25519PrivateKey | None = None,
+        follow_link: FollowLink | None = None,
+    ) -> None:
         self._engine = engine
         self._calendar = calendar
         self._licence_key = licence_key  # signs the electronic licences steps issue; None: none issued
+        self._follow_link = follow_link  # the signed link a walk-in without an account is texted
 
     @activity.defn(name=ActivityName.WRITE_CASE_CHANGES)
     def write_case_changes(self, changes: CaseChanges) -> WriteResult:
@@ -359,7 +366,7 @@ class CaseChangeActivities:
                 # transaction. Here and not in apply_case_changes: a rebuild replays that, and must
                 # neither text old notices again nor issue licences again.
                 now = datetime.now(UTC)
-                queue_applicant_sms(session, changes, now)
+                queue_applicant_sms(session, changes, now, self._follow_link)
                 if self._licence_key is not None:
                     issue_licences(session, changes, _case_form(session, changes), self._licence_key, now)
         for escalation in changes.escalations if written else []:

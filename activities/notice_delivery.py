@@ -39,12 +39,14 @@ from temporalio.client import (
 )
 
 from activities.read_model import insert_new
+from domain.follow_links import FOLLOW_LINK_LIFETIME, follow_token
 from domain.redaction import mask_text
 from infra.db import write_session
 from infra.sms import SmsGateway
 from models.case import CaseChanges
 from models.notices import DeliverNoticesInput, DeliverNoticesResult, NoticeActivityName
 from models.tables import CaseRecord, SmsOutboxRecord
+from settings import Settings
 from workflows.notice_delivery import DELIVERY_SCHEDULE_ID, NoticeDeliveryWorkflow
 
 logger = logging.getLogger(__name__)
@@ -90,8 +92,29 @@ def applicant_phone(form: dict[str, Any] | None) -> str | None:
     return phone if isinstance(phone, str) and phone else None
 
 
-def queue_applicant_sms(session: Session, changes: CaseChanges, now: datetime) -> None:
-    """Queue an SMS for each of the change's notices to the applicant; none without a phone."""
+FollowLink = Callable[[str], str]
+
+
+def follow_link_maker(settings: Settings) -> FollowLink | None:
+    """The signed address a walk-in without an account follows and rates their case at (None
+    without ONETHING_PUBLIC_BASE_URL): valid for FOLLOW_LINK_LIFETIME from when it is sent."""
+    base = settings.public_base_url
+    if base is None:
+        return None
+    secret = settings.secret_key
+
+    def link(case_id: str) -> str:
+        token = follow_token(case_id, secret, datetime.now(UTC) + FOLLOW_LINK_LIFETIME)
+        return f"{base.rstrip('/')}/follow/{token}"
+
+    return link
+
+
+def queue_applicant_sms(
+    session: Session, changes: CaseChanges, now: datetime, follow_link: FollowLink | None = None
+) -> None:
+    """Queue an SMS for each of the change's notices to the applicant; none without a phone. A
+    walk-in case nobody owns is told, at acceptance, the link to follow and rate it at."""
     snapshot = changes.snapshot
     # (id, kind) of each message: the notices to the applicant (a walk-in's too: no owner, no
     # recipient), and the acceptance, with the case's first write (the one carrying the form).
@@ -113,6 +136,10 @@ def queue_applicant_sms(session: Session, changes: CaseChanges, now: datetime) -
     if phone is None:
         return
     case_no = snapshot.case_no or snapshot.case_id  # cases filed before numbering
+    texts = {kind: sms_text(kind, case_no) for _, kind in messages}
+    if ACCEPTED_KIND in texts and snapshot.owner is None and follow_link is not None:
+        # After masking: the link's signature must reach the phone as it was made.
+        texts[ACCEPTED_KIND] += f"无账号也可查看进度、办结后评价：{follow_link(snapshot.case_id)}"
     insert_new(
         session,
         SmsOutboxRecord,
@@ -121,7 +148,7 @@ def queue_applicant_sms(session: Session, changes: CaseChanges, now: datetime) -
                 "id": message_id,
                 "case_id": snapshot.case_id,
                 "phone": phone,
-                "text": sms_text(kind, case_no),
+                "text": texts[kind],
                 "kind": kind,
                 "status": PENDING,
                 "attempts": 0,

@@ -22,6 +22,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.catalogue import resolve_for_case
+from domain.follow_links import walk_in_rater
 from domain.forms import FORMS, identity_problems
 from domain.redaction import mask_personal_data
 from domain.subjects import subject_key
@@ -310,4 +311,19 @@ async def end_case(
         EndCaseInput(actor=actor, reason=reason, audit=audit),
         result_type=CaseSnapshot,
         update_id=update_id(how, case_id, idempotency_key),
+    )
+
+
+async def rate_walk_in(case_id: str, *, score: int, comment: str | None, client: Client) -> RatingView:
+    """好差评 through the SMS link of a walk-in case nobody owns: the caller checked the link's
+    signature (domain/follow_links.py); the workflow takes it from the link's rater alone."""
+    actor = Actor(username=walk_in_rater(case_id), role="applicant")
+    return await send_update(
+        client,
+        case_id,
+        CaseWorkflow.rate,
+        RateInput(actor=actor, score=score, comment=comment),
+        result_type=RatingView,
+        # One whole-case rating: a second press of the button answers the first one's result.
+        update_id=update_id("rate", f"{case_id}:", "sms-link"),
     )

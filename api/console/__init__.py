@@ -10,7 +10,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from api.console import applicant, clerk, extensions, files, officer, organisation, supervisor, task_operations
+from api.console import (
+    applicant,
+    clerk,
+    extensions,
+    files,
+    follow,
+    officer,
+    organisation,
+    supervisor,
+    task_operations,
+)
 from api.console.base import console_router, session_router
 
 AREA_ROUTERS: list[APIRouter] = [
@@ -23,6 +33,7 @@ AREA_ROUTERS: list[APIRouter] = [
     extensions.router,
     organisation.router,
     files.router,
+    follow.router,
 ]
 
 router = console_router()

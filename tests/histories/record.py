@@ -35,6 +35,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from domain.catalogue import load_departments, resolve_for_case, shipped_definitions
+from domain.follow_links import walk_in_rater
 from domain.samples import (
     FATHER_ID,
     MOTHER_WITHOUT_MARRIAGE_RECORD_ID,
@@ -496,6 +497,18 @@ async def birth_walk_in_adopted(run: Run) -> Handle:
     return handle
 
 
+async def birth_walk_in_rated_by_link(run: Run) -> Handle:
+    """At the hospital's window for a person without an account, who never signs in: finished,
+    then rated through the signed link the acceptance SMS carried."""
+    form = sample_birth_form()
+    clerk = officer("hospital", role="clerk")
+    handle = await start(run, BIRTH, "hospital", form, owner=None, submitted_by=clerk, applicant_key="1" * 64)
+    await finish_steps(handle, BIRTH, form, actors={"delivery": clerk})
+    link_holder = Actor(username=walk_in_rater(workflow_id(run)), role="applicant")
+    await update(handle, "rate", RateInput(actor=link_holder, score=4, comment="短信链接评价"), RatingView)
+    return handle
+
+
 async def notice_delivery_round(run: Run) -> Handle:
     """One round of the SMS outbox's delivery (the worker of a recording has no gateway)."""
     handle: Handle = await run.env.client.start_workflow(
@@ -722,6 +735,12 @@ ROUTES: list[Route] = [
         QUIET_TUESDAY,
         birth_walk_in_adopted,
         "accepted at a window for a person without an account, adopted at their sign-in, finished, rated",
+    ),
+    Route(
+        "birth-walk-in-rated-by-link",
+        QUIET_TUESDAY,
+        birth_walk_in_rated_by_link,
+        "accepted at a window for a person without an account, finished, rated through the SMS link",
     ),
     Route("notice-delivery-round", QUIET_TUESDAY, notice_delivery_round, "one round of the SMS outbox"),
     Route(

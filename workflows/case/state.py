@@ -19,6 +19,7 @@ from workflows.kit.clock import ClockState
 
 with workflow.unsafe.imports_passed_through():
     from domain.catalogue import FOLLOW_UP
+    from domain.follow_links import walk_in_rater
     from models.case import (
         FINISHED_STEP_STATUSES,
         MATERIAL_STATUS_ZH,
@@ -363,7 +364,10 @@ class CaseState:
             raise _refuse(ErrorCode.INVALID, "补正材料不齐 (supplement incomplete)", fields)
 
     def check_rate(self, rating: RateInput) -> None:
-        if rating.actor.role != "applicant" or rating.actor.username != self.case.owner:
+        # The owner, or for a walk-in case nobody owns, the holder of the link sent by SMS (the
+        # API checked its signature, domain/follow_links.py).
+        rater = self.case.owner if self.case.owner is not None else walk_in_rater(self.case.case_id)
+        if rating.actor.role != "applicant" or rating.actor.username != rater:
             raise _refuse(ErrorCode.FORBIDDEN, "仅申请人本人可评价 (only the applicant rates the case)")
         if not self.rating_open:
             raise _refuse(ErrorCode.CONFLICT, "当前不在评价期内 (rating is open for 5 working days after delivery)")
