@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     # Unset in dev: the API's own sink, http://127.0.0.1:<api_port>/dev/sms. Unset elsewhere:
     # nothing is sent and the outbox keeps its rows pending until a gateway is configured.
     sms_gateway_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Applicants sign in through an OpenID Connect provider (infra/oidc.py) when an issuer is set;
+    # the verified ID number, name and phone come from these claims of its ID token.
+    oidc_issuer: str | None = Field(default=None, pattern=r"^https?://")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_id_number_claim: str = "id_number"
+    oidc_name_claim: str = "name"
+    oidc_phone_claim: str = "phone_number"
     # Where citizens reach the console (the links in SMS); unset in dev: this API's own address.
     public_base_url: str | None = Field(default=None, pattern=r"^https?://")
     sms_timeout_seconds: float = Field(default=5.0, gt=0, le=20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from typing import NamedTuple
 
@@ -10,15 +12,17 @@ from sqlmodel import Session, col, select
 
 from api.security import hash_password, verify_password
 from domain.divisions import DEFAULT_COUNTY, division
-from domain.identity import mask_id_number, person_key
+from domain.identity import InvalidIdNumber, mask_id_number, person_key, validate_id_number
 from domain.samples import FATHER_ID, MOTHER_ID
 from domain.units import UnitDraft, check_new_unit, default_unit_code, default_unit_name
 from models.case import Actor, Role
 from models.catalogue import ThingDefinition
 from models.tables import Unit, UserAccount
 from services.units import check_staff_membership, unit_row
+from settings import Settings
 
 DEMO_PASSWORD = "demo"
+PHONE = re.compile(r"1[3-9]\d{9}")
 # Seeded counties: two cities, so that a city supervisor's subtree holds two counties and
 # excludes the other city's. The first is where the accounts without a county in their name work.
 DEMO_COUNTIES = (DEFAULT_COUNTY, "330106", "330203")  # 杭州市上城区, 杭州市西湖区, 宁波市海曙区
@@ -65,7 +69,7 @@ def set_identity(account: UserAccount, identity: VerifiedIdentity, secret: str) 
     account.person_name = identity.name
     account.id_number_masked = mask_id_number(identity.id_number)
     account.person_key = person_key(identity.id_number, secret)
-    account.phone = identity.phone
+    account.phone = identity.phone or None
 
 
 def _staff_departments(definitions: list[ThingDefinition]) -> tuple[list[str], list[str], dict[str, str]]:
@@ -243,3 +247,43 @@ def authenticate(session: Session, username: str, password: str) -> Actor | None
         unit_code=account.unit_code,
         division_code=member_of.division_code if member_of is not None else account.division_code,
     )
+
+
+# An account made at an identity provider's sign-in has no password: this is no argon2 hash,
+# so every password login to it fails (verify_password answers False for an invalid hash).
+NO_PASSWORD = "!signed-in-through-oidc"
+
+
+class UnverifiedClaims(ValueError):
+    """The provider's ID token lacks the verified ID number, the name or a usable phone."""
+
+
+def account_for_verified_person(session: Session, claims: dict[str, object], settings: Settings, issuer: str) -> Actor:
+    """The applicant account of the person an identity provider verified (made at their first
+    sign-in; an account with the same identity, made at a window or by an admin, is theirs)."""
+    raw_number, name, phone = (
+        claims.get(settings.oidc_id_number_claim),
+        claims.get(settings.oidc_name_claim),
+        claims.get(settings.oidc_phone_claim),
+    )
+    if not (isinstance(raw_number, str) and isinstance(name, str) and name.strip()):
+        raise UnverifiedClaims("the ID token carries no verified ID number and name")
+    try:
+        number = validate_id_number(raw_number)
+    except InvalidIdNumber as error:
+        raise UnverifiedClaims(f"the verified ID number is not valid: {error}") from None
+    key = person_key(number, settings.secret_key)
+    account = session.exec(
+        select(UserAccount).where(col(UserAccount.person_key) == key, col(UserAccount.role) == "applicant")
+    ).first()
+    if account is None:
+        subject = hashlib.sha256(f"{issuer}:{claims.get('sub')}".encode()).hexdigest()[:20]
+        account = UserAccount(
+            username=f"oidc-{subject}", password_hash=NO_PASSWORD, role="applicant", display_name_zh=name.strip()
+        )
+    usable_phone = phone if isinstance(phone, str) and PHONE.fullmatch(phone.removeprefix("+86")) else account.phone
+    identity = VerifiedIdentity(name.strip(), number, (usable_phone or "").removeprefix("+86"))
+    set_identity(account, identity, settings.secret_key)
+    session.add(account)
+    session.commit()
+    return Actor(username=account.username, role="applicant")

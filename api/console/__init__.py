@@ -17,6 +17,7 @@ from api.console import (
     files,
     follow,
     officer,
+    oidc,
     organisation,
     supervisor,
     task_operations,
@@ -34,6 +35,7 @@ AREA_ROUTERS: list[APIRouter] = [
     organisation.router,
     files.router,
     follow.router,
+    oidc.router,
 ]
 
 router = console_router()

@@ -488,6 +488,7 @@ def _login_page(
             "username": username,
             "error": error,
             "login_csrf": login_csrf_token(_settings(request), nonce),
+            "oidc_enabled": _settings(request).oidc_issuer is not None,
         },
         status_code=status_code,
         actor=None,

@@ -71,6 +71,9 @@ CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     # An uploaded file (none with this hash): those who read the case's files learn it is not there;
     # supervision never opens files.
     ConsoleRow("GET", "/files/{case_id}/{sha256}", "/files/{case_id}/" + "0" * 64, (303, 404, 404, 404, 403, 403)),
+    # Sign-in through an identity provider: none is configured in the tests' settings.
+    ConsoleRow("GET", "/login/oidc", "/login/oidc", (404, 404, 404, 404, 404, 404)),
+    ConsoleRow("GET", "/login/oidc/callback", "/login/oidc/callback", (404, 404, 404, 404, 404, 404)),
     # The SMS link of a walk-in case: public, the link is the key; a made-up one finds nothing.
     ConsoleRow("GET", "/follow/{token}", "/follow/made-up.token", (404, 404, 404, 404, 404, 404)),
     ConsoleRow("POST", "/follow/{token}/rating", "/follow/made-up.token/rating", (404, 404, 404, 404, 404, 404)),
