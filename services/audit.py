@@ -59,6 +59,7 @@ class AuditAction(StrEnum):
     TASK_EXTENSION_REJECT = "task_extension_reject"
     CASE_WITHDRAW = "case_withdraw"
     CASE_DECLINE = "case_decline"
+    LICENCE_REVOKE = "licence_revoke"
 
 
 AUDIT_ACTION_ZH: dict[AuditAction, str] = {
@@ -89,6 +90,7 @@ AUDIT_ACTION_ZH: dict[AuditAction, str] = {
     AuditAction.TASK_EXTENSION_REJECT: "不批准延期",
     AuditAction.CASE_WITHDRAW: "撤回申请",
     AuditAction.CASE_DECLINE: "不予受理",
+    AuditAction.LICENCE_REVOKE: "撤销电子证照",
 }
 
 

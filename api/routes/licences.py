@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ActorDep, EngineDep, SettingsDep
+from api.deps import ActorDep, EngineDep, SettingsDep, require_role
 from api.errors import error_responses
 from documents.licence_pdf import render_licence_pdf
 from domain.catalogue import shipped_definitions
@@ -21,6 +21,7 @@ from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import LicenceRecord
 from services.access import visible_case
+from services.audit import AuditAction, record_staff_action
 from services.case_files import may_read_files
 
 router = APIRouter(tags=["licences"], responses=error_responses(401, 403, 404))
@@ -106,3 +107,32 @@ def verify_licence(number: str, engine: EngineDep, settings: SettingsDep) -> Lic
         return LicenceCheck(status="unknown")
     status: Literal["valid", "revoked"] = "revoked" if licence.status == "revoked" else "valid"
     return LicenceCheck(status=status, title_zh=licence.title_zh, issued_at=licence.issued_at, issuer=licence.issuer_zh)
+
+
+class RevokeLicenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=500, description="why the licence no longer holds (依法撤销的理由)")
+
+
+@router.post("/licences/{number}/revoke", response_model=LicenceCheck, responses=error_responses(409, 422))
+def revoke_licence(
+    number: str, body: RevokeLicenceRequest, actor: ActorDep, engine: EngineDep, settings: SettingsDep
+) -> LicenceCheck:
+    """撤销: an administrator revokes a licence (a court ruling, an error found later); its check
+    answers revoked from then on, and the audit log keeps who did it and why."""
+    require_role(actor, "admin")
+    with Session(engine) as session:
+        licence = session.get(LicenceRecord, number)
+        if licence is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "电子证照不存在 (no such licence)")
+        if licence.status == "revoked":
+            raise DomainError(ErrorCode.CONFLICT, "该证照已撤销 (the licence is revoked already)")
+        licence.status = "revoked"
+        session.add(licence)
+        session.commit()
+        case_id = licence.case_id
+    record_staff_action(
+        engine, actor, AuditAction.LICENCE_REVOKE, case_id=case_id, target=number, detail={"reason": body.reason}
+    )
+    return verify_licence(number, engine, settings)

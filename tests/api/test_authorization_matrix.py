@@ -291,6 +291,11 @@ async def case_licences(world: World, role: str) -> Call:
     return Call(f"/cases/{await world.delivered()}/licences")
 
 
+async def licence_revoke(world: World, role: str) -> Call:
+    call = await licence_of_delivered(world, role, "/revoke")
+    return Call(call.path, json={"reason": "发证信息有误"})
+
+
 async def licence_check(world: World, role: str) -> Call:
     return await licence_of_delivered(world, role, "/verify")
 
@@ -402,6 +407,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/cases/{case_id}/licences"):    Row((401, 200, 404, 200, 200, 200, 200, 200), case_licences),
     ("GET", "/licences/{number}"):           Row((401, 200, 404, 200, 200, 200, 403, 403), licence_of_delivered),
     ("GET", "/licences/{number}/verify"):    Row((200, 200, 200, 200, 200, 200, 200, 200), licence_check),
+    # (revoked by the administrator's request: the check answers revoked afterwards, still 200)
+    ("POST", "/licences/{number}/revoke"):   Row((401, 403, 403, 403, 403, 403, 403, 200), licence_revoke),
     # the archive as a zip: the applicant and the division's supervisors
     ("GET", "/cases/{case_id}/archive/download"):
                                              Row((401, 200, 404, 403, 403, 404, 200, 403), archive_download),

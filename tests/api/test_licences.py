@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from domain.licences import canonical, signature_holds
 from infra.signing import verify_key
-from models.tables import LicenceRecord
+from models.tables import AuditRecord, LicenceRecord
 from tests.api.console_client import console_users
 from tests.api.helpers import assert_error, dependencies_of, task_id
 
@@ -117,3 +117,24 @@ async def test_the_hukou_step_takes_the_birth_licence_instead_of_the_paper(api, 
     # The service guide says so.
     guide = await api.get("/catalogue/birth/guide", headers={"Accept": "text/html"})
     assert "直接调用电子证照：出生医学证明，无需提交纸质证明" in guide.text
+
+
+async def test_an_administrator_revokes_a_licence_and_its_check_says_so(api, login, cases, engine):
+    _, licence = await _licensed(cases)
+    path = f"/licences/{licence['number']}/revoke"
+
+    assert_error(
+        await api.post(path, json={"reason": "法院判决撤销"}, headers=await login("hospital_officer")), 403, "forbidden"
+    )
+    assert_error(
+        await api.post(path, json={"reason": ""}, headers=await login("admin")), 422, "validation_error", ["reason"]
+    )
+    assert (await api.get(f"/licences/{licence['number']}/verify")).json()["status"] == "valid"
+    revoked = await api.post(path, json={"reason": "法院判决撤销"}, headers=await login("admin"))
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["status"] == "revoked"
+    assert (await api.get(f"/licences/{licence['number']}/verify")).json()["status"] == "revoked"
+    assert_error(await api.post(path, json={"reason": "再次撤销"}, headers=await login("admin")), 409, "conflict")
+    with Session(engine) as session:
+        (row,) = session.execute(select(AuditRecord).where(col(AuditRecord.action) == "licence_revoke")).scalars()
+    assert (row.actor, row.target, row.detail["reason"]) == ("admin", licence["number"], "法院判决撤销")
