@@ -53,11 +53,14 @@ logger = logging.getLogger(__name__)
 
 SMS_SIGNATURE = "【一件事】"
 ACCEPTED_KIND = "case_accepted"
+RATING_INVITATION_KIND = "rating_invitation"
 # One template per notification kind the case workflow sends its applicant (workflows/case/
 # notices.py and the catalogue's notify_on_complete); {case_no} is the 受理编号.
 SMS_TEMPLATES: dict[str, str] = {
     # Not a notification of the workflow's: the case's first write (its acceptance) queues it.
     ACCEPTED_KIND: "您的申请（受理编号{case_no}）已受理，可登录一件事平台查看办理进度和需补交的材料。",
+    # Nor this: the write that opens the rating period (办结出件) queues it.
+    RATING_INVITATION_KIND: "您的申请（受理编号{case_no}）已办结出件，欢迎在评价期内对本次服务作出好差评。",
     "supplement_requested": "您的申请（受理编号{case_no}）需补正材料，请登录一件事平台查看补正通知，并在期限内补交。",
     "case_completed": "您的申请（受理编号{case_no}）已全部办结。",
     "result_delivery": "您的申请（受理编号{case_no}）有办理结果已出件，送达方式请登录一件事平台查看。",
@@ -125,6 +128,9 @@ def queue_applicant_sms(
     ]
     if changes.form is not None:
         messages.insert(0, (f"{snapshot.case_id}:accepted", ACCEPTED_KIND))
+    if snapshot.rating_open and not snapshot.ratings:
+        # Written once (its id is the case's): every later change of the rating period finds it.
+        messages.append((f"{snapshot.case_id}:rating-invitation", RATING_INVITATION_KIND))
     if not messages:
         return
     form = changes.form
@@ -137,9 +143,12 @@ def queue_applicant_sms(
         return
     case_no = snapshot.case_no or snapshot.case_id  # cases filed before numbering
     texts = {kind: sms_text(kind, case_no) for _, kind in messages}
-    if ACCEPTED_KIND in texts and snapshot.owner is None and follow_link is not None:
+    if snapshot.owner is None and follow_link is not None:
         # After masking: the link's signature must reach the phone as it was made.
-        texts[ACCEPTED_KIND] += f"无账号也可查看进度、办结后评价：{follow_link(snapshot.case_id)}"
+        if ACCEPTED_KIND in texts:
+            texts[ACCEPTED_KIND] += f"无账号也可查看进度、办结后评价：{follow_link(snapshot.case_id)}"
+        if RATING_INVITATION_KIND in texts:
+            texts[RATING_INVITATION_KIND] += f"评价请访问：{follow_link(snapshot.case_id)}"
     insert_new(
         session,
         SmsOutboxRecord,

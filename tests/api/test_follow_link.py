@@ -74,6 +74,15 @@ async def test_the_texted_link_follows_the_case_and_rates_it_once_delivered(api,
     assert [" ".join(item.text.split()) for item in after.all("rating")] == ["非常满意：窗口办理很快"]
     (rating,) = events_of(engine, case["case_id"], "rated")
     assert rating.actor == f"sms-link:{case['case_id']}"
+    # Delivery texted the invitation to rate, once, with the same link.
+    with Session(engine) as session:
+        (invitation,) = session.execute(
+            select(SmsOutboxRecord).where(
+                col(SmsOutboxRecord.case_id) == case["case_id"], col(SmsOutboxRecord.kind) == "rating_invitation"
+            )
+        ).scalars()
+    assert invitation.phone == GRANDMOTHER_PHONE and "好差评" in invitation.text
+    assert f"{PUBLIC}/follow/" in invitation.text and case["case_no"] in invitation.text
 
 
 async def test_an_altered_or_expired_link_or_an_owned_case_opens_nothing(api, cases, engine, api_settings):
