@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from temporalio.client import WorkflowUpdateFailedError
 
 from api.console.base import (
@@ -36,6 +37,7 @@ from api.console.messages import INPUT_LABELS, field_reason, input_label, pydant
 from api.console.notice import NoticeMaterial, NoticeSheet, notice_sheet
 from api.errors import STATUS_BY_CODE, from_update_failure
 from api.routes.cases import RatingRequest
+from api.routes.materials import file_store
 from api.schemas import SubmitCaseRequest
 from domain.catalogue import FOLLOW_UP, load_life_stages
 from domain.forms import FORMS
@@ -44,6 +46,7 @@ from models.catalogue import Material, ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseEventRecord, CaseRecord
 from services.access import visible_case, visible_cases_filter
+from services.case_files import FILE_REFERENCE, case_files, store_material_file
 from services.cases import accept_submission, end_case, rate_case_as, supply_case_materials
 from services.catalogue import current_definitions, definition_for
 
@@ -772,12 +775,40 @@ def load_case_view(request: Request, actor: Actor, case_id: str) -> CaseView:
 @router.get("/my/cases/{case_id}")
 async def my_case(request: Request, case_id: str, actor: ApplicantActor) -> Response:
     view = await run_in_threadpool(load_case_view, request, actor, case_id)
+    files = await run_in_threadpool(case_files, request.app.state.engine, actor, case_id)
+    # The latest upload of each material: the 补正 form offers it as that material's reference.
+    uploads = {row.material: f"{FILE_REFERENCE}{row.sha256}" for row in files}
     return render(
         request,
         "applicant_case.html",
-        {"view": view, "case": view.snapshot, "score_labels": SCORE_LABELS},
+        {"view": view, "case": view.snapshot, "score_labels": SCORE_LABELS, "uploads": uploads},
         actor=actor,
     )
+
+
+@router.post("/my/cases/{case_id}/materials/{material}")
+async def my_case_upload(request: Request, case_id: str, material: str, actor: ApplicantActor) -> Response:
+    """Upload a scan or photo of a material the case owes; the 补正 form then offers it."""
+    form = await checked_form(request)
+    upload = form.get("file")
+    page = f"/my/cases/{case_id}"
+    if not isinstance(upload, StarletteUploadFile):
+        return flash_redirect(request, page, "请选择要上传的文件", kind="error")
+    limit = request.app.state.settings.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        return flash_redirect(request, page, f"文件超过 {limit // 1_048_576} MB，请压缩后再上传", kind="error")
+    app = request.app
+    try:
+        await run_in_threadpool(
+            store_material_file, app.state.engine, file_store(request), actor, case_id, material, data
+        )
+    except DomainError as error:
+        if error.code in {ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN}:
+            raise
+        reason = next(iter(error.fields.values()), error.message) if error.fields else error.message
+        return flash_redirect(request, page, f"未上传：{zh_text(reason, '文件不符合要求')}", kind="error")
+    return flash_redirect(request, page, "已上传，请核对后提交补正材料")
 
 
 async def refusal_of(action: Awaitable[Any]) -> DomainError | None:

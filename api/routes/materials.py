@@ -19,7 +19,8 @@ router = APIRouter(tags=["materials"], responses=error_responses(401, 403, 404, 
 
 # The multipart body of an upload may exceed the file by its boundaries and headers.
 MULTIPART_OVERHEAD = 64 * 1024
-UPLOAD_PATH = r"^/cases/[^/]+/materials/[^/]+$"
+# The JSON route and the applicant console's form (api/console/applicant.py).
+UPLOAD_PATH = r"^(/my)?/cases/[^/]+/materials/[^/]+$"
 
 
 class UploadedMaterial(BaseModel):

@@ -80,6 +80,13 @@ CONSOLE_ROUTES_A1: list[ConsoleRow] = [
     ConsoleRow("GET", "/my/cases/{case_id}", "/my/cases/{case_id}", APPLICANT_PAGE),
     # An empty supplement or rating form is sent back to the case page with a message.
     ConsoleRow("POST", "/my/cases/{case_id}/supplement", "/my/cases/{case_id}/supplement", APPLICANT_ACTION),
+    # Without a file the applicant is sent back to the case page to choose one.
+    ConsoleRow(
+        "POST",
+        "/my/cases/{case_id}/materials/{material}",
+        "/my/cases/{case_id}/materials/mother_id_card",
+        APPLICANT_ACTION,
+    ),
     ConsoleRow("POST", "/my/cases/{case_id}/rating", "/my/cases/{case_id}/rating", APPLICANT_ACTION),
     # Without a reason, a withdrawal is sent back (to the case page; the window's form comes back 422).
     ConsoleRow("POST", "/my/cases/{case_id}/withdraw", "/my/cases/{case_id}/withdraw", APPLICANT_ACTION),

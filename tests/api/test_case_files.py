@@ -216,3 +216,31 @@ async def test_the_officer_opens_the_uploaded_file_from_the_task_page(api, login
         opened = await officer.client.get(link.attrs["href"])
         assert opened.status_code == 200 and opened.content == document
         assert opened.headers["content-type"] == "application/pdf"
+
+
+async def test_the_applicant_uploads_the_owed_file_in_the_console_and_supplies_it(api, login, cases):
+    case = await _owing_case(cases)
+    page_path = f"/my/cases/{case['case_id']}"
+    upload_action = f"{page_path}/materials/{MATERIAL}"
+
+    async with console_users(api) as users:
+        applicant = await users("applicant1")
+        page = await applicant.get(page_path)
+        upload = page.form(upload_action)
+        refused = await applicant.client.post(
+            upload_action, data=upload.fields, files={"file": ("结婚证.pdf", b"MZ\x90\x00" * 300, "application/pdf")}
+        )
+        assert refused.status_code == 303
+        assert "未上传" in (await applicant.follow(refused)).html
+        document = pdf()
+        uploaded = await applicant.client.post(
+            upload_action, data=upload.fields, files={"file": ("结婚证.pdf", document, "application/pdf")}
+        )
+        assert uploaded.status_code == 303, uploaded.text
+        page = await applicant.get(page_path)
+        offered = page.one(f"supplement-{MATERIAL}").attrs["value"]
+        assert offered == f"sha256:{hashlib.sha256(document).hexdigest()}"
+        supplied = await applicant.submit(page_path, f"{page_path}/supplement", {f"materials.{MATERIAL}": offered})
+        assert supplied.status_code == 303, supplied.text
+    after = await cases.read(case["case_id"], as_user="applicant1")
+    assert after["status"] != "awaiting_supplement" and after["missing_materials"] == []
