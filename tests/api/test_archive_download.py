@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 
 from infra.signing import verify_key
 from tests.api.helpers import assert_error
-from tests.api.test_case_files import MATERIAL, _owing_case, _upload, pdf
+from tests.api.test_case_files import _owing_case, _upload, pdf, supply_upload
 
 
 async def _archived_with_a_file(api, login, cases, settings) -> tuple[dict[str, Any], bytes]:
@@ -23,11 +23,7 @@ async def _archived_with_a_file(api, login, cases, settings) -> tuple[dict[str, 
     case = await _owing_case(cases)
     document = pdf(text="archived marriage certificate")
     sha256 = (await _upload(api, login, case["case_id"], document)).json()["sha256"]
-    supplied = await api.post(
-        f"/cases/{case['case_id']}/supplements",
-        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
-        headers=await login("applicant1"),
-    )
+    supplied = await supply_upload(api, login, case["case_id"], sha256)
     assert supplied.status_code == 200, supplied.text
     await cases.claim(case, "birth_certificate")
     refused = await cases.act(

@@ -53,6 +53,15 @@ async def _upload(api, login, case_id: str, data: bytes, *, material: str = MATE
     return await api.post(f"/cases/{case_id}/materials/{material}", files=files, headers=await login(as_user))
 
 
+async def supply_upload(api, login, case_id: str, sha256: str):
+    """补正 with the uploaded file of the owed material, by its hash."""
+    return await api.post(
+        f"/cases/{case_id}/supplements",
+        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
+        headers=await login("applicant1"),
+    )
+
+
 def _stored_blobs(settings) -> list[Path]:
     root = Path(settings.file_store_dir)
     return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
@@ -89,11 +98,7 @@ async def test_an_uploaded_pdf_is_stored_encrypted_once_and_reaches_the_officer(
 
     sha256 = response.json()["sha256"]
     # Supplied in 补正, the case reaches the hospital, whose officer reads the file.
-    supplied = await api.post(
-        f"/cases/{case['case_id']}/supplements",
-        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
-        headers=await login("applicant1"),
-    )
+    supplied = await supply_upload(api, login, case["case_id"], sha256)
     assert supplied.status_code == 200, supplied.text
     listed = await api.get(f"/cases/{case['case_id']}/files", headers=await login("hospital_officer"))
     assert [item["sha256"] for item in listed.json()] == [sha256]
@@ -119,11 +124,7 @@ async def test_the_uploaded_file_is_supplied_in_buzheng_by_its_hash_and_the_case
         headers=await login("applicant1"),
     )
     assert_error(unknown, 422, "validation_error", [f"materials.{MATERIAL}"])
-    supplied = await api.post(
-        f"/cases/{case['case_id']}/supplements",
-        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
-        headers=await login("applicant1"),
-    )
+    supplied = await supply_upload(api, login, case["case_id"], sha256)
     assert supplied.status_code == 200, supplied.text
     assert supplied.json()["missing_materials"] == []
     (view,) = [m for m in supplied.json()["materials"] if m["code"] == MATERIAL]
@@ -180,11 +181,7 @@ async def test_the_workflow_history_holds_the_files_hash_never_its_bytes(api, lo
     case = await _owing_case(cases)
     document = pdf(text="MARRIAGE-CERTIFICATE-SCAN-0042")
     sha256 = (await _upload(api, login, case["case_id"], document)).json()["sha256"]
-    supplied = await api.post(
-        f"/cases/{case['case_id']}/supplements",
-        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
-        headers=await login("applicant1"),
-    )
+    supplied = await supply_upload(api, login, case["case_id"], sha256)
     assert supplied.status_code == 200, supplied.text
 
     history = await env.client.get_workflow_handle(case["case_id"]).fetch_history()
@@ -200,11 +197,7 @@ async def test_the_officer_opens_the_uploaded_file_from_the_task_page(api, login
     case = await _owing_case(cases)
     document = pdf()
     sha256 = (await _upload(api, login, case["case_id"], document)).json()["sha256"]
-    supplied = await api.post(
-        f"/cases/{case['case_id']}/supplements",
-        json={"materials": {MATERIAL: f"sha256:{sha256}"}},
-        headers=await login("applicant1"),
-    )
+    supplied = await supply_upload(api, login, case["case_id"], sha256)
     assert supplied.status_code == 200, supplied.text
 
     async with console_users(api) as users:
