@@ -8,7 +8,7 @@ from datetime import datetime
 
 from domain.identity import mask_id_number
 from domain.samples import FATHER_ID, MOTHER_ID, MOTHER_WITHOUT_MARRIAGE_RECORD_ID
-from tests.api.helpers import birth_form, officer_of
+from tests.api.helpers import PROXY, birth_form, officer_of
 
 
 def _instant(text: str) -> datetime:
@@ -69,7 +69,7 @@ async def test_a_supervisor_reads_the_form_with_id_numbers_and_phones_masked(cas
 
 
 async def test_materials_show_what_was_shared_and_what_is_owed_with_the_reason(cases):
-    case = await cases.submit(form=birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID))
+    case = await cases.submit(form=birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID), proxy=PROXY)
 
     materials = _materials(await cases.read(case["case_id"], as_user="applicant1"))
 
@@ -83,7 +83,7 @@ async def test_materials_show_what_was_shared_and_what_is_owed_with_the_reason(c
 
 
 async def test_a_supplement_turns_owed_materials_into_received_ones(cases):
-    case = await cases.submit(form=birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID))
+    case = await cases.submit(form=birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID), proxy=PROXY)
     headers = await cases.login("applicant1")
 
     response = await cases.api.post(
@@ -127,10 +127,10 @@ async def _search(cases, as_user: str, q: str) -> list[dict]:
 
 async def test_a_supervisor_finds_a_case_by_the_applicants_name(cases):
     mine = await cases.submit()
-    other_form = birth_form()
+    other_form = birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)  # another mother, filed as 代办
     other_form["applicant"]["name"] = "赵敏"
     other_form["mother"]["name"] = "赵敏"
-    await cases.submit(form=other_form)
+    await cases.submit(form=other_form, proxy=PROXY)
 
     found = await _search(cases, "supervisor", "李芳")
 

@@ -19,7 +19,7 @@ from domain.workcalendar import WorkingCalendar, default_calendar_file
 from models.case import EventType
 from models.tables import RatingRecord, SupervisionNotice, TaskRecord
 from tests.api.console_client import ConsoleUsers, console_users
-from tests.api.helpers import birth_form, project_single_step_case
+from tests.api.helpers import PROXY, birth_form, project_single_step_case
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
@@ -308,7 +308,7 @@ async def test_a_supervisor_finds_a_case_by_name_number_and_id_number_and_not_ot
     mine = await cases.submit()
     other_form = birth_form(mother_id=MOTHER_WITHOUT_MARRIAGE_RECORD_ID)
     other_form["applicant"]["name"] = other_form["mother"]["name"] = "赵敏"
-    other = await cases.submit(form=other_form)
+    other = await cases.submit(form=other_form, proxy=PROXY)
     supervisor = await browser("supervisor")
 
     by_name = await supervisor.get("/dashboard/cases", name="李芳")

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Frame, expect
 
 from domain.catalogue import shipped_definitions
 from domain.identity import make_id_number
-from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID, sample_result
+from domain.samples import FATHER_ID, MOTHER_WITHOUT_MARRIAGE_RECORD_ID, sample_result
 from domain.workcalendar import SHANGHAI
 from tests.api.test_console_plain_chinese import READ_ATTRIBUTES, problems_in_text
 from tests.e2e.conftest import login_headers
@@ -140,6 +140,9 @@ def test_back_and_submit_again_shows_the_existing_case_and_never_files_a_second(
     applicant = Person(browser, live_stack, shots)
     applicant.log_in("applicant2")
     inputs = birth_form_inputs(_born(10), delivery="mail", newborn="陈一一")
+    # applicant2 is the father: he files for himself (an applicant must be the signed-in person).
+    inputs |= {"applicant.name": "王强", "applicant.id_number": FATHER_ID, "applicant.phone": "13900000000"}
+    inputs["applicant.relation"] = "father"
     applicant.page.goto("/apply/birth")
     fill_birth_form(applicant, inputs)
     applicant.testid("submit-case").click()
@@ -356,13 +359,24 @@ def test_a_supervisor_finds_a_case_by_the_applicants_name_and_opens_it(
 ) -> None:
     scan = PageScan()
     name = "欧阳晓雯"  # no other journey's applicant: the search finds this case alone
-    inputs = birth_form_inputs(_born(40), delivery="mail", newborn="欧阳小树")
+    inputs = birth_form_inputs(_born(40), delivery="pickup", newborn="欧阳小树")
+    # A mother without an account, filing at the hospital's window with her ID card.
     inputs["mother.name"] = inputs["applicant.name"] = name
-    applicant = Visitor(browser, live_stack, shots, scan)
-    applicant.log_in("applicant1")
-    case_id, case_no = _apply_online(applicant, inputs, "查询")
-    applicant.shot("search-applicant-case")
-    applicant.close()
+    inputs["mother.id_number"] = inputs["applicant.id_number"] = make_id_number("330102", date(1994, 6, 8), 24)
+    clerk = Visitor(browser, live_stack, shots, scan)
+    clerk.log_in("hospital_clerk")
+    clerk.testid("window-apply-birth").click()
+    clerk.look("查询 窗口受理情形")
+    fill_birth_form(clerk, inputs)
+    clerk.look("查询 窗口受理申请表")
+    clerk.testid("submit-case").click()
+    clerk.flash("请打印受理通知书")
+    clerk.look("查询 受理通知书")
+    case_id = clerk.testid("acceptance-notice").get_attribute("data-case-id") or ""
+    case_no = (clerk.testid("case-no").text_content() or "").strip()
+    assert case_id and case_no, (case_id, case_no)
+    clerk.shot("search-walk-in-case")
+    clerk.close()
 
     supervisor = Visitor(browser, live_stack, shots, scan)
     supervisor.log_in("supervisor")
