@@ -10,11 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 
 from documents.archive import MANIFEST, ArchivedFile, write_package
-from domain.uploads import sniff_type
+from domain.uploads import FILE_REFERENCE, sniff_type
 from infra.file_store import FileStore
 from models.case import ActivityName, ArchiveCaseInput, ArchiveResult
-
-FILE_REFERENCE = "sha256:"
 
 
 class ArchiveActivities:

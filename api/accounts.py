@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from typing import NamedTuple
 
@@ -12,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from api.security import hash_password, verify_password
 from domain.divisions import DEFAULT_COUNTY, division
-from domain.identity import InvalidIdNumber, mask_id_number, person_key, validate_id_number
+from domain.identity import MOBILE_PHONE, InvalidIdNumber, mask_id_number, person_key, validate_id_number
 from domain.samples import FATHER_ID, MOTHER_ID
 from domain.units import UnitDraft, check_new_unit, default_unit_code, default_unit_name
 from models.case import Actor, Role
@@ -22,7 +21,6 @@ from services.units import check_staff_membership, unit_row
 from settings import Settings
 
 DEMO_PASSWORD = "demo"
-PHONE = re.compile(r"1[3-9]\d{9}")
 # Seeded counties: two cities, so that a city supervisor's subtree holds two counties and
 # excludes the other city's. The first is where the accounts without a county in their name work.
 DEMO_COUNTIES = (DEFAULT_COUNTY, "330106", "330203")  # 杭州市上城区, 杭州市西湖区, 宁波市海曙区
@@ -281,8 +279,9 @@ def account_for_verified_person(session: Session, claims: dict[str, object], set
         account = UserAccount(
             username=f"oidc-{subject}", password_hash=NO_PASSWORD, role="applicant", display_name_zh=name.strip()
         )
-    usable_phone = phone if isinstance(phone, str) and PHONE.fullmatch(phone.removeprefix("+86")) else account.phone
-    identity = VerifiedIdentity(name.strip(), number, (usable_phone or "").removeprefix("+86"))
+    local = phone.removeprefix("+86") if isinstance(phone, str) else ""
+    usable_phone = local if MOBILE_PHONE.fullmatch(local) else account.phone
+    identity = VerifiedIdentity(name.strip(), number, usable_phone or "")
     set_identity(account, identity, settings.secret_key)
     session.add(account)
     session.commit()

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from PIL import Image, UnidentifiedImageError
 
+# How a material supplied as an uploaded file is referenced (in 补正 and the workflow's history).
+FILE_REFERENCE = "sha256:"
 PDF, JPEG, PNG = "application/pdf", "image/jpeg", "image/png"
 ALLOWED_TYPES_ZH = "PDF、JPEG 或 PNG"
 # A scan or photo smaller than this cannot be read; larger than this is not a photo of a paper.

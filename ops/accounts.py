@@ -10,7 +10,6 @@ stored only as argon2 hashes; nothing here prints or logs them.
 from __future__ import annotations
 
 import getpass
-import re
 import sys
 
 from settings import get_settings
@@ -18,7 +17,6 @@ from settings import get_settings
 STAFF_ROLES_WITH_UNIT = {"officer", "clerk"}
 ROLES = ["applicant", "clerk", "officer", "supervisor", "admin"]
 MIN_PASSWORD_LENGTH = 12
-PHONE = re.compile(r"1[3-9]\d{9}")
 
 
 def read_password(password_stdin: bool) -> str | None:
@@ -55,7 +53,7 @@ def manage_accounts(
     from api.accounts import VerifiedIdentity, set_identity
     from api.security import hash_password
     from domain.catalogue import load_departments
-    from domain.identity import InvalidIdNumber, validate_id_number
+    from domain.identity import MOBILE_PHONE, InvalidIdNumber, validate_id_number
     from infra.db import init_db, make_engine
     from models.errors import DomainError
     from models.tables import UserAccount
@@ -106,7 +104,7 @@ def manage_accounts(
                 except InvalidIdNumber as error:
                     print(f"--id-number: {error}", file=sys.stderr)
                     return 1
-                if not PHONE.fullmatch(phone):
+                if not MOBILE_PHONE.fullmatch(phone):
                     print("--phone: 须为11位手机号码 (an 11-digit mobile number)", file=sys.stderr)
                     return 1
                 identity = VerifiedIdentity(name, id_number, phone)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from domain.uploads import Refusal, UploadRefused, inspect_upload
+from domain.uploads import FILE_REFERENCE, Refusal, UploadRefused, inspect_upload
 from infra.file_store import FileStore
 from models.case import ENDED_CASE_STATUSES, Actor, CaseSnapshot, CaseStatus
 from models.errors import DomainError, ErrorCode
@@ -112,9 +112,6 @@ def case_file(
         if row.sha256 == sha256:
             return row, store.get(sha256)
     raise DomainError(ErrorCode.NOT_FOUND, "该文件不存在 (no such file in this case)")
-
-
-FILE_REFERENCE = "sha256:"
 
 
 def check_file_references(engine: Engine, case_id: str, materials: dict[str, str]) -> None:

@@ -41,12 +41,13 @@ from api.routes.materials import file_store
 from api.schemas import SubmitCaseRequest
 from domain.catalogue import FOLLOW_UP, load_life_stages
 from domain.forms import FORMS
+from domain.uploads import FILE_REFERENCE
 from models.case import Actor, CaseSnapshot, EventType, StepStatus
 from models.catalogue import Material, ThingDefinition
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseEventRecord, CaseRecord
 from services.access import visible_case, visible_cases_filter
-from services.case_files import FILE_REFERENCE, case_files, store_material_file
+from services.case_files import case_files, store_material_file
 from services.cases import accept_submission, end_case, rate_case_as, supply_case_materials
 from services.catalogue import current_definitions, definition_for
 
