@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     loading.add_argument("file", type=Path)
     loading.add_argument("--replace", action="store_true", help="replace a year the calendar file already has")
-    accounts = commands.add_parser("accounts", help="add, list, re-password or remove user accounts")
+    accounts = commands.add_parser(
+        "accounts", help="add, list, re-password or remove user accounts, or end their sign-in sessions"
+    )
     account_actions = accounts.add_subparsers(dest="action", required=True)
     adding = account_actions.add_parser("add", help="a new account; the password is asked for")
     adding.add_argument("username")
@@ -69,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     repassword.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     removing = account_actions.add_parser("remove", help="delete an account (its audit rows stay)")
     removing.add_argument("username")
-    units = commands.add_parser("units", help="add, list, disable or enable units (单位)")
+    revoking = account_actions.add_parser(
+        "revoke", help="end every sign-in session of an account: its tokens are refused (强制下线)"
+    )
+    revoking.add_argument("username")
+    units = commands.add_parser("units", help="add, list, update, disable or enable units (单位)")
     unit_actions = units.add_subparsers(dest="action", required=True)
     unit_adding = unit_actions.add_parser("add", help="a department unit of a division, or an institution")
     unit_adding.add_argument("--department", required=True, help="a department code, e.g. police")
@@ -78,12 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     unit_adding.add_argument("--code", help="an institution's own code, e.g. hospital_330102_zjfy")
     unit_adding.add_argument("--name", help="名称; a department unit's defaults to e.g. 杭州市上城区公安分局")
     unit_adding.add_argument("--window", help="where applicants go, e.g. 上城区市民之家 3 号窗口")
+    unit_adding.add_argument("--duty-phone", help="值班手机, a mobile number texted each 督办 of the unit's steps")
     unit_listing = unit_actions.add_parser("list", help="units by code")
     unit_listing.add_argument("--department")
     unit_listing.add_argument("--division", help="units within this division (330100: all of 杭州市)")
     state = unit_listing.add_mutually_exclusive_group()
     state.add_argument("--active", dest="active", action="store_const", const=True, help="only active units")
     state.add_argument("--disabled", dest="active", action="store_const", const=False, help="only disabled units")
+    unit_updating = unit_actions.add_parser("update", help="set or clear a unit's duty phone")
+    unit_updating.add_argument("code")
+    unit_updating.add_argument("--duty-phone", required=True, help='a mobile number; an empty one ("") clears it')
     for verb, what in (("disable", "stop using a unit (it is kept)"), ("enable", "use a disabled unit again")):
         unit_actions.add_parser(verb, help=what).add_argument("code")
     rebuild = commands.add_parser("rebuild", help="rebuild the read model from Temporal's workflow histories")
@@ -160,6 +170,7 @@ def dispatch(args: argparse.Namespace, passed_through: list[str]) -> int:
             kind=getattr(args, "kind", "department"),
             name=getattr(args, "name", None),
             window=getattr(args, "window", None),
+            duty_phone=getattr(args, "duty_phone", None),
             active=getattr(args, "active", None),
         )
     if args.command == "rebuild":

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "prod"
     secret_key: str = DEV_SECRET
     token_ttl_minutes: int = Field(default=480, ge=1)
+    # Each API process remembers whether a token's session is live (services/sessions.py) for
+    # this long, so a logout or a revoke holds in every process within these seconds; 0 reads
+    # the database on every request.
+    session_check_seconds: float = Field(default=2.0, ge=0, le=60)
     # Login rate limits (api/login_limits.py), counted in the read-model database so they
     # hold across API processes: failed logins per account, and attempts per client address.
     login_max_failures_per_account: int = Field(default=5, ge=1)
@@ -59,6 +63,12 @@ class Settings(BaseSettings):
     worker_max_cached_workflows: int = Field(default=500, ge=0)
     # Threads for the worker's blocking activities (read-model writes, archive, data sharing).
     worker_activity_threads: int = Field(default=16, ge=1)
+    # Workflow tasks the worker runs at once. They are CPU-bound Python under one GIL: a
+    # restarted worker replaying dozens of cases at once made each task wait on all the
+    # others, past the 10 s workflow-task timeout, so the cases' Updates were refused until
+    # their tasks stopped failing. A few at a time each finishes quickly; the rest wait on
+    # the server's task queue, where waiting costs nothing.
+    worker_max_concurrent_workflow_tasks: int = Field(default=4, ge=1, le=200)
     data_sharing_fixture: Path = ROOT / "activities" / "fixtures" / "data_sharing.json"
     # The data-sharing platform's base URL (activities/data_sharing.py HttpDataSharingGateway);
     # unset, the fixture file above answers. A request slower than the timeout counts as
@@ -93,6 +103,17 @@ class Settings(BaseSettings):
     signing_key: str | None = Field(default=None, repr=False)
     # Uploaded materials, encrypted, one file per content hash (infra/file_store.py).
     file_store_dir: Path = ROOT / "var" / "files"
+    # With a bucket set, the files go there instead, sealed the same way: an S3-compatible
+    # service (AWS S3, MinIO, a cloud's object storage) at endpoint_url (unset: AWS's own),
+    # as objects <prefix><sha256>. Keys unset: boto3's own chain (AWS_* variables, the
+    # instance's role). "path" addressing (host/bucket/key) suits MinIO; some services want "virtual".
+    file_store_s3_bucket: str | None = None
+    file_store_s3_prefix: str = ""
+    file_store_s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    file_store_s3_region: str | None = None
+    file_store_s3_access_key_id: str | None = None
+    file_store_s3_secret_access_key: SecretStr | None = None
+    file_store_s3_addressing_style: Literal["path", "virtual", "auto"] = "path"
     # The largest material a person may upload (a scan of a few pages, a phone photo).
     max_upload_bytes: int = Field(default=10 * 1_048_576, ge=1024)
 

@@ -23,7 +23,7 @@ from activities.notice_delivery import NoticeDeliveryActivities, ensure_delivery
 from activities.read_model import ReadModelActivities
 from domain.workcalendar import WorkingCalendar, make_calendar
 from infra.db import init_db, make_engine
-from infra.file_store import LocalFileStore
+from infra.file_store import file_store_from_settings
 from infra.logs import configure_logging
 from infra.signing import signing_key
 from infra.sms import SmsGateway, sms_gateway_from_settings
@@ -63,7 +63,7 @@ def build_worker(
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
     case_changes = CaseChangeActivities(engine, calendar, signing_key(settings), follow_link_maker(settings))
-    archive = ArchiveActivities(settings.archive_dir, LocalFileStore.from_settings(settings), signing_key(settings))
+    archive = ArchiveActivities(settings.archive_dir, file_store_from_settings(settings), signing_key(settings))
     complaints = ComplaintActivities(engine)
     notice_delivery = NoticeDeliveryActivities(engine, sms_gateway or sms_gateway_from_settings(settings))
     return Worker(
@@ -87,6 +87,8 @@ def build_worker(
             notice_delivery.deliver_pending_sms,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        workflow_task_executor=ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_workflow_tasks),
         max_cached_workflows=settings.worker_max_cached_workflows,
         workflow_runner=workflow_runner(),
     )

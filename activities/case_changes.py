@@ -21,11 +21,17 @@ from sqlmodel import Session, col
 from temporalio import activity
 
 from activities.licences import issue_licences
-from activities.notice_delivery import FollowLink, queue_applicant_sms
-from activities.read_model import audit_row, bump_inbox_versions, insert_new, task_id_for
+from activities.notice_delivery import FollowLink, IssuedNotice, queue_applicant_sms, queue_unit_sms
+from activities.read_model import (
+    audit_row,
+    bump_inbox_versions,
+    escalation_notice_id,
+    manual_notice_id,
+    task_id_for,
+)
 from domain.timeliness import step_timeliness
 from domain.workcalendar import SHANGHAI, WorkingCalendar
-from infra.db import prepared_statement, write_session
+from infra.db import insert_new, prepared_statement, write_session
 from infra.timeliness_rollup import FinishedStep, add_to_timeliness_rollup
 from models.case import (
     ActivityName,
@@ -284,7 +290,7 @@ def notification_row(notification: NotificationInput) -> dict[str, Any]:
 
 def escalation_rows(escalation: EscalationInput) -> tuple[dict[str, Any], dict[str, Any]]:
     """The automatic 督办 of an overdue step, and word of it to the supervisors."""
-    notice_id = f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
+    notice_id = escalation_notice_id(escalation)
     notice = {
         "notice_id": notice_id,
         "case_id": escalation.case_id,
@@ -309,14 +315,10 @@ def escalation_rows(escalation: EscalationInput) -> tuple[dict[str, Any], dict[s
     return notice, word
 
 
-def _manual_notice_id(notice: SupervisionNoticeInput) -> str:
-    return f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
-
-
 def manual_notice_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
     """A supervisor's 督办 to the step's department."""
     return {
-        "notice_id": _manual_notice_id(notice),
+        "notice_id": manual_notice_id(notice),
         "case_id": notice.case_id,
         "step": notice.step,
         "department": notice.department,
@@ -332,7 +334,7 @@ def manual_notice_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
 def urge_row(notice: SupervisionNoticeInput) -> dict[str, Any]:
     """A supervisor's 催办 goes to the assignee."""
     return {
-        "notification_id": _manual_notice_id(notice),
+        "notification_id": manual_notice_id(notice),
         "case_id": notice.case_id,
         "kind": "urge",
         "recipient": notice.assignee,
@@ -362,11 +364,13 @@ class CaseChangeActivities:
         with write_session(self._engine) as session:
             written = apply_case_changes(session, changes, self._calendar)
             if written:
-                # The applicant's SMS and the licences of the steps just completed, in the change's
-                # transaction. Here and not in apply_case_changes: a rebuild replays that, and must
-                # neither text old notices again nor issue licences again.
+                # The applicant's SMS, the 督办 texted to their steps' units and the licences of
+                # the steps just completed, in the change's transaction. Here and not in
+                # apply_case_changes: a rebuild replays that, and must neither text old notices
+                # again nor issue licences again.
                 now = datetime.now(UTC)
                 queue_applicant_sms(session, changes, now, self._follow_link)
+                queue_unit_sms(session, changes.snapshot, issued_notices(changes), now)
                 if self._licence_key is not None:
                     issue_licences(session, changes, _case_form(session, changes), self._licence_key, now)
         for escalation in changes.escalations if written else []:
@@ -374,6 +378,17 @@ class CaseChangeActivities:
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
             )
         return WriteResult(revision=changes.snapshot.revision)
+
+
+def issued_notices(changes: CaseChanges) -> list[IssuedNotice]:
+    """The change's 督办 of steps, automatic and a supervisor's (a 催办 goes to a person, not a unit)."""
+    issued = [IssuedNotice(escalation_notice_id(e), e.case_id, e.step) for e in changes.escalations]
+    issued += [
+        IssuedNotice(manual_notice_id(notice), notice.case_id, notice.step, manual=True)
+        for notice in changes.supervision_notices
+        if notice.kind == "notice"
+    ]
+    return issued
 
 
 def _case_form(session: Session, changes: CaseChanges) -> dict[str, Any] | None:

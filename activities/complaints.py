@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.read_model import audit_row, insert_new
+from activities.read_model import audit_row
 from domain.workcalendar import SHANGHAI
-from infra.db import write_session
+from infra.db import insert_new, write_session
 from models.case import WriteResult
 from models.complaint import (
     ANSWER_CLOCK,

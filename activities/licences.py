@@ -12,9 +12,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
-from activities.read_model import insert_new
 from domain.licences import canonical, licence_number, licence_type
 from domain.workcalendar import SHANGHAI
+from infra.db import insert_new
 from models.case import CaseChanges, EventType, StepStatus, StepView
 from models.tables import LicenceRecord
 

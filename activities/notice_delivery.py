@@ -1,10 +1,14 @@
-"""SMS notices to applicants: the outbox rows a case change queues, and their delivery.
+"""SMS notices to applicants and 督办 to units: the outbox rows a case change queues, and their delivery.
 
 Queueing: ``queue_applicant_sms`` runs in the transaction of the case change that writes the
 notifications (activities/case_changes.py): one ``sms_outbox`` row per notice to the
 applicant, to the phone on the application, keyed by the notification's id so a retried
 write adds nothing. The text comes from a template per kind and holds the case number, never
 the notice's free text (a reason typed by an officer may quote a person's numbers).
+``queue_unit_sms`` does the same for each 督办 of a step (automatic when it is overdue, or a
+supervisor's), in the transaction that writes the 督办: one row to the duty phone of the unit
+the step is routed to, keyed by the 督办's id; none for a step without a unit or a unit
+without a duty phone. Neither runs when ``onething rebuild`` writes the same rows again.
 
 Delivery: NoticeDeliveryWorkflow, started every minute by a Temporal Schedule, runs
 ``deliver_pending_sms``. It claims one due row at a time: one UPDATE that checks the row is
@@ -19,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,14 +42,13 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from activities.read_model import insert_new
 from domain.follow_links import FOLLOW_LINK_LIFETIME, follow_token
 from domain.redaction import mask_text
-from infra.db import write_session
+from infra.db import insert_new, write_session
 from infra.sms import SmsGateway
-from models.case import CaseChanges
+from models.case import CaseChanges, CaseSnapshot
 from models.notices import DeliverNoticesInput, DeliverNoticesResult, NoticeActivityName
-from models.tables import CaseRecord, SmsOutboxRecord
+from models.tables import CaseRecord, SmsOutboxRecord, Unit
 from settings import Settings
 from workflows.notice_delivery import DELIVERY_SCHEDULE_ID, NoticeDeliveryWorkflow
 
@@ -54,6 +57,8 @@ logger = logging.getLogger(__name__)
 SMS_SIGNATURE = "【一件事】"
 ACCEPTED_KIND = "case_accepted"
 RATING_INVITATION_KIND = "rating_invitation"
+SUPERVISION_KIND = "supervision_notice"  # an automatic 督办, to the step's unit
+MANUAL_SUPERVISION_KIND = "supervision_notice_manual"  # a supervisor's 督办, to the step's unit
 # One template per notification kind the case workflow sends its applicant (workflows/case/
 # notices.py and the catalogue's notify_on_complete); {case_no} is the 受理编号.
 SMS_TEMPLATES: dict[str, str] = {
@@ -70,6 +75,10 @@ SMS_TEMPLATES: dict[str, str] = {
     "premium_payment": "您的申请（受理编号{case_no}）中新生儿已完成医保参保登记，请按时缴纳城乡居民医疗保险费。",
     "pension_payment": "您的申请（受理编号{case_no}）中基本养老金待遇已核定，将按月发放至登记的银行账户。",
     "employee_enrollment": "您的申请（受理编号{case_no}）中单位社会保险登记已完成，请在用工之日起三十日内为职工参保。",
+    # Not to the applicant: a step's 督办, to its unit's duty phone; {step_zh} is the step's name
+    # in the catalogue. A supervisor's own words stay on the platform (they may quote a person).
+    SUPERVISION_KIND: "督办：受理编号{case_no}的{step_zh}已超过办理时限，请立即办理。",
+    MANUAL_SUPERVISION_KIND: "督办：受理编号{case_no}的{step_zh}收到监督督办，请登录一件事平台查看督办意见并及时办理。",
 }
 # A kind a newer catalogue adds before it has a template of its own.
 DEFAULT_TEMPLATE = "您的申请（受理编号{case_no}）有新的办理进展，请登录一件事平台查看。"
@@ -83,9 +92,10 @@ CLAIM_LEASE = timedelta(minutes=2)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
 
-def sms_text(kind: str, case_no: str) -> str:
+def sms_text(kind: str, case_no: str, step_zh: str = "") -> str:
     """The message for a notice of ``kind``; masked all the same, should a template ever quote more."""
-    return mask_text(SMS_SIGNATURE + SMS_TEMPLATES.get(kind, DEFAULT_TEMPLATE).format(case_no=case_no))
+    template = SMS_TEMPLATES.get(kind, DEFAULT_TEMPLATE)
+    return mask_text(SMS_SIGNATURE + template.format(case_no=case_no, step_zh=step_zh))
 
 
 def applicant_phone(form: dict[str, Any] | None) -> str | None:
@@ -152,21 +162,100 @@ def queue_applicant_sms(
     insert_new(
         session,
         SmsOutboxRecord,
+        [_outbox_row(message_id, snapshot.case_id, phone, texts[kind], kind, now) for message_id, kind in messages],
+    )
+
+
+def _outbox_row(message_id: str, case_id: str, phone: str, text: str, kind: str, now: datetime) -> dict[str, Any]:
+    """A new row of the outbox, due now."""
+    return {
+        "id": message_id,
+        "case_id": case_id,
+        "phone": phone,
+        "text": text,
+        "kind": kind,
+        "status": PENDING,
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": now,
+        "created_at": now,
+        "sent_at": None,
+    }
+
+
+@dataclass(frozen=True)
+class IssuedNotice:
+    """A 督办 of a step written just now, to be texted to the unit the step is routed to."""
+
+    notice_id: str  # the SupervisionNotice's: its SMS's id follows from it
+    case_id: str
+    step: str
+    manual: bool = False  # a supervisor's, not the automatic one of an overdue step
+
+    @property
+    def kind(self) -> str:
+        return MANUAL_SUPERVISION_KIND if self.manual else SUPERVISION_KIND
+
+    @property
+    def sms_id(self) -> str:
+        return f"{self.notice_id}:unit"
+
+
+def queue_unit_sms(session: Session, snapshot: CaseSnapshot, issued: Sequence[IssuedNotice], now: datetime) -> None:
+    """Queue an SMS for each 督办 to the duty phone of the unit its step is routed to, as the
+    change's ``snapshot`` shows it (after a 转办, the new unit); none for a step without a unit
+    or a unit without a duty phone."""
+    steps = {step.step: step for step in snapshot.steps}
+    targets = [
+        (notice, step.unit.code, step.name_zh)
+        for notice in issued
+        if (step := steps.get(notice.step)) is not None and step.unit is not None
+    ]
+    _queue_to_units(session, snapshot.case_no or snapshot.case_id, targets, now)
+
+
+def queue_unit_sms_from_case_row(session: Session, notice: IssuedNotice, now: datetime) -> None:
+    """The same for a 督办 written by an activity of its own (cases started before one write per
+    change): the step's unit and name come from the case row's stored snapshot."""
+    row = session.execute(
+        select(col(CaseRecord.case_no), col(CaseRecord.snapshot)).where(col(CaseRecord.case_id) == notice.case_id)
+    ).first()
+    if row is None:
+        return
+    stored: dict[str, Any] = row.snapshot or {}
+    step = next((item for item in stored.get("steps") or [] if item.get("step") == notice.step), None)
+    unit = (step or {}).get("unit")
+    if step is None or not isinstance(unit, dict) or not unit.get("code"):
+        return
+    case_no = row.case_no or stored.get("case_no") or notice.case_id
+    _queue_to_units(session, case_no, [(notice, unit["code"], step.get("name_zh") or notice.step)], now)
+
+
+def _queue_to_units(
+    session: Session, case_no: str, targets: Sequence[tuple[IssuedNotice, str, str]], now: datetime
+) -> None:
+    """One row per (督办, unit code, step name) whose unit has a duty phone."""
+    if not targets:
+        return
+    codes = sorted({code for _, code, _ in targets})
+    phones: dict[str, str] = {
+        code: phone
+        for code, phone in session.execute(
+            select(col(Unit.code), col(Unit.duty_phone)).where(
+                col(Unit.code).in_(codes), col(Unit.duty_phone).is_not(None)
+            )
+        )
+        if phone
+    }
+    insert_new(
+        session,
+        SmsOutboxRecord,
         [
-            {
-                "id": message_id,
-                "case_id": snapshot.case_id,
-                "phone": phone,
-                "text": texts[kind],
-                "kind": kind,
-                "status": PENDING,
-                "attempts": 0,
-                "last_error": None,
-                "next_attempt_at": now,
-                "created_at": now,
-                "sent_at": None,
-            }
-            for message_id, kind in messages
+            _outbox_row(
+                notice.sms_id, notice.case_id, phones[code], sms_text(notice.kind, case_no, step_zh), notice.kind, now
+            )
+            for notice, code, step_zh in targets
+            if code in phones
         ],
     )
 

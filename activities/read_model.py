@@ -7,20 +7,20 @@ or the event), so a retried activity never duplicates a task, event or notice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, inspect, select
-from sqlmodel import Session, SQLModel, col
+from sqlmodel import Session, col
 from temporalio import activity
 
+from activities.notice_delivery import IssuedNotice, queue_unit_sms_from_case_row
 from domain.redaction import mask_personal_data
 from domain.timeliness import StepTimeliness, step_timeliness
 from domain.workcalendar import SHANGHAI, WorkingCalendar
-from infra.db import prepared_statement, write_session
+from infra.db import insert_new, prepared_statement, write_session
 from infra.timeliness_rollup import count_newly_finished, finished_steps
 from models.case import (
     ActivityName,
@@ -262,9 +262,20 @@ def apply_notification(
     return True
 
 
-def apply_supervision_notice(session: Session, notice: SupervisionNoticeInput) -> None:
-    """A manual 督办 goes to the department's notices; a 催办 goes to the assignee."""
-    notice_id = f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
+def escalation_notice_id(escalation: EscalationInput) -> str:
+    """The key of an automatic 督办: one row (and one SMS to the unit) per escalation."""
+    return f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
+
+
+def manual_notice_id(notice: SupervisionNoticeInput) -> str:
+    """The key of a supervisor's 督办 or 催办."""
+    return f"{notice.case_id}:{notice.step}:{notice.kind}:{notice.sequence}"
+
+
+def apply_supervision_notice(session: Session, notice: SupervisionNoticeInput) -> bool:
+    """A manual 督办 goes to the department's notices; a 催办 goes to the assignee. True if a
+    督办 was written now."""
+    notice_id = manual_notice_id(notice)
     if notice.kind == "notice":
         if session.get(SupervisionNotice, notice_id) is None:
             session.add(
@@ -281,6 +292,7 @@ def apply_supervision_notice(session: Session, notice: SupervisionNoticeInput) -
                     issued_by=notice.issued_by,
                 )
             )
+            return True
     elif session.get(NotificationRecord, notice_id) is None:
         session.add(
             NotificationRecord(
@@ -293,11 +305,12 @@ def apply_supervision_notice(session: Session, notice: SupervisionNoticeInput) -
                 created_at=notice.at,
             )
         )
+    return False
 
 
 def apply_escalation(session: Session, escalation: EscalationInput) -> bool:
     """The automatic 督办 of an overdue step and word to the supervisor; True if written."""
-    notice_id = f"{escalation.case_id}:{escalation.step}:auto:{escalation.sequence}"
+    notice_id = escalation_notice_id(escalation)
     if session.get(SupervisionNotice, notice_id) is not None:
         return False
     session.add(
@@ -353,33 +366,30 @@ class ReadModelActivities:
             logger.info("notification %s queued for case %s", notification.kind, notification.case_id)
         return notification  # recorded in history when run locally, as project_case's is
 
+    # The 督办 of these two is texted to its step's unit here, in the same transaction, and not in
+    # apply_*: a rebuild replays those and must not text old 督办 again.
+
     @activity.defn(name=ActivityName.RECORD_SUPERVISION_NOTICE)
     def record_supervision_notice(self, notice: SupervisionNoticeInput) -> None:
         with write_session(self._engine) as session:
-            apply_supervision_notice(session, notice)
+            if apply_supervision_notice(session, notice):
+                issued = IssuedNotice(manual_notice_id(notice), notice.case_id, notice.step, manual=True)
+                queue_unit_sms_from_case_row(session, issued, datetime.now(UTC))
 
     @activity.defn(name=ActivityName.ESCALATE_OVERDUE_STEP)
     def escalate_overdue_step(self, escalation: EscalationInput) -> None:
         with write_session(self._engine) as session:
             written = apply_escalation(session, escalation)
+            if written:
+                issued = IssuedNotice(escalation_notice_id(escalation), escalation.case_id, escalation.step)
+                queue_unit_sms_from_case_row(session, issued, datetime.now(UTC))
         if written:
             logger.warning(
                 "step overdue: case %s step %s escalation %d", escalation.case_id, escalation.step, escalation.sequence
             )
 
 
-# --- set-based writes (activities/case_changes.py writes with these too) ----------------------
-
-
-@cache
-def _insert_new_builder(table: type[SQLModel]) -> Callable[[Any], Any]:
-    return lambda insert: insert(table).on_conflict_do_nothing()
-
-
-def insert_new(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert the rows that do not exist yet: one statement, executed for all rows at once."""
-    if rows:
-        session.connection().execute(prepared_statement(session, _insert_new_builder(table)), list(rows))
+# --- rows (activities/case_changes.py writes with these too) ----------------------------------
 
 
 def audit_row(entry: AuditEntry, case_id: str | None) -> dict[str, Any]:

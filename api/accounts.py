@@ -17,6 +17,7 @@ from domain.units import UnitDraft, check_new_unit, default_unit_code, default_u
 from models.case import Actor, Role
 from models.catalogue import ThingDefinition
 from models.tables import Unit, UserAccount
+from services.sessions import EndReason, end_sessions
 from services.units import check_staff_membership, unit_row
 from settings import Settings
 
@@ -97,16 +98,25 @@ def _window(department: str, county: str, accepting: bool) -> str | None:
     return "门诊楼一楼 出生一件事联办窗口" if department == "hospital" else f"{short}市民之家 一件事综合受理窗口"
 
 
+def _demo_duty_phone(number: int) -> str:
+    """The n-th demo unit's duty phone (13700000001 …): where its 督办 are texted in dev."""
+    return f"1370000{number:04d}"
+
+
 def demo_units(definitions: list[ThingDefinition]) -> list[UnitDraft]:
     """The unit of every department with officers or clerks in each seeded county: a department
-    unit where the department has one, else the county's institution (a hospital)."""
+    unit where the department has one, else the county's institution (a hospital); each with a
+    duty phone of its own."""
     departments, accepting, _ = _staff_departments(definitions)
     drafts: list[UnitDraft] = []
     for county in DEMO_COUNTIES:
         for department in dict.fromkeys([*departments, *accepting]):
             window = _window(department, county, department in accepting)
+            phone = _demo_duty_phone(len(drafts) + 1)
             if default_unit_name(department, county) is not None:
-                drafts.append(check_new_unit(department=department, division_code=county, window_zh=window))
+                drafts.append(
+                    check_new_unit(department=department, division_code=county, window_zh=window, duty_phone=phone)
+                )
             elif county in DEMO_INSTITUTIONS.get(department, {}):
                 code, name = DEMO_INSTITUTIONS[department][county]
                 drafts.append(
@@ -117,6 +127,7 @@ def demo_units(definitions: list[ThingDefinition]) -> list[UnitDraft]:
                         code=code,
                         name_zh=name,
                         window_zh=window,
+                        duty_phone=phone,
                     )
                 )
     return drafts
@@ -187,6 +198,7 @@ def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition], *, 
         session.flush()  # the units first: accounts point at them
         stored = {account.username: account for account in session.exec(select(UserAccount)).all()}
         password_hash: str | None = None
+        moved: list[str] = []
         for demo in demo_accounts(definitions):
             account = stored.get(demo.username)
             if account is None:
@@ -219,6 +231,10 @@ def ensure_demo_accounts(engine: Engine, definitions: list[ThingDefinition], *, 
             ):
                 account.unit_code, account.division_code = demo.unit_code, demo.division_code
                 session.add(account)
+                moved.append(account.username)
+        # A token names the unit it was issued in: the sessions of those who joined one end.
+        for username in moved:
+            end_sessions(session, username, EndReason.MEMBERSHIP_CHANGED)
         session.commit()
 
 

@@ -1,7 +1,8 @@
 """Lists as CSV for the monthly report: ``Accept: text/csv`` on any supervision list.
 
 Chinese column headers, UTF-8 with a byte-order mark so spreadsheet programs
-open it correctly, RFC 4180 quoting.
+open it correctly, RFC 4180 quoting; text that a spreadsheet would run as a formula is
+neutralised (documents/spreadsheet.py).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request, Response
 
+from documents.spreadsheet import neutralise_formula
 from domain.workcalendar import SHANGHAI
 
 
@@ -43,4 +46,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):
         # Readers of the monthly report work in Beijing time.
         return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    if isinstance(value, int | float | Decimal):
+        return str(value)  # a number, even a negative one, is data, never a formula
+    return neutralise_formula(str(value))

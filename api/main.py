@@ -16,7 +16,6 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
@@ -26,8 +25,8 @@ from api.deps import ClientDep, EngineDep
 from api.errors import error_body, install_error_handlers
 from api.inbox_feed import InboxWatcher
 from api.metrics import ApiMetrics, metrics_endpoint
-from api.routes import audit as audit_routes
 from api.routes import (
+    accounts,
     auth,
     cases,
     catalogue,
@@ -41,8 +40,10 @@ from api.routes import (
     tasks,
     units,
 )
+from api.routes import audit as audit_routes
 from api.routes import codec as codec_routes
 from api.schemas import HealthResponse
+from api.security_headers import CodecCors, SecurityHeaders
 from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_log_fields, request_tracer
 from domain.catalogue import shipped_definitions
 from domain.redaction import install_log_redaction
@@ -51,6 +52,7 @@ from infra.db import init_db, make_engine
 from infra.temporal import connect_temporal
 from models.errors import DomainError, ErrorCode
 from services.catalogue import record_shipped_definitions
+from services.sessions import LiveSessions
 from settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -187,6 +189,8 @@ def create_app(
         install_log_redaction()
         app.state.settings = settings
         app.state.engine = engine or make_engine(settings.database_url)
+        # This process's memory of which sign-in sessions are live (api/deps.signed_in).
+        app.state.live_sessions = LiveSessions(settings.session_check_seconds)
         init_db(app.state.engine)
         with Session(app.state.engine) as session:
             record_shipped_definitions(session)
@@ -216,13 +220,8 @@ def create_app(
         upload_max_bytes=settings.max_upload_bytes + materials.MULTIPART_OVERHEAD,
     )
     # The Temporal UI calls the codec server from its own origin, with the staff cookie.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.codec_cors_origins,
-        allow_credentials=True,
-        allow_methods=["POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
-    )
+    app.add_middleware(CodecCors, allow_origins=settings.codec_cors_origins)
+    app.add_middleware(SecurityHeaders, hsts=settings.env == "prod")
     # Outermost: request latency, log context and (with an OTLP endpoint) server spans cover every request.
     app.state.metrics = ApiMetrics(settings, lambda: getattr(app.state, "engine", None))
     app.add_middleware(
@@ -243,6 +242,7 @@ def create_app(
     app.include_router(codec_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(units.router)
+    app.include_router(accounts.router)
     if settings.env == "dev":
         app.include_router(dev_sms.router)  # the SMS gateway's sink in dev (settings.sms_gateway_url)
     app.include_router(console.router)  # the web console's HTML pages (not in the OpenAPI document)

@@ -262,6 +262,9 @@ def event_to_timeline(event: CaseEvent, type_zh: str, unit: StepUnit | None = No
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
 
+DUTY_PHONE_DESCRIPTION = "值班手机: a mainland mobile number, texted each 督办 of a step routed to the unit"
+
+
 class UnitInput(_Body):
     """A unit to register. A department unit's code and name follow from its department and
     division (police @ 330102 → police_330102, 杭州市上城区公安分局); an institution gives both."""
@@ -279,13 +282,16 @@ class UnitInput(_Body):
         default=None, max_length=128, pattern=PLAIN_TEXT, description="default for a department unit"
     )
     window_zh: str | None = Field(default=None, max_length=128, pattern=PLAIN_TEXT, description="where applicants go")
+    duty_phone: str | None = Field(default=None, max_length=20, description=DUTY_PHONE_DESCRIPTION)
 
 
 class UnitPatch(_Body):
-    """What an admin may change; an omitted field is kept, ``window_zh: null`` clears the window."""
+    """What an admin may change; an omitted field is kept, ``window_zh: null`` clears the window
+    and ``duty_phone: null`` the duty phone."""
 
     name_zh: str | None = Field(default=None, min_length=1, max_length=128, pattern=PLAIN_TEXT)
     window_zh: str | None = Field(default=None, max_length=128, pattern=PLAIN_TEXT)
+    duty_phone: str | None = Field(default=None, max_length=20, description=DUTY_PHONE_DESCRIPTION)
     active: bool | None = None
 
 
@@ -298,6 +304,7 @@ class UnitView(BaseModel):
     kind: str
     name_zh: str
     window_zh: str | None
+    duty_phone: str | None = Field(description=DUTY_PHONE_DESCRIPTION)
     active: bool
     created_at: datetime
 

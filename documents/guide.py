@@ -21,6 +21,7 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict
 
 from documents.flowchart import longest_path, step_graph, time_limit_zh
+from documents.spreadsheet import neutralise_formula
 from domain.licences import licence_type, reused_licences
 from models.catalogue import Material, StepDefinition, ThingDefinition
 from models.errors import DomainError, ErrorCode
@@ -495,19 +496,18 @@ def data_sharing_csv(rows: list[DataSharingNeed]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(DATA_SHARING_CSV_HEADERS)
     for row in rows:
-        writer.writerow(
-            [
-                row.material_zh,
-                row.provider_zh,
-                "、".join(row.fields_zh),
-                row.data_type_zh,
-                row.method_zh,
-                row.update_period_zh,
-                "全部" if row.all_situations else ("、".join(row.situations_zh) or "无"),
-                row.material,
-                row.provider,
-            ]
-        )
+        cells = [
+            row.material_zh,
+            row.provider_zh,
+            "、".join(row.fields_zh),
+            row.data_type_zh,
+            row.method_zh,
+            row.update_period_zh,
+            "全部" if row.all_situations else ("、".join(row.situations_zh) or "无"),
+            row.material,
+            row.provider,
+        ]
+        writer.writerow([neutralise_formula(cell) for cell in cells])
     return "\ufeff" + buffer.getvalue()
 
 

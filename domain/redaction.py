@@ -5,8 +5,15 @@ Masking is by shape, wherever the value sits (a form field, a step result, a rea
 typed by an officer, a log message): an 18-character identity number keeps its
 division code and last 4 characters (``330102********1234``), a mobile number its
 first 3 and last 4 digits (``138****0000``), a landline its area code and last 4.
-A shape counts only when no ASCII letter or digit touches it, so case ids
-(``ot-`` + hex), certificate numbers and timestamps are left alone.
+Digits are read the way a person types them: full-width digits count (``３３０１…``), and an
+ID number may be split by a space or hyphen after its division code and its birth date
+(``330102 19900307 0027``). A phone counts only when no ASCII letter or digit touches it; an
+ID number may follow letters (``id330102…``), since no ordinary word ends in 18 digits. Our
+own machine identifiers, case ids (``ot-`` + hex) and file hashes, are left alone whole.
+
+Names: a person's name (the ``name`` beside an ``id_number``, a newborn's, an account
+``holder``) is masked to its first character for the same readers (``李*``), in payloads;
+free text cannot tell a name from any other word.
 
 Who reads personal data in full: the parties who need it to do the case — the
 applicant who owns it, the clerk (and unit) that accepted it at the window, and the
@@ -31,6 +38,7 @@ __all__ = [
     "OVERSIGHT_ROLES",
     "PersonalDataFilter",
     "install_log_redaction",
+    "mask_name",
     "mask_personal_data",
     "mask_text",
     "masked",
@@ -41,20 +49,41 @@ __all__ = [
 # Roles that oversee every case and need none of its personal data in full.
 OVERSIGHT_ROLES = frozenset({"supervisor", "admin"})
 
+# Full-width digits and letters (U+FF10…) as typed by Chinese input methods read as ASCII.
+_FULL_WIDTH = str.maketrans({chr(0xFF10 + n): str(n) for n in range(10)} | {"Ｘ": "X", "ｘ": "x", "－": "-"})
 _APART = r"(?<![0-9A-Za-z])"  # nothing alphanumeric right before …
 _END = r"(?![0-9A-Za-z])"  # … or right after the shape
-_ID_NUMBER = re.compile(_APART + r"[0-9]{17}[0-9Xx]" + _END)
+_SPLIT = r"[ \-]?"  # a space or hyphen after the division code and after the birth date
+_ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{6}" + _SPLIT + r"[0-9]{8}" + _SPLIT + r"[0-9]{3}[0-9Xx]" + _END)
 _MOBILE = re.compile(_APART + r"(?P<prefix>\+?86[- ]?)?(?P<head>1[0-9]{2})[- ]?[0-9]{4}[- ]?(?P<tail>[0-9]{4})" + _END)
 _LANDLINE = re.compile(_APART + r"(?P<area>0[0-9]{2,3})(?P<dash>-?)[0-9]{3,4}(?P<tail>[0-9]{4})" + _END)
+# Our own identifiers, never personal data, kept whole: a case id, a file's SHA-256.
+_OWN_IDENTIFIER = re.compile(r"ot-[0-9a-f]{20}(?![0-9a-f])|(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+_PERSON_NAME_KEYS = frozenset({"holder"})  # beside "name" in any mapping that has an "id_number"
+_PEOPLE_WITHOUT_NUMBERS = frozenset({"newborn"})  # a person before 户口登记 gives them a number
 
 
 def mask_text(text: str) -> str:
     """``text`` with every ID-number- and phone-shaped part masked; idempotent."""
     if not any(character.isdigit() for character in text):
         return text
-    text = _ID_NUMBER.sub(lambda match: mask_id_number(match.group(0)), text)
+    text = text.translate(_FULL_WIDTH)
+    kept = _OWN_IDENTIFIER.split(text)
+    if len(kept) == 1:
+        return _mask_shapes(text)
+    identifiers = _OWN_IDENTIFIER.findall(text)
+    return "".join(_mask_shapes(part) + (identifiers[n] if n < len(identifiers) else "") for n, part in enumerate(kept))
+
+
+def _mask_shapes(text: str) -> str:
+    text = _ID_NUMBER.sub(lambda match: mask_id_number(re.sub(r"[ \-]", "", match.group(0))), text)
     text = _MOBILE.sub(lambda m: f"{m['prefix'] or ''}{m['head']}****{m['tail']}", text)
     return _LANDLINE.sub(lambda m: f"{m['area']}{m['dash']}****{m['tail']}", text)
+
+
+def mask_name(name: str) -> str:
+    """A person's name to its first character: 李芳 → 李*, 欧阳小明 → 欧***."""
+    return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else name
 
 
 def mask_personal_data(value: Any) -> Any:
@@ -62,10 +91,18 @@ def mask_personal_data(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, dict):
-        return {key: mask_personal_data(item) for key, item in value.items()}
+        return {key: _masked_item(key, item, value) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(mask_personal_data(item) for item in value)
     return value
+
+
+def _masked_item(key: str, item: Any, mapping: dict[str, Any]) -> Any:
+    if isinstance(item, str) and (key in _PERSON_NAME_KEYS or (key == "name" and "id_number" in mapping)):
+        return mask_name(item)
+    if key in _PEOPLE_WITHOUT_NUMBERS and isinstance(item, dict) and isinstance(item.get("name"), str):
+        return {**mask_personal_data(item), "name": mask_name(item["name"])}
+    return mask_personal_data(item)
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -22,6 +22,7 @@ import yaml
 
 from domain.catalogue import DATA_DIR, load_departments
 from domain.divisions import PROVINCE, ancestors, check_division, division, is_within
+from domain.identity import MOBILE_PHONE
 from models.catalogue import Department
 from models.errors import DomainError, ErrorCode
 
@@ -44,6 +45,7 @@ class UnitDraft:
     kind: UnitKind
     name_zh: str
     window_zh: str | None
+    duty_phone: str | None = None
 
 
 @cache
@@ -116,6 +118,16 @@ def text_problem(text: str, limit: int) -> str | None:
     return None
 
 
+def check_duty_phone(phone: str | None) -> str | None:
+    """A unit's duty phone as stored: a mainland mobile number (domain/identity.MOBILE_PHONE),
+    or None when none is given (blank included). ValueError says why not."""
+    phone = (phone or "").strip() or None
+    # ASCII digits only: the pattern's \d would also take full-width ones, which no gateway sends to.
+    if phone is not None and not (phone.isascii() and MOBILE_PHONE.fullmatch(phone)):
+        raise ValueError("值班手机须为 11 位大陆手机号码，如 13700001234 (a mainland mobile number, 11 digits)")
+    return phone
+
+
 def local_name(division_code: str) -> str:
     """The division's name below the province (杭州市上城区): units are all in one province,
     and that is how their own names read."""
@@ -159,6 +171,7 @@ def check_new_unit(
     code: str | None = None,
     name_zh: str | None = None,
     window_zh: str | None = None,
+    duty_phone: str | None = None,
     known: Mapping[str, Department] | None = None,
 ) -> UnitDraft:
     """The unit to store, with a department unit's code and name filled in; DomainError
@@ -207,6 +220,11 @@ def check_new_unit(
     for field, text, limit in (("name_zh", name, NAME_MAX), ("window_zh", window, WINDOW_MAX)):
         if text is not None and (reason := text_problem(text, limit)):
             fields[field] = reason
+    phone: str | None = None
+    try:
+        phone = check_duty_phone(duty_phone)
+    except ValueError as error:
+        fields["duty_phone"] = str(error)
     if fields:
         raise DomainError(ErrorCode.INVALID, "单位信息有误 (invalid unit)", fields)
     assert code is not None and name is not None and unit_kind is not None
@@ -217,4 +235,5 @@ def check_new_unit(
         kind=unit_kind,
         name_zh=name,
         window_zh=window,
+        duty_phone=phone,
     )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import fcntl
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from alembic.config import Config
 from prometheus_client import Counter
 from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from models.migrations import MIGRATIONS_DIR
@@ -153,6 +154,17 @@ def prepared_statement(session: Session, build: Callable[[Any], Any]) -> Any:
     if statement is None:
         statement = _PREPARED[(build, dialect)] = build(dialect_insert(session))
     return statement
+
+
+@cache
+def _insert_new_builder(table: type[SQLModel]) -> Callable[[Any], Any]:
+    return lambda insert: insert(table).on_conflict_do_nothing()
+
+
+def insert_new(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows that do not exist yet: one statement, executed for all rows at once."""
+    if rows:
+        session.connection().execute(prepared_statement(session, _insert_new_builder(table)), list(rows))
 
 
 @contextmanager

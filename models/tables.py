@@ -205,6 +205,8 @@ class Unit(SQLModel, table=True):
     kind: str = Field(max_length=16)  # department | institution
     name_zh: str = Field(max_length=128)
     window_zh: str | None = Field(default=None, max_length=128)  # where applicants go: 上城区市民之家 3 号窗口
+    # The unit's duty mobile (值班手机, domain/identity.MOBILE_PHONE): texted a 督办 of its steps.
+    duty_phone: str | None = Field(default=None, max_length=20)
     active: bool = True
     created_at: datetime = _when(nullable=False)
 
@@ -396,15 +398,17 @@ class TimelinessRollup(SQLModel, table=True):
 
 
 class SmsOutboxRecord(SQLModel, table=True):
-    """短信外发箱: one SMS to a case's applicant, queued in the transaction that writes its
-    notification (activities/case_changes.py) and sent by NoticeDeliveryWorkflow
-    (activities/notice_delivery.py). A row that failed for good stays, ``failed``, to be looked at."""
+    """短信外发箱: one SMS to a case's applicant, or a 督办 to the duty phone of its step's unit,
+    queued in the transaction that writes its notification or 督办 (activities/case_changes.py)
+    and sent by NoticeDeliveryWorkflow (activities/notice_delivery.py). A row that failed for
+    good stays, ``failed``, to be looked at."""
 
     __tablename__ = "sms_outbox"
     # Delivery reads the due rows of a status in next_attempt_at order from this index alone.
     __table_args__ = (Index("ix_sms_outbox_status_next_attempt", "status", "next_attempt_at"),)
 
-    id: str = Field(primary_key=True, max_length=200)  # the notification's id: queueing twice adds nothing
+    # The notification's (or the 督办's) id: queueing twice adds nothing.
+    id: str = Field(primary_key=True, max_length=200)
     case_id: str = Field(index=True, max_length=64)
     phone: str = Field(max_length=20)
     text: str  # already masked: never a full ID number
@@ -463,3 +467,32 @@ class LicenceRecord(SQLModel, table=True):
     status: str = Field(default="valid", max_length=16)  # valid | revoked
     content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     signature: str = Field(max_length=128)  # base64 of the 64-byte Ed25519 signature
+
+
+class ActionKey(SQLModel, table=True):
+    """An Idempotency-Key a staff member or applicant sent with an action (a workflow Update),
+    bound to what it asked for (services/idempotency.py): ``scope`` is the SHA-256 of (user,
+    action, target, key) and ``fingerprint`` the SHA-256 of the request's body. The same key
+    with the same body is a retry and gets the first answer; with another body it is refused."""
+
+    __tablename__ = "action_keys"
+
+    scope: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=64)
+    created_at: datetime = _when(nullable=False)
+
+
+class AuthSession(SQLModel, table=True):
+    """A sign-in session (登录会话): every access token names one (its ``sid`` claim), and a token
+    is honoured only while its session is live (services/sessions.py). Logout, a new password, a
+    change of role or unit, the account's removal or an admin's revoke end it: ``ended_at`` and
+    why (``end_reason``). A token whose session is ended or unknown is refused."""
+
+    __tablename__ = "auth_sessions"
+
+    session_id: str = Field(primary_key=True, max_length=32)  # 32 random hex digits
+    username: str = Field(index=True, max_length=64)
+    created_at: datetime = _when(nullable=False)
+    expires_at: datetime = _when(nullable=False)
+    ended_at: datetime | None = _when()
+    end_reason: str | None = Field(default=None, max_length=32)

@@ -1,10 +1,13 @@
-"""`onething accounts add|list|passwd|remove`: staff and applicant accounts in the read-model database.
+"""`onething accounts add|list|passwd|remove|revoke`: staff and applicant accounts in the read-model database.
 
 Production has no demo accounts; this is how an administrator creates the real ones. An officer
 or clerk may be put in a unit (``--unit-code``; its department is the account's), a supervisor
 in a division (``--division``); bad input there exits 2, like `onething units`.
 Passwords are read without echo (or one line from stdin with ``password_stdin``) and
 stored only as argon2 hashes; nothing here prints or logs them.
+
+A new password and a removal end every sign-in session of the account (services/sessions.py),
+so a token issued before is refused; ``revoke`` ends them alone (强制下线), the account kept.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def manage_accounts(
     phone: str | None = None,
     password_stdin: bool = False,
 ) -> int:
-    """add | list | passwd | remove; the exit status of the command."""
+    """add | list | passwd | remove | revoke; the exit status of the command."""
     from sqlmodel import Session, col, select
 
     from api.accounts import VerifiedIdentity, set_identity
@@ -58,6 +61,7 @@ def manage_accounts(
     from models.errors import DomainError
     from models.tables import UserAccount
     from ops.units import refusal
+    from services.sessions import EndReason, end_sessions
     from services.units import check_staff_membership
 
     engine = make_engine(get_settings().database_url)
@@ -136,10 +140,14 @@ def manage_accounts(
                 return 1
             account.password_hash = hash_password(password)
             session.add(account)
-            session.commit()
-            print(f"password changed for {username}")
+            ended = end_sessions(session, username, EndReason.PASSWORD_CHANGED)  # commits the new hash too
+            print(f"password changed for {username}; {len(ended)} sign-in session(s) ended")
+            return 0
+        if action == "revoke":
+            ended = end_sessions(session, username, EndReason.REVOKED)
+            print(f"{len(ended)} sign-in session(s) of {username} ended")
             return 0
         session.delete(account)
-        session.commit()
-        print(f"removed {username}")
+        ended = end_sessions(session, username, EndReason.ACCOUNT_REMOVED)  # commits the removal too
+        print(f"removed {username}; {len(ended)} sign-in session(s) ended")
         return 0

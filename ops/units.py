@@ -1,4 +1,4 @@
-"""`onething units add|list|disable|enable`: the units (单位) staff belong to, from the command line.
+"""`onething units add|list|update|disable|enable`: the units (单位) staff belong to, from the command line.
 
 The same rules as the admin API (domain/units.py, services/units.py). Exit status 2 for input
 the rules refuse (an unknown department, a retired division code, a malformed code), 1 when
@@ -37,15 +37,17 @@ def manage_units(
     kind: str = "department",
     name: str | None = None,
     window: str | None = None,
+    duty_phone: str | None = None,
     active: bool | None = None,
 ) -> int:
-    """add | list | disable | enable; the exit status of the command."""
+    """add | list | update | disable | enable; the exit status of the command. ``update`` sets
+    the duty phone (an empty one clears it)."""
     from sqlmodel import Session
 
     from domain.units import check_new_unit
     from infra.db import init_db, make_engine
     from models.errors import DomainError
-    from services.units import create_unit, division_name, list_units, set_active
+    from services.units import UnitChanges, create_unit, division_name, list_units, set_active, update_unit
 
     engine = make_engine(get_settings().database_url)
     init_db(engine)
@@ -60,12 +62,24 @@ def manage_units(
             if action == "add":
                 assert department is not None and division is not None, "add needs a department and a division"
                 draft = check_new_unit(
-                    department=department, division_code=division, kind=kind, code=code, name_zh=name, window_zh=window
+                    department=department,
+                    division_code=division,
+                    kind=kind,
+                    code=code,
+                    name_zh=name,
+                    window_zh=window,
+                    duty_phone=duty_phone,
                 )
                 unit = create_unit(session, draft)
                 print(f"added {unit.code} ({unit.name_zh}, {unit.division_code} {division_name(unit.division_code)})")
                 return 0
-            assert code is not None, "disable and enable name a unit"
+            assert code is not None, "update, disable and enable name a unit"
+            if action == "update":
+                assert duty_phone is not None, "update needs --duty-phone"
+                unit, changed = update_unit(session, code, UnitChanges(duty_phone=duty_phone))  # "" clears
+                phone = unit.duty_phone or "none"
+                print(f"{'updated' if changed else 'unchanged'} {unit.code} ({unit.name_zh}): duty phone {phone}")
+                return 0
             unit = set_active(session, code, action == "enable")
             print(f"{'enabled' if unit.active else 'disabled'} {unit.code} ({unit.name_zh})")
             return 0

@@ -2,7 +2,7 @@
 
 A case's or complaint's staff action carries its row into its workflow
 (``services.cases.staff_audit``), which writes it in the same transaction as the change
-it records. Other routes (catalogue, units, 督办 acknowledgements) call ``record_staff_action``
+it records. Other routes (catalogue, units, 督办 acknowledgements, session revokes) call ``record_staff_action``
 after the action has taken effect. A request retried with the same Idempotency-Key is
 the same action and adds no second row (unique on action + request key). Applicants'
 own actions are in their case's history and not audited here. Rows are only ever
@@ -60,6 +60,7 @@ class AuditAction(StrEnum):
     CASE_WITHDRAW = "case_withdraw"
     CASE_DECLINE = "case_decline"
     LICENCE_REVOKE = "licence_revoke"
+    SESSIONS_REVOKE = "sessions_revoke"
 
 
 AUDIT_ACTION_ZH: dict[AuditAction, str] = {
@@ -91,6 +92,7 @@ AUDIT_ACTION_ZH: dict[AuditAction, str] = {
     AuditAction.CASE_WITHDRAW: "撤回申请",
     AuditAction.CASE_DECLINE: "不予受理",
     AuditAction.LICENCE_REVOKE: "撤销电子证照",
+    AuditAction.SESSIONS_REVOKE: "强制下线",
 }
 
 

@@ -54,6 +54,7 @@ from services.case_files import check_file_references
 from services.catalogue import definition_for
 from services.faults import crash_if_injected
 from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
+from services.idempotency import send_action
 from services.identity import applicant_key_of, check_filer, verified_account
 from services.routing import accepting_window, route_steps
 from settings import Settings
@@ -72,7 +73,8 @@ def staff_audit(
         actor=actor,
         target=target,
         detail=mask_personal_data(detail),
-        request_key=f"{target}/{idempotency_key}" if idempotency_key else None,
+        # Per user: another user's action with the same key is an action of its own (services/idempotency.py).
+        request_key=f"{target}/{actor.username}/{idempotency_key}" if idempotency_key else None,
         at=datetime.now(UTC),  # when the staff member acted
     )
 
@@ -249,13 +251,18 @@ async def supply_case_materials(
     await run_in_threadpool(_load_visible, engine, actor, case_id)
     await run_in_threadpool(check_file_references, engine, case_id, materials)
     audit = staff_audit(actor, AuditAction.CASE_SUPPLEMENT, case_id, {"materials": sorted(materials)}, idempotency_key)
-    return await send_update(
+    return await send_action(
         client,
+        engine,
         case_id,
         CaseWorkflow.supplement,
         SupplementInput(actor=actor, materials=materials, audit=audit),
+        actor=actor,
+        action="supplement",
+        target=case_id,
+        idempotency_key=idempotency_key,
+        body={"materials": materials},
         result_type=CaseSnapshot,
-        update_id=update_id("supplement", case_id, idempotency_key),
     )
 
 
@@ -273,13 +280,18 @@ async def rate_case_as(
     """The applicant's 好差评, once per Idempotency-Key."""
     require_role(actor, "applicant")
     await run_in_threadpool(_load_visible, engine, actor, case_id)
-    return await send_update(
+    return await send_action(
         client,
+        engine,
         case_id,
         CaseWorkflow.rate,
         RateInput(actor=actor, score=score, comment=comment, step=step),
+        actor=actor,
+        action="rate",
+        target=f"{case_id}:{step or ''}",
+        idempotency_key=idempotency_key,
+        body={"score": score, "comment": comment},
         result_type=RatingView,
-        update_id=update_id("rate", f"{case_id}:{step or ''}", idempotency_key),
     )
 
 
@@ -304,13 +316,18 @@ async def end_case(
     await run_in_threadpool(_load_visible, engine, actor, case_id)
     audit = staff_audit(actor, END_CASE_ACTIONS[how], case_id, {"reason": reason}, idempotency_key)
     update = CaseWorkflow.withdraw if how == "withdraw" else CaseWorkflow.decline
-    return await send_update(
+    return await send_action(
         client,
+        engine,
         case_id,
         update,
         EndCaseInput(actor=actor, reason=reason, audit=audit),
+        actor=actor,
+        action=how,
+        target=case_id,
+        idempotency_key=idempotency_key,
+        body={"reason": reason},
         result_type=CaseSnapshot,
-        update_id=update_id(how, case_id, idempotency_key),
     )
 
 

@@ -4,7 +4,8 @@ round trip), send it an Update, and what each outcome means for the caller.
 A validator's rejection comes back as WorkflowUpdateFailedError and is mapped in
 api/errors.py; a workflow that has already closed answers 409 for an action, an unknown
 one 404; a worker that does not answer in time 503 (the request may be retried with the
-same Idempotency-Key: the Update id derives from it, so a retry is applied once).
+same Idempotency-Key: the Update id derives from it and the request, so a retry is applied
+once; services/idempotency.py binds each key to its user, action, target and body).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ RETRY_LONGEST_PAUSE = 1.0
 
 
 def update_id(action: str, target: str, idempotency_key: str | None) -> str | None:
-    # Scoped by action and target so one key reused for "claim" then "complete"
-    # can never return the claim's answer to the completion.
+    """An Update id from a fixed key the server chose (the SMS rating link's). A key a client
+    sent is bound to its user and body first: services/idempotency.send_action."""
     return f"{action}/{target}/{idempotency_key}" if idempotency_key else None
 
 
@@ -131,16 +132,17 @@ async def send_update(
 
 
 def request_fingerprint(request: Any) -> str:
-    """A hash of a submission's content, kept with what it created."""
+    """A hash of a request's content: a submission's, kept with what it created, or an action's body."""
     canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def refuse_reused_key(stored_fingerprint: str, fingerprint: str) -> None:
-    """A retried request must be the same request: a key reused for another one is 422."""
+    """A retried request must be the same request: a key reused for another one (a submission,
+    or an action: services/idempotency.py) is 422."""
     if stored_fingerprint != fingerprint:
         raise DomainError(
             ErrorCode.INVALID,
-            "幂等键已用于另一份申请 (Idempotency-Key reused with a different request)",
+            "幂等键已用于另一项请求 (Idempotency-Key reused with a different request)",
             {"Idempotency-Key": "already used for a different request"},
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 from temporalio.client import Client
 
@@ -17,7 +17,7 @@ from models.tables import CaseRecord, TaskRecord, Unit
 from services.access import supervised_tasks_filter
 from services.audit import AuditAction
 from services.cases import staff_audit
-from services.gateway import send_update, update_id
+from services.idempotency import send_action
 from workflows.case.workflow import CaseWorkflow
 
 
@@ -29,6 +29,8 @@ async def supervise(
     message: str,
     kind: Literal["notice", "urge"],
     idempotency_key: str | None,
+    *,
+    engine: Engine,
 ) -> StepView:
     """A supervisor's 督办 (notice) or 催办 (urge) on a case's step; its audit row goes with it."""
     if actor.role != "supervisor":
@@ -36,13 +38,18 @@ async def supervise(
     target = f"{case_id}:{step}"
     action = AuditAction.SUPERVISION_NOTICE if kind == "notice" else AuditAction.SUPERVISION_URGE
     audit = staff_audit(actor, action, target, {"step": step, "message": message}, idempotency_key)
-    view = await send_update(
+    view = await send_action(
         client,
+        engine,
         case_id,
         CaseWorkflow.supervise,
         SuperviseInput(actor=actor, step=step, kind=kind, message=message, audit=audit),
+        actor=actor,
+        action=kind,
+        target=target,
+        idempotency_key=idempotency_key,
+        body={"message": message},
         result_type=StepView,
-        update_id=update_id(kind, target, idempotency_key),
     )
     return masked(view)  # supervisors read personal data masked
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
@@ -22,7 +23,7 @@ from models.tables import Unit, UserAccount
 from services.access import require_role
 from services.audit import AuditAction
 from services.cases import staff_audit
-from services.gateway import send_update, update_id
+from services.idempotency import send_action
 
 MAX_CASE_ID_LENGTH = 64
 
@@ -59,13 +60,18 @@ async def act_on_task(
     update: Any,
     make_input: Callable[[str], BaseModel],
     idempotency_key: str | None,
+    *,
+    engine: Engine,
 ) -> StepView:
     """Send one officer action to the task's case as a workflow Update; its audit row goes
-    with it and is written in the same transaction as the change (activities/case_changes.py)."""
+    with it and is written in the same transaction as the change (activities/case_changes.py).
+    Its Idempotency-Key is bound to the actor, the action, the task and the input asked for."""
     # Supervisors act only on 回访 tasks; the workflow's validator holds each role to its steps.
     require_role(actor, "officer", "clerk", "supervisor")
     case_id, step = parse_task_id(task_id)
     argument = make_input(step)
+    # What was asked (the result, the reason, the unit …), not who asked nor the audit row added here.
+    asked = argument.model_dump(mode="json", exclude={"actor", "audit"})
     # The result's values may be personal (a newborn's ID number): the log keeps the rest.
     detail = argument.model_dump(
         mode="json", exclude={"actor", "result", "audit", "unit_department"}, exclude_none=True
@@ -73,13 +79,18 @@ async def act_on_task(
     argument = argument.model_copy(
         update={"audit": staff_audit(actor, AUDIT_ACTIONS[action], task_id, detail, idempotency_key)}
     )
-    view = await send_update(
+    view = await send_action(
         client,
+        engine,
         case_id,
         update,
         argument,
+        actor=actor,
+        action=action,
+        target=task_id,
+        idempotency_key=idempotency_key,
+        body=asked,
         result_type=StepView,
-        update_id=update_id(action, task_id, idempotency_key),
     )
     # The workflow answered with the view this actor may read (masked or not): no reload.
     return view

@@ -24,6 +24,7 @@ from domain.units import (
     UNIT_CODE,
     WINDOW_MAX,
     UnitDraft,
+    check_duty_phone,
     check_supervisor_division,
     check_unit_department,
     departments,
@@ -48,6 +49,7 @@ def unit_row(draft: UnitDraft, now: datetime | None = None) -> Unit:
         kind=draft.kind,
         name_zh=draft.name_zh,
         window_zh=draft.window_zh,
+        duty_phone=draft.duty_phone,
         active=True,
         created_at=now or datetime.now(UTC),
     )
@@ -106,17 +108,21 @@ def get_unit(session: Session, code: str) -> Unit:
 
 @dataclass(frozen=True)
 class UnitChanges:
-    """What a patch sets; a field left None is kept (``window_zh`` is cleared with ``clear_window``)."""
+    """What a patch sets; a field left None is kept (``window_zh`` is cleared with ``clear_window``,
+    ``duty_phone`` with ``clear_duty_phone``)."""
 
     name_zh: str | None = None
     window_zh: str | None = None
     clear_window: bool = False
+    duty_phone: str | None = None
+    clear_duty_phone: bool = False
     active: bool | None = None
 
 
 def update_unit(session: Session, code: str, changes: UnitChanges) -> tuple[Unit, dict[str, Any]]:
-    """Rename, re-window, disable or enable a unit; the unit and what changed (old, new) per field.
-    Its code, department, division and kind never change: accounts and cases rely on them."""
+    """Rename, re-window, set or clear the duty phone, disable or enable a unit; the unit and what
+    changed (old, new) per field. Its code, department, division and kind never change: accounts
+    and cases rely on them."""
     unit = get_unit(session, code)
     changed: dict[str, Any] = {}
     if changes.name_zh is not None:
@@ -135,6 +141,14 @@ def update_unit(session: Session, code: str, changes: UnitChanges) -> tuple[Unit
         if window != unit.window_zh:
             changed["window_zh"] = [unit.window_zh, window]
             unit.window_zh = window
+    if changes.duty_phone is not None or changes.clear_duty_phone:
+        try:
+            phone = check_duty_phone(changes.duty_phone)
+        except ValueError as error:
+            raise _invalid("duty_phone", str(error)) from error
+        if phone != unit.duty_phone:
+            changed["duty_phone"] = [unit.duty_phone, phone]
+            unit.duty_phone = phone
     if changes.active is not None and changes.active != unit.active:
         changed["active"] = [unit.active, changes.active]
         unit.active = changes.active

@@ -88,6 +88,29 @@ def test_bad_input_is_refused_with_exit_status_2_and_the_reason(database, capsys
     assert stored_unit(database, "police_330103") is None
 
 
+def test_a_units_duty_phone_is_given_at_add_and_changed_or_cleared_by_update(database, capsys):
+    assert units("add", "--department", "police", "--division", "330102", "--duty-phone", "13700001234") == 0
+    assert (unit := stored_unit(database, "police_330102")) is not None and unit.duty_phone == "13700001234"
+
+    assert units("update", "police_330102", "--duty-phone", "13700005678") == 0
+    assert "13700005678" in capsys.readouterr().out
+    assert (unit := stored_unit(database, "police_330102")) is not None and unit.duty_phone == "13700005678"
+    assert units("update", "police_330102", "--duty-phone", "") == 0
+    assert (unit := stored_unit(database, "police_330102")) is not None and unit.duty_phone is None
+
+
+def test_a_bad_duty_phone_is_refused_with_exit_status_2_naming_the_field(database, capsys):
+    assert units("add", "--department", "police", "--division", "330102", "--duty-phone", "12345") == 2
+    assert "duty_phone" in capsys.readouterr().err
+    assert stored_unit(database, "police_330102") is None
+
+    assert units("add", "--department", "police", "--division", "330102") == 0
+    assert units("update", "police_330102", "--duty-phone", "0571-8888") == 2
+    assert "duty_phone" in capsys.readouterr().err
+    assert (unit := stored_unit(database, "police_330102")) is not None and unit.duty_phone is None
+    assert units("update", "police_999999", "--duty-phone", "13700001234") == 1
+
+
 def test_a_taken_code_or_an_unknown_unit_is_refused_with_exit_status_1(database, capsys):
     assert units("add", "--department", "police", "--division", "330102") == 0
     assert units("add", "--department", "police", "--division", "330102") == 1

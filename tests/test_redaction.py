@@ -20,6 +20,7 @@ from api.main import create_app
 from domain.redaction import (
     PersonalDataFilter,
     install_log_redaction,
+    mask_name,
     mask_personal_data,
     mask_text,
     sees_case_personal_data,
@@ -110,6 +111,46 @@ def test_a_payload_is_masked_at_every_depth_and_keeps_its_keys_and_other_values(
         "when": datetime(2026, 11, 20, tzinfo=UTC),
         "pair": ("138****1234", 1),
     }
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "身份证３３０１０２１９９００３０７００２７",  # full-width digits, as Chinese input methods type them
+        "身份证330102 19900307 0027",  # split after the division code and the birth date
+        "身份证330102-19900307-0027",
+        "身份证 id330102199003070027",  # glued to letters
+    ],
+)
+def test_an_id_number_is_masked_however_a_person_typed_it(typed):
+    assert mask_text(typed).endswith("330102********0027")
+    assert "19900307" not in mask_text(typed)
+
+
+def test_a_full_width_mobile_number_is_masked():
+    assert mask_text("请回电１３８００００１２３４") == "请回电138****1234"
+
+
+def test_our_case_ids_and_file_hashes_stay_whole_even_when_they_hold_eighteen_digits():
+    text = "ot-33010219900307002700 sha256:" + "330102199003070027" * 3 + "3301021990"
+    assert mask_text(text) == text
+
+
+def test_a_persons_name_is_masked_to_its_first_character_and_an_enterprises_is_not():
+    payload = {
+        "applicant": {"name": "李芳", "id_number": MOTHER_ID, "relation": "mother"},
+        "newborn": {"name": "王小明", "sex": "male"},  # a person before 户口登记 gives them a number
+        "enterprise": {"name": "杭州示例科技有限公司", "credit_code": "91330100MA2XXXXX0X"},
+        "bank_account": {"holder": "欧阳小明", "bank_name": "中国农业银行"},
+    }
+
+    masked_payload = mask_personal_data(payload)
+
+    assert masked_payload["applicant"] == {"name": "李*", "id_number": "330102********0027", "relation": "mother"}
+    assert masked_payload["newborn"] == {"name": "王**", "sex": "male"}
+    assert masked_payload["enterprise"]["name"] == "杭州示例科技有限公司"
+    assert masked_payload["bank_account"]["holder"] == "欧***"
+    assert mask_name("李*") == "李*"  # masking twice changes nothing
 
 
 # --- who reads personal data in full --------------------------------------------------------------

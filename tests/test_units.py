@@ -6,6 +6,7 @@ import pytest
 
 from api.accounts import DEMO_COUNTIES, demo_accounts, demo_units
 from domain.catalogue import shipped_definitions
+from domain.identity import MOBILE_PHONE
 from domain.units import (
     check_new_unit,
     check_supervisor_division,
@@ -132,6 +133,10 @@ def test_the_demo_seeds_a_unit_of_every_staffed_department_in_each_county():
         assert [u.kind for u in hospitals] == ["institution"]
     assert units["police_330102"].name_zh == "杭州市上城区公安分局"
     assert units["hospital_330102_fybj"].name_zh == "杭州市上城区妇幼保健院"
+    # Each with a duty phone of its own, where its 督办 are texted in dev.
+    phones = [unit.duty_phone for unit in units.values()]
+    assert all(phone is not None and MOBILE_PHONE.fullmatch(phone) for phone in phones)
+    assert len(set(phones)) == len(phones)
 
 
 def test_every_demo_member_is_of_its_units_department():
@@ -151,6 +156,16 @@ def test_every_demo_member_is_of_its_units_department():
         "330200",
     )
     assert accounts["supervisor"].division_code is None  # the province
+
+
+def test_a_duty_phone_is_a_mainland_mobile_number_or_none():
+    assert check_new_unit(department="police", division_code="330102", duty_phone=" 13700001234 ").duty_phone == (
+        "13700001234"
+    )
+    assert check_new_unit(department="police", division_code="330102", duty_phone="").duty_phone is None
+    assert check_new_unit(department="police", division_code="330102").duty_phone is None
+    for phone in ("12345678901", "1370000123", "+8613700001234", "13７00001234"):
+        assert set(refused_fields(department="police", division_code="330102", duty_phone=phone)) == {"duty_phone"}
 
 
 def test_names_with_control_characters_or_too_long_are_refused():

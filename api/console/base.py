@@ -3,7 +3,8 @@ rendering and the Chinese HTML error page.
 
 The console is served by the API process. A session is the same signed JWT that
 ``POST /auth/token`` issues, kept in the ``onething_session`` cookie (the codec server
-reads the same cookie). Every console route belongs to a router made by ``console_router()``:
+reads the same cookie), and it holds while its sign-in session is live (services/sessions.py):
+logging out ends it. Every console route belongs to a router made by ``console_router()``:
 its route class turns a missing login into a redirect to ``/login`` and every error
 (DomainError, a refused workflow Update, a bad query) into an HTML page, never JSON.
 """
@@ -31,12 +32,15 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.console.messages import field_reason, has_chinese, input_label, request_problems, zh_text
+from api.deps import SESSION_COOKIE as SESSION_COOKIE  # the console's name for it
+from api.deps import end_token_session, signed_in
 from api.errors import STATUS_BY_CODE, from_update_failure
 from api.routes.auth import authenticate_login
 from api.security import read_token
@@ -49,7 +53,6 @@ from settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SESSION_COOKIE = "onething_session"  # the same name api/routes/codec.py reads
 FLASH_COOKIE = "onething_flash"
 # Login has no session yet: a random nonce in its own cookie keys the login form's CSRF token.
 LOGIN_NONCE_COOKIE = "onething_login_nonce"
@@ -186,15 +189,26 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-def console_actor(request: Request) -> Actor | None:
-    """The logged-in actor, or None: no cookie, an expired or a tampered one are all anonymous."""
+async def find_console_actor(request: Request) -> Actor | None:
+    """The logged-in actor, or None: no cookie, an expired or a tampered one, or one whose session
+    has ended are all anonymous. Found once per request, by ConsoleRoute before the page runs
+    (reading the database, when it must, in a thread); ``console_actor`` answers from then on."""
     token = session_token(request)
-    if token is None:
-        return None
-    try:
-        return read_token(token, _settings(request))
-    except DomainError:
-        return None
+    actor: Actor | None = None
+    if token is not None:
+        try:
+            actor = (await signed_in(token, request)).actor
+        except DomainError:
+            actor = None
+    request.state.console_actor = actor
+    return actor
+
+
+def console_actor(request: Request) -> Actor | None:
+    """The logged-in actor found for this request (``find_console_actor``), or None."""
+    # A route outside ConsoleRoute has found nobody: anonymous, never the cookie's unchecked word.
+    actor: Actor | None = getattr(request.state, "console_actor", None)
+    return actor
 
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
@@ -427,6 +441,7 @@ class ConsoleRoute(APIRoute):
 
         async def console_handler(request: Request) -> Response:
             try:
+                await find_console_actor(request)
                 return await handler(request)
             except LoginRequired:
                 return login_redirect(request)
@@ -528,9 +543,13 @@ async def login_submit(request: Request) -> Response:
             status_code=422,
         )
     address = request.client.host if request.client else None
-    try:
+
+    def checked_login() -> str:
         with Session(request.app.state.engine) as session:
-            token = authenticate_login(session, settings, username, password, address)
+            return authenticate_login(session, settings, username, password, address)
+
+    try:
+        token = await run_in_threadpool(checked_login)
     except DomainError as error:
         response = _login_page(
             request,
@@ -553,8 +572,11 @@ async def login_submit(request: Request) -> Response:
 
 @session_router.post("/logout")
 async def logout(request: Request) -> Response:
-    if session_token(request) is not None:
+    """Ends the session (its token is refused from now on, whoever holds it) and drops the cookie."""
+    token = session_token(request)
+    if token is not None:
         await checked_form(request)
+        await end_token_session(token, request)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, _settings(request))
     return response

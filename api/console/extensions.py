@@ -89,6 +89,7 @@ async def decide(
             CaseWorkflow.decide_extension,
             make_input,
             idempotency_key_of(form),
+            engine=engine,
         )
     except (DomainError, WorkflowUpdateFailedError) as error:
         domain = from_update_failure(error) if isinstance(error, WorkflowUpdateFailedError) else error

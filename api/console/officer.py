@@ -608,7 +608,7 @@ async def _act(
     # The task must be the actor's before anything reaches the workflow (404 otherwise).
     await run_in_threadpool(_load_own_task, engine, actor, task_id)
     try:
-        await act_on_task(task_id, actor, client, action, update, make_input, idempotency_key_of(form))
+        await act_on_task(task_id, actor, client, action, update, make_input, idempotency_key_of(form), engine=engine)
     except (DomainError, WorkflowUpdateFailedError) as error:
         return await _after_refusal(request, actor, engine, task_id, error, state)
     return flash_redirect(request, done_url or _task_url(task_id), done_message)

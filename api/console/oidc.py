@@ -90,7 +90,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "") -> Re
     def signed_in() -> str:
         with Session(request.app.state.engine) as session:
             actor = account_for_verified_person(session, claims, settings, settings.oidc_issuer or "")
-            return issue_token(actor, settings)
+            return issue_token(actor, settings, session)
 
     try:
         token = await run_in_threadpool(signed_in)

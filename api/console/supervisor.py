@@ -56,7 +56,7 @@ from api.routes.supervision import (
 from api.schemas import IsoDate
 from api.timeline import build_timeline, read_case_history
 from domain.catalogue import FOLLOW_UP
-from domain.redaction import mask_personal_data, mask_text, masked, sees_case_personal_data
+from domain.redaction import mask_name, mask_personal_data, mask_text, masked, sees_case_personal_data
 from domain.workcalendar import SHANGHAI, WorkingCalendar, missing_notice_warning_zh
 from models.case import CASE_STATUS_ZH, EVENT_TYPE_ZH, Actor, CaseSnapshot, EventType, StepStatus
 from models.catalogue import ThingDefinition
@@ -479,7 +479,9 @@ async def supervise_step(
         return await _case_page(request, actor, engine, client, case_id, errors=errors, values=values, status_code=422)
     action: Literal["notice", "urge"] = "notice" if kind == "notice" else "urge"
     try:
-        await supervise(client, actor, body.case_id, body.step, body.message, action, idempotency_key_of(form))
+        await supervise(
+            client, actor, body.case_id, body.step, body.message, action, idempotency_key_of(form), engine=engine
+        )
     except (DomainError, WorkflowUpdateFailedError) as error:
         domain = from_update_failure(error) if isinstance(error, WorkflowUpdateFailedError) else error
         if domain.code == ErrorCode.INVALID:
@@ -713,7 +715,7 @@ def _search_rows(engine: Engine, search: CaseSearch) -> tuple[list[dict[str, Any
         {
             "case_id": row.case_id,
             "case_no": row.case_no or row.case_id,
-            "applicant_name": row.applicant_name or "",
+            "applicant_name": mask_name(row.applicant_name or ""),  # supervisors read names masked
             "thing_zh": labels.thing(row.thing),
             "status": row.status,
             "status_zh": STATUS_ZH.get(row.status, row.status),

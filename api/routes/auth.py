@@ -1,4 +1,5 @@
 """Login: OAuth2 password form in, bearer token out; rate-limited per account and per address.
+Logout: the token's sign-in session ends (services/sessions.py), and the token with it.
 
 The password is checked and dropped: it is never logged or stored in clear.
 """
@@ -8,13 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.accounts import authenticate
-from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep
+from api.deps import ActorDep, ClientDep, EngineDep, LiveSessionsDep, SessionDep, SettingsDep, SignedInDep
 from api.errors import error_responses
 from api.login_limits import check_login_allowed, record_login_attempt
 from api.schemas import MeResponse, TokenResponse
@@ -23,6 +24,7 @@ from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import UserAccount
 from services.identity import adopt_walk_in_cases
+from services.sessions import EndReason, end_session
 from settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -59,7 +61,16 @@ def authenticate_login(session: Session, settings: Settings, username: str, pass
     if actor is None:
         logger.info("failed login for account %r from %s", username, address)
         raise DomainError(ErrorCode.UNAUTHORIZED, "用户名或密码错误 (wrong username or password)")
-    return issue_token(actor, settings)
+    return issue_token(actor, settings, session)
+
+
+@router.post("/logout", status_code=204, responses=error_responses(401))
+def logout(caller: SignedInDep, session: SessionDep, sessions: LiveSessionsDep) -> Response:
+    """End the caller's own sign-in session: this token is refused from now on (by every API
+    process within ``session_check_seconds``). The account's other sessions go on."""
+    end_session(session, caller.session_id, EndReason.LOGOUT)
+    sessions.ended([caller.session_id])
+    return Response(status_code=204)
 
 
 def _me(actor: Actor, session: Session) -> MeResponse:

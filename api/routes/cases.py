@@ -25,7 +25,7 @@ from api.schemas import (
 )
 from api.timeline import build_timeline, read_case_history
 from documents.archive import ArchiveCheck, check_package, package_zip
-from domain.redaction import OVERSIGHT_ROLES, masked, sees_case_personal_data
+from domain.redaction import OVERSIGHT_ROLES, mask_name, masked, sees_case_personal_data
 from infra.signing import verify_key
 from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
@@ -147,7 +147,10 @@ def _case_list(engine: Any, actor: Actor, query: CaseQuery) -> CaseList:
         CaseSummary(
             case_id=row.case_id,
             case_no=row.case_no,
-            applicant_name=row.applicant_name,
+            # Supervisors and admins read personal data masked, names included.
+            applicant_name=mask_name(row.applicant_name)
+            if row.applicant_name and actor.role in OVERSIGHT_ROLES
+            else row.applicant_name,
             thing=row.thing,
             channel=row.channel,
             status=row.status,

@@ -19,14 +19,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from temporalio.api.common.v1 import Payload
 
-from api.deps import SettingsDep, oauth2_scheme, require_role
+from api.deps import SESSION_COOKIE as SESSION_COOKIE  # api/routes/tasks.py takes it from here
+from api.deps import SettingsDep, oauth2_scheme, require_role, signed_in
 from api.errors import error_responses
-from api.security import read_token
 from infra.codec import PayloadCodecError, PayloadEncryptionCodec
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
-
-SESSION_COOKIE = "onething_session"
 
 router = APIRouter(prefix="/codec", tags=["codec"], responses=error_responses(401, 403, 413, 422))
 
@@ -72,13 +70,9 @@ class CodecPayloads(BaseModel):
     payloads: list[CodecPayload]
 
 
-def get_codec_caller(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep
-) -> Actor:
-    token = token or request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise DomainError(ErrorCode.UNAUTHORIZED, "请先登录 (not logged in)")
-    actor = read_token(token, settings)
+async def get_codec_caller(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Actor:
+    """The staff member the bearer token or the session cookie names, while its session is live."""
+    actor = (await signed_in(token or request.cookies.get(SESSION_COOKIE), request)).actor
     require_role(actor, "clerk", "officer", "supervisor", "admin")
     return actor
 

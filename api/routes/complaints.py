@@ -57,7 +57,8 @@ from models.tables import CaseRecord, ComplaintRecord
 from services.access import can_see_case, supervised_cases_filter, supervised_divisions, visible_case
 from services.audit import AuditAction
 from services.cases import staff_audit
-from services.gateway import refuse_reused_key, request_fingerprint, send_update, start_with_update, update_id
+from services.gateway import refuse_reused_key, request_fingerprint, start_with_update
+from services.idempotency import send_action
 from workflows.complaint.workflow import ComplaintWorkflow
 
 router = APIRouter(
@@ -435,6 +436,7 @@ AUDIT_ACTIONS = {
 
 async def _act(
     client: Client,
+    engine: Engine,
     complaint_id: str,
     action: str,
     update: Any,
@@ -442,6 +444,8 @@ async def _act(
     idempotency_key: str | None,
 ) -> ComplaintResponse:
     _known_id(complaint_id)
+    # What was asked (the department, the answer, the note …): the Idempotency-Key is bound to it.
+    asked = argument.model_dump(mode="json", exclude={"actor", "audit"})
     # The audit row travels with the Update: the workflow writes it with the change it records.
     entry = staff_audit(
         argument.actor,
@@ -453,13 +457,18 @@ async def _act(
     )
     argument = argument.model_copy(update={"audit": entry})
     try:
-        snapshot = await send_update(
+        snapshot = await send_action(
             client,
+            engine,
             complaint_id,
             update,
             argument,
+            actor=argument.actor,
+            action=action,
+            target=complaint_id,
+            idempotency_key=idempotency_key,
+            body=asked,
             result_type=ComplaintSnapshot,
-            update_id=update_id(action, complaint_id, idempotency_key),
         )
     except DomainError as error:
         if error.code == ErrorCode.NOT_FOUND:
@@ -476,12 +485,13 @@ async def assign_complaint(
     body: AssignComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """分派: a supervisor hands the complaint to a department."""
     require_role(actor, "supervisor")
     argument = AssignComplaintInput(actor=actor, department=body.department, note=body.note)
-    return await _act(client, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
+    return await _act(client, engine, complaint_id, "assign", ComplaintWorkflow.assign, argument, idempotency_key)
 
 
 @router.post("/{complaint_id}/answer", response_model=ComplaintResponse)
@@ -490,12 +500,13 @@ async def answer_complaint(
     body: AnswerComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """答复: an officer of the assigned department answers."""
     require_role(actor, "officer")
     argument = AnswerComplaintInput(actor=actor, answer=body.answer)
-    return await _act(client, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
+    return await _act(client, engine, complaint_id, "answer", ComplaintWorkflow.answer, argument, idempotency_key)
 
 
 @router.post("/{complaint_id}/close", response_model=ComplaintResponse)
@@ -504,9 +515,10 @@ async def close_complaint(
     body: CloseComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintResponse:
     """办结: a supervisor closes the answered complaint, recording whether the complainant was satisfied."""
     require_role(actor, "supervisor")
     argument = CloseComplaintInput(actor=actor, satisfied=body.satisfied, note=body.note)
-    return await _act(client, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)
+    return await _act(client, engine, complaint_id, "close", ComplaintWorkflow.close, argument, idempotency_key)

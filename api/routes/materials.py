@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.errors import error_responses
-from infra.file_store import FileStore, LocalFileStore
+from infra.file_store import FileStore, file_store_from_settings
 from models.errors import DomainError, ErrorCode
 from services.case_files import case_file, case_files, store_material_file
 
@@ -35,7 +35,7 @@ class UploadedMaterial(BaseModel):
 def file_store(request: Request) -> FileStore:
     store: FileStore | None = getattr(request.app.state, "file_store", None)
     if store is None:
-        store = request.app.state.file_store = LocalFileStore.from_settings(request.app.state.settings)
+        store = request.app.state.file_store = file_store_from_settings(request.app.state.settings)
     return store
 
 

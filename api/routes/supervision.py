@@ -407,7 +407,9 @@ async def issue_notice(
 ) -> StepView:
     """督办: a notice to the step's department, listed until an officer there acknowledges it."""
     await _supervised_case(engine, actor, body.case_id)
-    return await supervise(client, actor, body.case_id, body.step, body.message, "notice", idempotency_key)
+    return await supervise(
+        client, actor, body.case_id, body.step, body.message, "notice", idempotency_key, engine=engine
+    )
 
 
 @router.post("/urges", status_code=201)
@@ -420,7 +422,7 @@ async def urge_assignee(
 ) -> StepView:
     """催办: a reminder to the officer who claimed the step."""
     await _supervised_case(engine, actor, body.case_id)
-    return await supervise(client, actor, body.case_id, body.step, body.message, "urge", idempotency_key)
+    return await supervise(client, actor, body.case_id, body.step, body.message, "urge", idempotency_key, engine=engine)
 
 
 NOTICE_COLUMNS = [

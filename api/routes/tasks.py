@@ -19,9 +19,8 @@ from api.deps import (
     ClientDep,
     EngineDep,
     SessionDep,
-    SettingsDep,
-    actor_from_token,
     oauth2_scheme,
+    signed_in,
 )
 from api.errors import error_responses
 from api.inbox_feed import InboxWatcher, matches_if_none_match
@@ -114,13 +113,10 @@ def inbox(
     return TaskList(items=items, total=total, limit=limit, offset=offset)
 
 
-async def get_stream_actor(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    settings: SettingsDep,
-) -> Actor:
-    """The bearer token's actor, or the console session's: a browser's EventSource sends cookies, not headers."""
-    return actor_from_token(token or request.cookies.get(SESSION_COOKIE), settings)
+async def get_stream_actor(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Actor:
+    """The bearer token's actor, or the console session's (a browser's EventSource sends cookies,
+    not headers), while its session is live."""
+    return (await signed_in(token or request.cookies.get(SESSION_COOKIE), request)).actor
 
 
 @router.get("/events", include_in_schema=False)
@@ -160,6 +156,7 @@ async def claim_task(
         CaseWorkflow.claim,
         lambda step: ClaimInput(actor=actor, step=step),
         idempotency_key,
+        engine=engine,
     )
 
 
@@ -175,7 +172,9 @@ async def complete_task(
     def make_input(step: str) -> CompleteStepInput:
         return CompleteStepInput(actor=actor, step=step, result=body.result, comment=body.comment)
 
-    return await act_on_task(task_id, actor, client, "complete", CaseWorkflow.complete, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "complete", CaseWorkflow.complete, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/return", response_model=StepView)
@@ -191,7 +190,7 @@ async def return_task(
         return ReturnStepInput(actor=actor, step=step, missing=body.missing, reason=body.reason)
 
     return await act_on_task(
-        task_id, actor, client, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key
+        task_id, actor, client, "return", CaseWorkflow.return_for_supplement, make_input, idempotency_key, engine=engine
     )
 
 
@@ -207,7 +206,9 @@ async def refuse_task(
     def make_input(step: str) -> RefuseStepInput:
         return RefuseStepInput(actor=actor, step=step, reason=body.reason)
 
-    return await act_on_task(task_id, actor, client, "refuse", CaseWorkflow.refuse, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "refuse", CaseWorkflow.refuse, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/unclaim", response_model=StepView)
@@ -219,7 +220,9 @@ async def unclaim_task(
     def make_input(step: str) -> UnclaimInput:
         return UnclaimInput(actor=actor, step=step)
 
-    return await act_on_task(task_id, actor, client, "unclaim", CaseWorkflow.unclaim, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "unclaim", CaseWorkflow.unclaim, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/reassign", response_model=StepView)
@@ -229,6 +232,7 @@ async def reassign_task(
     actor: ActorDep,
     client: ClientDep,
     session: SessionDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> StepView:
     """改派: to a colleague of the same unit, claimed in their name."""
@@ -237,7 +241,9 @@ async def reassign_task(
     def make_input(step: str) -> ReassignInput:
         return ReassignInput(actor=actor, step=step, to=to)
 
-    return await act_on_task(task_id, actor, client, "reassign", CaseWorkflow.reassign, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "reassign", CaseWorkflow.reassign, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/transfer", response_model=StepView)
@@ -247,6 +253,7 @@ async def transfer_task(
     actor: ActorDep,
     client: ClientDep,
     session: SessionDep,
+    engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> StepView:
     """转办: a wrongly routed task goes to another unit of its department; the statutory clock runs on."""
@@ -255,7 +262,9 @@ async def transfer_task(
     def make_input(step: str) -> TransferInput:
         return TransferInput(actor=actor, step=step, unit=unit, unit_department=department, reason=body.reason)
 
-    return await act_on_task(task_id, actor, client, "transfer", CaseWorkflow.transfer, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "transfer", CaseWorkflow.transfer, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/suspend", response_model=StepView)
@@ -272,7 +281,9 @@ async def suspend_task(
     def make_input(step: str) -> SuspendInput:
         return SuspendInput(actor=actor, step=step, reason=body.reason, materials=body.materials)
 
-    return await act_on_task(task_id, actor, client, "suspend", CaseWorkflow.suspend, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "suspend", CaseWorkflow.suspend, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/resume", response_model=StepView)
@@ -284,7 +295,9 @@ async def resume_task(
     def make_input(step: str) -> ResumeInput:
         return ResumeInput(actor=actor, step=step)
 
-    return await act_on_task(task_id, actor, client, "resume", CaseWorkflow.resume, make_input, idempotency_key)
+    return await act_on_task(
+        task_id, actor, client, "resume", CaseWorkflow.resume, make_input, idempotency_key, engine=engine
+    )
 
 
 @router.post("/{task_id}/extension", response_model=StepView)
@@ -302,7 +315,7 @@ async def request_extension(
         return ExtensionInput(actor=actor, step=step, working_days=body.working_days, reason=body.reason)
 
     return await act_on_task(
-        task_id, actor, client, "extension", CaseWorkflow.request_extension, make_input, idempotency_key
+        task_id, actor, client, "extension", CaseWorkflow.request_extension, make_input, idempotency_key, engine=engine
     )
 
 
@@ -316,7 +329,14 @@ async def approve_extension(
         return ExtensionDecisionInput(actor=actor, step=step, approve=True)
 
     return await act_on_task(
-        task_id, actor, client, "extension_approve", CaseWorkflow.decide_extension, make_input, idempotency_key
+        task_id,
+        actor,
+        client,
+        "extension_approve",
+        CaseWorkflow.decide_extension,
+        make_input,
+        idempotency_key,
+        engine=engine,
     )
 
 
@@ -335,5 +355,12 @@ async def reject_extension(
         return ExtensionDecisionInput(actor=actor, step=step, approve=False, reason=body.reason)
 
     return await act_on_task(
-        task_id, actor, client, "extension_reject", CaseWorkflow.decide_extension, make_input, idempotency_key
+        task_id,
+        actor,
+        client,
+        "extension_reject",
+        CaseWorkflow.decide_extension,
+        make_input,
+        idempotency_key,
+        engine=engine,
     )

@@ -36,6 +36,7 @@ def unit_view(unit: Unit) -> UnitView:
         kind=unit.kind,
         name_zh=unit.name_zh,
         window_zh=unit.window_zh,
+        duty_phone=unit.duty_phone,
         active=unit.active,
         created_at=unit.created_at,
     )
@@ -73,6 +74,7 @@ def register_unit(body: UnitInput, actor: ActorDep, session: SessionDep, engine:
         code=body.code,
         name_zh=body.name_zh,
         window_zh=body.window_zh,
+        duty_phone=body.duty_phone,
     )
     view = unit_view(create_unit(session, draft))
     detail = {"department": view.department, "division_code": view.division_code, "kind": view.kind}
@@ -82,7 +84,8 @@ def register_unit(body: UnitInput, actor: ActorDep, session: SessionDep, engine:
 
 @router.patch("/{code}", response_model=UnitView, responses=error_responses(404))
 def change_unit(code: CodePath, body: UnitPatch, actor: ActorDep, session: SessionDep, engine: EngineDep) -> UnitView:
-    """Rename, set or clear the window, disable (``active: false``) or enable; nothing is deleted."""
+    """Rename, set or clear the window or the duty phone, disable (``active: false``) or enable;
+    nothing is deleted."""
     require_role(actor, "admin")
     given = body.model_fields_set
     if "name_zh" in given and body.name_zh is None:
@@ -93,6 +96,8 @@ def change_unit(code: CodePath, body: UnitPatch, actor: ActorDep, session: Sessi
         name_zh=body.name_zh,
         window_zh=body.window_zh,
         clear_window="window_zh" in given and body.window_zh is None,
+        duty_phone=body.duty_phone,
+        clear_duty_phone="duty_phone" in given and body.duty_phone is None,
         active=body.active,
     )
     unit, changed = update_unit(session, code, changes)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
@@ -26,16 +27,22 @@ def api_settings(tmp_path: Path, task_queue: str) -> Settings:
 
 
 @pytest.fixture
-async def api(
+async def api_app(
     env: WorkflowEnvironment, api_settings: Settings, engine: Engine, task_queue: str
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[FastAPI]:
+    """The app, its lifespan entered, with a worker on the test's own task queue."""
     ensure_demo_accounts(engine, list(shipped_definitions().values()), secret=api_settings.secret_key)
     app = create_app(api_settings, temporal_client=env.client, engine=engine)
     async with running_worker(env.client, api_settings, engine, task_queue), app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://onething.test") as client:
-            yield client
+        yield app
         await terminate_cases(env.client, engine)
+
+
+@pytest.fixture
+async def api(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://onething.test") as client:
+        yield client
 
 
 @pytest.fixture

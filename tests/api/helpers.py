@@ -12,12 +12,14 @@ from sqlmodel import Session, col, select
 
 from activities.read_model import apply_projection
 from api.accounts import DEMO_IDENTITIES
+from api.security import issue_token
 from domain.catalogue import shipped_definitions
 from domain.samples import sample_birth_form, sample_result
 from domain.workcalendar import SHANGHAI, WorkingCalendar, default_calendar_file
-from models.case import CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
+from models.case import Actor, CaseEvent, CaseSnapshot, CaseStatus, EventType, ProjectCaseInput, StepStatus, StepView
 from models.catalogue import ThingDefinition
 from models.tables import CaseEventRecord
+from settings import Settings
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
 
@@ -34,6 +36,12 @@ def token_login(api: httpx.AsyncClient) -> Login:
         return tokens[username]
 
     return login
+
+
+def issued_token(engine: Engine, actor: Actor, settings: Settings, now: datetime | None = None) -> str:
+    """A token issued by hand, as a login would: with a sign-in session of its own in ``engine``."""
+    with Session(engine) as session:
+        return issue_token(actor, settings, session, now=now)
 
 
 BIRTH: ThingDefinition = shipped_definitions()["birth"]

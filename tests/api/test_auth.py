@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from api.security import ALGORITHM, issue_token
+from api.security import ALGORITHM
 from models.case import Actor
-from tests.api.helpers import assert_error
+from tests.api.helpers import assert_error, issued_token
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -93,10 +93,10 @@ async def test_a_garbage_token_is_401(api):
     assert_error(response, 401, "unauthorized")
 
 
-async def test_an_expired_token_is_401(api, api_settings):
+async def test_an_expired_token_is_401(api, api_settings, engine):
     applicant = Actor(username="applicant1", role="applicant")
-    expired = issue_token(applicant, api_settings, now=datetime.now(UTC) - timedelta(days=30))
-    fresh = issue_token(applicant, api_settings)
+    expired = issued_token(engine, applicant, api_settings, now=datetime.now(UTC) - timedelta(days=30))
+    fresh = issued_token(engine, applicant, api_settings)
 
     assert (await api.get("/auth/me", headers=_bearer(fresh))).status_code == 200
     error = assert_error(await api.get("/auth/me", headers=_bearer(expired)), 401, "unauthorized")

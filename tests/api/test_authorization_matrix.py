@@ -250,6 +250,16 @@ async def login_form(world: World, role: str) -> Call:
     return Call("/auth/token", data={"username": USERS.get(role, "applicant1"), "password": "demo"}, signed_in=False)
 
 
+async def own_logout(world: World, role: str) -> Call:
+    # Each role ends a session of its own: the token the other rows send stays live.
+    if role == "anonymous":
+        return Call("/auth/logout", signed_in=False)
+    response = await world.api.post("/auth/token", data={"username": USERS[role], "password": "demo"})
+    assert response.status_code == 200, response.text
+    bearer = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return Call("/auth/logout", headers=bearer, signed_in=False)
+
+
 async def new_case(world: World, role: str) -> Call:
     # Each applicant files for themself (another's application needs 代办, test_verified_identity.py).
     username = USERS.get(role, "")
@@ -383,6 +393,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     #                                             anon owner other clerk inv  oth  sup  admin
     ("POST", "/auth/token"):                 Row((200, 200, 200, 200, 200, 200, 200, 200), login_form),
     ("GET", "/auth/me"):                     Row((401, 200, 200, 200, 200, 200, 200, 200), fixed("/auth/me")),
+    ("POST", "/auth/logout"):                Row((401, 204, 204, 204, 204, 204, 204, 204), own_logout),
     ("GET", "/me"):                          Row((401, 200, 200, 200, 200, 200, 200, 200), fixed("/me")),
     ("GET", "/health"):                      Row((200, 200, 200, 200, 200, 200, 200, 200), fixed("/health")),
     # cases
@@ -522,6 +533,9 @@ MATRIX: dict[tuple[str, str], Row] = {
                                                  fixed("/units", json=NEW_UNIT)),
     ("PATCH", "/units/{code}"):              Row((401, 403, 403, 403, 403, 403, 403, 200),
                                                  fixed("/units/police_330102", json={"window_zh": "3 号窗口"})),
+    # accounts: admins end an account's sign-in sessions (an account no other row signs in as)
+    ("POST", "/accounts/{username}/sessions/revoke"): Row((401, 403, 403, 403, 403, 403, 403, 204),
+                                                 fixed("/accounts/police_officer/sessions/revoke")),
 }
 # fmt: on
 

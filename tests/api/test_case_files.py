@@ -4,17 +4,21 @@ read from its content, it is stored once and encrypted, the officers of the case
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from pathlib import Path
 from typing import Any
 
+import httpx
+import uvicorn
 from PIL import Image
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from models.tables import CaseFileRecord
+from ops.processes import free_port
 from tests.api.console_client import console_users
 from tests.api.helpers import PROXY, assert_error, birth_form, task_id
 from tests.api.test_payload_privacy import payloads_in
@@ -237,3 +241,55 @@ async def test_the_applicant_uploads_the_owed_file_in_the_console_and_supplies_i
         assert supplied.status_code == 303, supplied.text
     after = await cases.read(case["case_id"], as_user="applicant1")
     assert after["status"] != "awaiting_supplement" and after["missing_materials"] == []
+
+
+async def test_an_upload_cut_off_mid_body_leaves_nothing_behind(api, api_app, login, cases, engine, api_settings):
+    """The connection drops after half the multipart body: no blob, no temporary file, no row;
+    the same applicant's complete upload of another file then goes through on its own."""
+    case = await _owing_case(cases)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api_app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the API did not start"
+        await asyncio.sleep(0.02)
+    try:
+        interrupted = pdf(pages=40, text="半途断开的上传" * 2000)
+        boundary = "onething-cut-off"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="结婚证.pdf"\r\n'
+                "Content-Type: application/pdf\r\n\r\n"
+            ).encode()
+            + interrupted
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        authorization = (await login("applicant1"))["Authorization"]
+        head = (
+            f"POST /cases/{case['case_id']}/materials/{MATERIAL} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: {authorization}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head.encode() + body[: len(body) // 2])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server is now reading the body, waiting for the rest
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(250):  # the request's task ends once the app has seen the disconnect
+            if not server.server_state.tasks:
+                break
+            await asyncio.sleep(0.02)
+        assert not server.server_state.tasks, "the interrupted request is still being handled"
+        assert _stored_blobs(api_settings) == [] and _rows(engine) == 0
+
+        complete = pdf(text="完整上传")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as over_tcp:
+            uploaded = await _upload(over_tcp, login, case["case_id"], complete)
+    finally:
+        server.should_exit = True
+        await serving
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["sha256"] == hashlib.sha256(complete).hexdigest()
+    assert [blob.name for blob in _stored_blobs(api_settings)] == [hashlib.sha256(complete).hexdigest()]
+    assert _rows(engine) == 1

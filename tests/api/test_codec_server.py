@@ -12,11 +12,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from api.routes.codec import SESSION_COOKIE
-from api.security import issue_token
 from domain.samples import MOTHER_ID
 from infra.codec import ENCRYPTED_ENCODING
 from models.case import Actor
-from tests.api.helpers import assert_error
+from tests.api.helpers import assert_error, issued_token
 
 UI_ORIGIN = "http://localhost:8233"
 
@@ -64,23 +63,25 @@ async def test_anonymous_callers_are_refused(api, env, path) -> None:
     assert_error(response, 401, "unauthorized")
 
 
-async def test_an_invalid_or_expired_token_is_refused(api, api_settings, env) -> None:
+async def test_an_invalid_or_expired_token_is_refused(api, api_settings, engine, env) -> None:
     body = {"payloads": [_as_json(await _sealed(env, {"id_number": MOTHER_ID}))]}
     supervisor = Actor(username="supervisor", role="supervisor")
     long_ago = datetime.now(UTC) - timedelta(minutes=api_settings.token_ttl_minutes + 60)
-    expired = issue_token(supervisor, api_settings, now=long_ago)
-    forged = issue_token(supervisor, api_settings.model_copy(update={"secret_key": "another-secret-" + "0" * 32}))
+    expired = issued_token(engine, supervisor, api_settings, now=long_ago)
+    forged = issued_token(
+        engine, supervisor, api_settings.model_copy(update={"secret_key": "another-secret-" + "0" * 32})
+    )
 
     for token in (expired, forged, "not-a-jwt"):
         response = await api.post("/codec/decode", json=body, headers={"Authorization": f"Bearer {token}"})
         assert_error(response, 401, "unauthorized")
 
 
-async def test_the_session_cookie_is_accepted_for_staff_only(api, api_settings, env) -> None:
+async def test_the_session_cookie_is_accepted_for_staff_only(api, api_settings, engine, env) -> None:
     # The Temporal UI's "include credentials" sends cookies, never our bearer header.
     body = {"payloads": [_as_json(await _sealed(env, {"id_number": MOTHER_ID}))]}
-    staff = issue_token(Actor(username="police_officer", role="officer", unit="police"), api_settings)
-    applicant = issue_token(Actor(username="applicant1", role="applicant"), api_settings)
+    staff = issued_token(engine, Actor(username="police_officer", role="officer", unit="police"), api_settings)
+    applicant = issued_token(engine, Actor(username="applicant1", role="applicant"), api_settings)
 
     api.cookies.set(SESSION_COOKIE, staff)
     try:

@@ -266,10 +266,10 @@ async def test_a_retried_filing_or_action_with_the_same_idempotency_key_is_audit
             assert response.status_code == 200, (action, attempt, response.text)
 
     assert audit_rows(engine, complaint_id) == [
-        ("complaint_file", "hospital_clerk", f"{complaint_id}/audited-walk-in"),
-        ("complaint_assign", "supervisor", f"{complaint_id}/assign-1"),
-        ("complaint_answer", "hospital_officer", f"{complaint_id}/answer-1"),
-        ("complaint_close", "supervisor", f"{complaint_id}/close-1"),
+        ("complaint_file", "hospital_clerk", f"{complaint_id}/hospital_clerk/audited-walk-in"),
+        ("complaint_assign", "supervisor", f"{complaint_id}/supervisor/assign-1"),
+        ("complaint_answer", "hospital_officer", f"{complaint_id}/hospital_officer/answer-1"),
+        ("complaint_close", "supervisor", f"{complaint_id}/supervisor/close-1"),
     ]
 
 

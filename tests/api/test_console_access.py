@@ -66,12 +66,13 @@ async def test_each_role_gets_what_its_row_says_on_every_console_route(api, case
         "notice_id": notice["notice_id"],
     }
 
-    # One browser per role; its session is put back before each request (a logout row clears it).
-    sessions: dict[str, tuple[str, str]] = {}
-    anonymous = await browser(None)
-    for role, username in CONSOLE_USERS.items():
+    async def signed_in(username: str) -> tuple[str, str]:
         user = await browser(username)
-        sessions[role] = (user.client.cookies[SESSION_COOKIE], await session_csrf(user.client))
+        return user.client.cookies[SESSION_COOKIE], await session_csrf(user.client)
+
+    # One browser per role; its session is put back before each request (a logout row clears it).
+    sessions = {role: await signed_in(username) for role, username in CONSOLE_USERS.items()}
+    anonymous = await browser(None)
 
     failures: list[str] = []
     for row in ROWS:
@@ -81,7 +82,8 @@ async def test_each_role_gets_what_its_row_says_on_every_console_route(api, case
             client.cookies.clear()
             form = dict(row.form)
             if role != "anonymous":
-                token, csrf = sessions[role]
+                # Logging out ends the session: that row ends one of its own.
+                token, csrf = await signed_in(CONSOLE_USERS[role]) if row.path == "/logout" else sessions[role]
                 client.cookies.set(SESSION_COOKIE, token)
                 form["csrf_token"] = csrf
             if row.method == "GET":

@@ -9,10 +9,10 @@ import pytest
 from starlette.responses import Response
 
 from api.console.base import SESSION_COOKIE, due, set_session_cookie
-from api.security import issue_token
 from models.case import Actor
 from settings import Settings
 from tests.api.console_access_rows import console_login, csrf_of, session_csrf
+from tests.api.helpers import issued_token
 
 
 def _session_cookie_header(response: httpx.Response) -> str:
@@ -130,19 +130,19 @@ async def test_console_logins_share_the_json_logins_limits(api):
     assert SESSION_COOKIE not in api.cookies
 
 
-async def test_a_tampered_or_expired_cookie_is_anonymous(api, api_settings: Settings):
+async def test_a_tampered_or_expired_cookie_is_anonymous(api, api_settings: Settings, engine):
     api.cookies.clear()
     api.cookies.set(SESSION_COOKIE, "not-a-jwt", domain="onething.test")
     assert (await api.get("/my/cases")).headers["location"].startswith("/login")
 
-    expired = issue_token(
-        Actor(username="applicant1", role="applicant"), api_settings, now=datetime.now(UTC) - timedelta(days=2)
+    expired = issued_token(
+        engine, Actor(username="applicant1", role="applicant"), api_settings, now=datetime.now(UTC) - timedelta(days=2)
     )
     api.cookies.set(SESSION_COOKIE, expired, domain="onething.test")
     assert (await api.get("/my/cases")).headers["location"].startswith("/login")
 
-    forged = issue_token(
-        Actor(username="applicant1", role="applicant"), api_settings.model_copy(update={"secret_key": "x" * 40})
+    forged = issued_token(
+        engine, Actor(username="applicant1", role="applicant"), api_settings.model_copy(update={"secret_key": "x" * 40})
     )
     api.cookies.set(SESSION_COOKIE, forged, domain="onething.test")
     assert (await api.get("/my/cases")).headers["location"].startswith("/login")

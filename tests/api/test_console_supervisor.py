@@ -320,6 +320,7 @@ async def test_a_supervisor_finds_a_case_by_name_number_and_id_number_and_not_ot
     nobody = await supervisor.get("/dashboard/cases", name="钱多多")
 
     assert by_name.status == 200 and _found(by_name) == [mine["case_id"]]
+    assert "李*" in by_name.html and "李芳" not in by_name.html.replace('value="李芳"', "")  # shown masked
     (row,) = by_name.all("open-case")
     assert row.attrs["href"] == f"/dashboard/cases/{mine['case_id']}" and row.text.strip() == mine["case_no"]
     assert _found(by_number) == [other["case_id"]]

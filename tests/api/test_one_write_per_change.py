@@ -145,7 +145,9 @@ async def test_an_officers_claim_is_answered_without_the_api_touching_the_databa
     statements = count_statements(api_engine)
     claimed = await cases.claim(case, "birth_certificate")
     assert claimed["assignee"] == "hospital_officer"
-    assert statements == []
+    # At most the check that the officer's session is live (a few seconds' memory per process).
+    assert [statement for statement in statements if "FROM auth_sessions" not in statement] == []
+    assert len(statements) <= 1
     # The audit row came with the workflow's write, not from the API.
     with Session(engine) as session:
         (row,) = session.execute(select(AuditRecord).where(col(AuditRecord.action) == "task_claim")).scalars()
@@ -287,7 +289,8 @@ async def test_a_complaint_action_is_audited_by_the_workflows_write_of_its_chang
         headers={**supervisor, "Idempotency-Key": "assign-1"},
     )
     assert assigned.status_code == 200, assigned.text
-    assert statements == []  # the API wrote no audit row of its own
+    # The API bound the Idempotency-Key (services/idempotency.py) and wrote no audit row of its own.
+    assert [sql for sql in statements if "action_keys" not in sql and not sql.startswith("BEGIN")] == []
 
     # The row is in the write that records the assignment: the same revision, the same transaction.
     history = await env.client.get_workflow_handle(complaint_id).fetch_history()
@@ -301,7 +304,7 @@ async def test_a_complaint_action_is_audited_by_the_workflows_write_of_its_chang
     assert audited.snapshot.status == ComplaintStatus.ASSIGNED
     assert [event.type for event in audited.events] == [ComplaintEventType.ASSIGNED]
     assert [(entry.action, entry.request_key) for entry in audited.audit] == [
-        ("complaint_assign", f"{complaint_id}/assign-1")
+        ("complaint_assign", f"{complaint_id}/supervisor/assign-1")
     ]
     [row] = _complaint_audit(engine, complaint_id)
     assert (row.action, row.actor, row.role, row.case_id, row.detail, row.request_key) == (
@@ -310,7 +313,7 @@ async def test_a_complaint_action_is_audited_by_the_workflows_write_of_its_chang
         "supervisor",
         None,
         {"department": "police", "note": "请核实"},
-        f"{complaint_id}/assign-1",
+        f"{complaint_id}/supervisor/assign-1",
     )
     with Session(engine) as session:
         record = session.get(ComplaintRecord, complaint_id)

@@ -118,6 +118,45 @@ async def test_only_admins_change_units_and_only_staff_read_them(api, login):
     assert (await api.get("/units/police_330102", headers=await login("hospital_clerk"))).status_code == 200
 
 
+async def test_a_units_duty_phone_is_set_shown_changed_and_cleared(api, login):
+    admin = await login("admin")
+    body = {"department": "police", "division_code": "330110", "duty_phone": "13700009999"}
+
+    created = await api.post("/units", json=body, headers=admin)
+    changed = await api.patch("/units/police_330110", json={"duty_phone": "13700008888"}, headers=admin)
+    cleared = await api.patch("/units/police_330110", json={"duty_phone": None}, headers=admin)
+
+    assert created.status_code == 201, created.text
+    assert created.json()["duty_phone"] == "13700009999"
+    assert changed.status_code == 200 and changed.json()["duty_phone"] == "13700008888"
+    assert cleared.status_code == 200 and cleared.json()["duty_phone"] is None
+    assert (await api.get("/units/police_330110", headers=admin)).json()["duty_phone"] is None
+    without = await api.post("/units", json={"department": "police", "division_code": "330108"}, headers=admin)
+    assert without.status_code == 201 and without.json()["duty_phone"] is None
+
+
+async def test_a_bad_duty_phone_is_refused_naming_the_field(api, login, engine):
+    admin = await login("admin")
+    with Session(engine) as session:
+        demo = session.get(Unit, "police_330102")
+        assert demo is not None and demo.duty_phone is not None  # the demo units have one
+        demo_phone = demo.duty_phone
+
+    for phone in ("12345", "23700001234", "137000012345", "1370000123x"):
+        body = {"department": "police", "division_code": "330110", "duty_phone": phone}
+        created = await api.post("/units", json=body, headers=admin)
+        assert "11 位" in assert_error(created, 422, "validation_error", ["duty_phone"])["fields"]["duty_phone"]
+    patched = await api.patch("/units/police_330102", json={"duty_phone": "0571-1234567"}, headers=admin)
+    too_long = await api.patch("/units/police_330102", json={"duty_phone": "1" * 21}, headers=admin)
+
+    assert_error(patched, 422, "validation_error", ["duty_phone"])
+    assert_error(too_long, 422, "validation_error", ["duty_phone"])
+    with Session(engine) as session:
+        assert session.get(Unit, "police_330110") is None
+        kept = session.get(Unit, "police_330102")
+        assert kept is not None and kept.duty_phone == demo_phone  # unchanged
+
+
 async def test_refusals_name_the_field_and_keep_the_one_error_shape(api, login):
     admin = await login("admin")
 
