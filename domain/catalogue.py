@@ -6,7 +6,7 @@ the situation a new case runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from pydantic import ValidationError
 
 from domain.forms import FORMS, form_has_field
 from models.catalogue import (
+    CHANNEL_CODE_MAX_LENGTH,
+    CODE_MAX_LENGTH,
     Department,
     LifeStage,
     ResultField,
@@ -202,6 +204,12 @@ def _check_rules(definition: ThingDefinition, file_name: str, departments: Mappi
     def fail(path: str, reason: str) -> None:
         raise CatalogueError(file_name, path, reason)
 
+    if definition.form not in FORMS:
+        fail("form", f"unknown form {definition.form!r}; known: {', '.join(sorted(FORMS))}")
+    for path, code, longest in _codes(definition):
+        if len(code) > longest:
+            fail(path, f"longer than {longest} characters, the most the case records hold")
+
     channel_codes = [channel.code for channel in definition.channels]
     for index, code in enumerate(channel_codes):
         if channel_codes.index(code) != index:
@@ -247,6 +255,19 @@ def _check_rules(definition: ThingDefinition, file_name: str, departments: Mappi
             if step.applies_to(code) and code not in step.time_limit and "default" not in step.time_limit:
                 fail(f"steps[{index}].time_limit", f"no time limit for channel {code!r}")
     _check_acyclic(definition, file_name)
+
+
+def _codes(definition: ThingDefinition) -> Iterator[tuple[str, str, int]]:
+    """Every code of a definition that lands in a column: its path, value and the column's length."""
+    yield "code", definition.code, CODE_MAX_LENGTH
+    for index, channel in enumerate(definition.channels):
+        yield f"channels[{index}].code", channel.code, CHANNEL_CODE_MAX_LENGTH
+    for index, material in enumerate(definition.materials):
+        yield f"materials[{index}].code", material.code, CODE_MAX_LENGTH
+    for index, step in enumerate(definition.steps):
+        yield f"steps[{index}].code", step.code, CODE_MAX_LENGTH
+    for index, situation in enumerate(definition.situations):
+        yield f"situations[{index}].code", situation.code, CODE_MAX_LENGTH
 
 
 def _check_acyclic(definition: ThingDefinition, file_name: str) -> None:

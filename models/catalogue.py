@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from models.errors import DomainError, ErrorCode
 
 CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
+# The read model's columns hold these codes (models/tables.py): a longer one would be refused by
+# PostgreSQL at every write of a case of that thing, so publication refuses it first.
+CODE_MAX_LENGTH = 64
+CHANNEL_CODE_MAX_LENGTH = 32
 
 
 class _Strict(BaseModel):

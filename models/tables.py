@@ -13,6 +13,8 @@ from sqlalchemy import JSON, Column, DateTime, Dialect, ForeignKey, Index, Strin
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from models.catalogue import CHANNEL_CODE_MAX_LENGTH, CODE_MAX_LENGTH
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes stored as UTC on every database (SQLite keeps no offset)."""
@@ -40,9 +42,9 @@ class CaseRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_cases_status_submitted", "status", "submitted_at"),)
 
     case_id: str = Field(primary_key=True, max_length=64)
-    thing: str = Field(index=True, max_length=64)
+    thing: str = Field(index=True, max_length=CODE_MAX_LENGTH)
     catalogue_version: int
-    channel: str = Field(max_length=32)
+    channel: str = Field(max_length=CHANNEL_CODE_MAX_LENGTH)
     status: str = Field(index=True, max_length=32)
     owner: str | None = Field(default=None, index=True, max_length=64)
     submitted_by: str = Field(max_length=64)
@@ -114,8 +116,8 @@ class TaskRecord(SQLModel, table=True):
 
     task_id: str = Field(primary_key=True, max_length=128)
     case_id: str = Field(index=True, max_length=64)
-    thing: str = Field(max_length=64)
-    step: str = Field(max_length=64)
+    thing: str = Field(max_length=CODE_MAX_LENGTH)
+    step: str = Field(max_length=CODE_MAX_LENGTH)
     department: str = Field(max_length=64)
     # The unit the step was routed to (services/routing.py); None for cases from before routing.
     unit_code: str | None = Field(default=None, max_length=64)
@@ -441,7 +443,7 @@ class CaseFileRecord(SQLModel, table=True):
     __tablename__ = "case_files"
 
     case_id: str = Field(primary_key=True, max_length=64)
-    material: str = Field(primary_key=True, max_length=64)
+    material: str = Field(primary_key=True, max_length=CODE_MAX_LENGTH)
     sha256: str = Field(primary_key=True, max_length=64)
     size: int
     content_type: str = Field(max_length=64)

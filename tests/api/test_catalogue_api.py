@@ -8,6 +8,8 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from domain.catalogue import shipped_definitions
 from tests.api.helpers import assert_error, birth_form, step_of
 
@@ -126,6 +128,25 @@ async def test_an_invalid_version_is_refused_naming_the_path(api, login):
     raw["steps"][0]["department"] = "ministry_of_magic"
     response = await api.post("/catalogue/birth/versions", json=raw, headers=await login("admin"))
     assert_error(response, 422, "validation_error", ["steps[0]"])
+    versions = await api.get("/catalogue/birth/versions", headers=await login("admin"))
+    assert [v["version"] for v in versions.json()] == [shipped_definitions()["birth"].version]
+
+
+@pytest.mark.parametrize(
+    ("path", "spoil"),
+    [
+        ("steps[0].code", lambda raw: raw["steps"][0].update(code="s" * 65)),  # the case records' column holds 64
+        ("channels[0].code", lambda raw: raw["channels"][0].update(code="c" * 33)),  # 32
+        ("form", lambda raw: raw.update(form="no_such_form")),
+    ],
+)
+async def test_a_version_whose_codes_do_not_fit_the_records_or_whose_form_is_unknown_is_refused(
+    api, login, path, spoil
+):
+    raw = _birth_v2()
+    spoil(raw)
+    response = await api.post("/catalogue/birth/versions", json=raw, headers=await login("admin"))
+    assert_error(response, 422, "validation_error", [path])
     versions = await api.get("/catalogue/birth/versions", headers=await login("admin"))
     assert [v["version"] for v in versions.json()] == [shipped_definitions()["birth"].version]
 
