@@ -128,11 +128,13 @@ class CaseList(BaseModel):
     offset: int
 
 
+MaterialCode = Annotated[str, Field(min_length=1, max_length=64)]
+# A material's reference: a document number, a note, or sha256:<hash> of an upload.
+MaterialValue = Annotated[str, Field(min_length=1, max_length=500)]
+
+
 class SupplementRequest(_Body):
-    materials: dict[
-        str,
-        str,
-    ] = Field(min_length=1, max_length=50)
+    materials: dict[MaterialCode, MaterialValue] = Field(min_length=1, max_length=50)
 
 
 class TaskResponse(BaseModel):

@@ -55,6 +55,7 @@ async def login(
 def authenticate_login(session: Session, settings: Settings, username: str, password: str, address: str | None) -> str:
     """A new access token for a correct password, within the login limits; the JSON login
     and the web console's login both come here. Raises RateLimited (429) or UNAUTHORIZED."""
+    check_login_fields(username, password)
     check_login_allowed(session, settings, username, address)
     actor = authenticate(session, username, password)
     record_login_attempt(session, settings, username, address, succeeded=actor is not None)
@@ -62,6 +63,21 @@ def authenticate_login(session: Session, settings: Settings, username: str, pass
         logger.info("failed login for account %r from %s", username, address)
         raise DomainError(ErrorCode.UNAUTHORIZED, "用户名或密码错误 (wrong username or password)")
     return issue_token(actor, settings, session)
+
+
+USERNAME_MAX_LENGTH = 64  # the accounts table's column
+PASSWORD_MAX_LENGTH = 256  # far beyond any real password; argon2 hashes all of it
+
+
+def check_login_fields(username: str, password: str) -> None:
+    """Bounded before anything is counted or hashed: an oversized field is 422 naming it."""
+    problems = {}
+    if len(username) > USERNAME_MAX_LENGTH:
+        problems["username"] = f"at most {USERNAME_MAX_LENGTH} characters"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        problems["password"] = f"at most {PASSWORD_MAX_LENGTH} characters"
+    if problems:
+        raise DomainError(ErrorCode.INVALID, "用户名或密码过长 (username or password too long)", problems)
 
 
 @router.post("/logout", status_code=204, responses=error_responses(401))

@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
 
 from api.security import ALGORITHM
 from models.case import Actor
+from models.tables import LoginAttempt
 from tests.api.helpers import assert_error, issued_token
 
 
@@ -143,3 +146,14 @@ async def test_a_correctly_signed_token_without_a_role_is_401(api, api_settings)
     token = jwt.encode(claims, api_settings.secret_key, algorithm=ALGORITHM)
 
     assert_error(await api.get("/cases", headers=_bearer(token)), 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("field", "username", "password"), [("username", "u" * 65, "demo"), ("password", "police_officer", "p" * 257)]
+)
+async def test_an_oversized_login_field_is_422_naming_it_and_counts_no_attempt(api, engine, field, username, password):
+    response = await api.post("/auth/token", data={"username": username, "password": password})
+
+    assert_error(response, 422, "validation_error", [field])
+    with Session(engine) as session:
+        assert session.execute(select(func.count()).select_from(LoginAttempt)).scalar_one() == 0

@@ -101,6 +101,16 @@ async def test_an_empty_supplement_is_422(api, login, cases):
     assert_error(await _supplement(api, login, case["case_id"], {}), 422, "validation_error", ["materials"])
 
 
+async def test_an_oversized_material_reference_is_422_naming_it_and_the_step_still_waits(api, login, cases):
+    case = await _returned(cases, ["delivery_record"])
+
+    response = await _supplement(api, login, case["case_id"], {"delivery_record": "档" * 501})
+
+    error = assert_error(response, 422, "validation_error")
+    assert any("delivery_record" in field for field in error["fields"]), error
+    assert (await cases.read(case["case_id"]))["status"] == "awaiting_supplement"
+
+
 async def test_another_applicant_cannot_supplement_the_case(api, login, cases):
     case = await _returned(cases, ["delivery_record"])
 
