@@ -455,6 +455,15 @@ def test_worker_and_api_can_be_scaled(compose: dict[str, Any]) -> None:
     assert next(iter(archive_mounts[0])).split(":")[0] in compose["volumes"]
 
 
+def test_the_api_believes_only_the_load_balancers_forwarded_address() -> None:
+    """Without it every request comes from the balancer: one address's login limit for everyone."""
+    api = our_services(raw_compose())["api"]
+    assert environment_of(api)["ONETHING_FORWARDED_ALLOW_IPS"] == (
+        "${ONETHING_FORWARDED_ALLOW_IPS:?the HTTPS load balancer's address, see docs/deployment.md}"
+    )
+    assert read_env_file(ENV_EXAMPLE)["ONETHING_FORWARDED_ALLOW_IPS"] not in {"", "*"}
+
+
 def test_temporal_ui_decodes_payloads_through_the_api_codec_server(compose: dict[str, Any]) -> None:
     ui = compose["services"]["temporal-ui"]
     environment = environment_of(ui)
