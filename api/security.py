@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -25,11 +26,19 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# argon2 takes ~50 ms of CPU and 64 MiB per check: a burst of logins waits for a slot rather
+# than taking every thread of the pool (and the memory) from the requests behind it.
+PASSWORD_CHECKS_AT_ONCE = 4
+_password_checks = threading.BoundedSemaphore(PASSWORD_CHECKS_AT_ONCE)
+
+
 def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    """Blocking (argon2): call it from a thread, never on the event loop."""
+    with _password_checks:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 class SignedIn(NamedTuple):

@@ -11,13 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.accounts import authenticate
 from api.deps import ActorDep, ClientDep, EngineDep, LiveSessionsDep, SessionDep, SettingsDep, SignedInDep
 from api.errors import error_responses
-from api.login_limits import check_login_allowed, record_login_attempt
+from api.login_limits import login_succeeded, reserve_login_attempt
 from api.schemas import MeResponse, TokenResponse
 from api.security import issue_token, read_token
 from models.case import Actor
@@ -56,9 +57,12 @@ def authenticate_login(session: Session, settings: Settings, username: str, pass
     """A new access token for a correct password, within the login limits; the JSON login
     and the web console's login both come here. Raises RateLimited (429) or UNAUTHORIZED."""
     check_login_fields(username, password)
-    check_login_allowed(session, settings, username, address)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    attempt = reserve_login_attempt(engine, settings, username, address)  # 429 before any password check
     actor = authenticate(session, username, password)
-    record_login_attempt(session, settings, username, address, succeeded=actor is not None)
+    if actor is not None:
+        login_succeeded(engine, attempt)
     if actor is None:
         logger.info("failed login for account %r from %s", username, address)
         raise DomainError(ErrorCode.UNAUTHORIZED, "用户名或密码错误 (wrong username or password)")

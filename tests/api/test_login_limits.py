@@ -1,8 +1,10 @@
-"""Login rate limits (per account and per client address, shared by every API process
-through the database), a login's timing for unknown accounts, and no password in logs."""
+"""Login rate limits (per account and client address, and per address, shared by every API
+process through the database, checked and counted in one step), a login's timing for unknown
+accounts, and no password in logs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import api.accounts
 from api.accounts import authenticate
-from api.login_limits import check_login_allowed, record_login_attempt
+from api.login_limits import login_succeeded, reserve_login_attempt
 from api.main import create_app
 from api.security import hash_password, verify_password
 from models.errors import RateLimited
@@ -89,7 +91,8 @@ async def test_more_than_twenty_attempts_from_one_address_in_a_minute_are_429_an
 
 
 async def test_the_limits_hold_across_api_processes_sharing_the_database(api, env, api_settings, engine):
-    async with another_api(env, api_settings, engine, "10.0.0.8") as second:
+    # Both processes see the caller at the same address (behind one load balancer).
+    async with another_api(env, api_settings, engine, "127.0.0.1") as second:
         for _ in range(3):
             assert_error(await log_in(api, "hospital_officer", "wrong"), 401, "unauthorized")
         for _ in range(2):
@@ -99,22 +102,50 @@ async def test_the_limits_hold_across_api_processes_sharing_the_database(api, en
     assert_error(await log_in(api, "hospital_officer"), 429, "rate_limited")
 
 
-def test_the_account_is_let_in_again_once_its_failures_leave_the_window(engine, api_settings):
+async def test_guessing_from_another_address_does_not_lock_the_staff_member_out(api, env, api_settings, engine):
+    async with another_api(env, api_settings, engine, "10.0.0.9") as attacker:
+        for _ in range(5):
+            assert_error(await log_in(attacker, "police_officer", "guess"), 401, "unauthorized")
+        assert_error(await log_in(attacker, "police_officer"), 429, "rate_limited", ["username"])
+
+    assert (await log_in(api, "police_officer")).status_code == 200  # the officer's own address
+
+
+async def test_thirty_parallel_wrong_passwords_get_at_most_five_password_checks(api, env, api_settings, engine):
+    async with another_api(env, api_settings, engine, "10.0.0.10") as attacker:
+        answers = await asyncio.gather(*(log_in(attacker, "hospital_officer", f"guess{n}") for n in range(30)))
+
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(401) <= 5 and statuses.count(200) == 0, statuses
+    assert statuses.count(401) + statuses.count(429) == 30, statuses
+
+
+def test_the_pair_is_let_in_again_once_its_failures_leave_the_window(engine, api_settings):
     start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-    with Session(engine) as session:
-        for minute in range(5):
-            record_login_attempt(
-                session, api_settings, "applicant1", f"10.0.1.{minute}", False, now=start + timedelta(minutes=minute)
-            )
+    for minute in range(5):
+        reserve_login_attempt(engine, api_settings, "applicant1", "10.0.1.1", now=start + timedelta(minutes=minute))
 
-        with pytest.raises(RateLimited) as refused:
-            check_login_allowed(session, api_settings, "applicant1", "10.0.2.1", now=start + timedelta(minutes=5))
-        # The oldest failure leaves the 15-minute window at 09:15, ten minutes later.
-        assert refused.value.retry_after_seconds == 10 * 60
+    with pytest.raises(RateLimited) as refused:
+        reserve_login_attempt(engine, api_settings, "applicant1", "10.0.1.1", now=start + timedelta(minutes=5))
+    # The oldest failure leaves the 15-minute window at 09:15, ten minutes later.
+    assert refused.value.retry_after_seconds == 10 * 60
+    # The same account from another address, and the pair once the window has moved on.
+    reserve_login_attempt(engine, api_settings, "applicant1", "10.0.2.1", now=start + timedelta(minutes=5))
+    reserve_login_attempt(engine, api_settings, "applicant1", "10.0.1.1", now=start + timedelta(minutes=15, seconds=1))
 
-        check_login_allowed(
-            session, api_settings, "applicant1", "10.0.2.1", now=start + timedelta(minutes=15, seconds=1)
-        )
+
+def test_a_success_ends_the_pairs_run_of_failures(engine, api_settings):
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    for second in range(4):
+        reserve_login_attempt(engine, api_settings, "applicant1", "10.0.3.1", now=start + timedelta(seconds=second))
+    login_succeeded(
+        engine, reserve_login_attempt(engine, api_settings, "applicant1", "10.0.3.1", now=start + timedelta(seconds=4))
+    )
+
+    for second in range(5, 10):  # five more failures are allowed after the success
+        reserve_login_attempt(engine, api_settings, "applicant1", "10.0.3.1", now=start + timedelta(seconds=second))
+    with pytest.raises(RateLimited):
+        reserve_login_attempt(engine, api_settings, "applicant1", "10.0.3.1", now=start + timedelta(seconds=10))
 
 
 def test_an_unknown_username_costs_a_password_check_like_a_wrong_password(engine, monkeypatch):
