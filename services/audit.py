@@ -61,6 +61,7 @@ class AuditAction(StrEnum):
     CASE_DECLINE = "case_decline"
     LICENCE_REVOKE = "licence_revoke"
     SESSIONS_REVOKE = "sessions_revoke"
+    CODEC_DECODE = "codec_decode"
 
 
 AUDIT_ACTION_ZH: dict[AuditAction, str] = {
@@ -93,6 +94,7 @@ AUDIT_ACTION_ZH: dict[AuditAction, str] = {
     AuditAction.CASE_DECLINE: "不予受理",
     AuditAction.LICENCE_REVOKE: "撤销电子证照",
     AuditAction.SESSIONS_REVOKE: "强制下线",
+    AuditAction.CODEC_DECODE: "解密工作流载荷",
 }
 
 

@@ -7,24 +7,34 @@ The bodies follow Temporal's codec-server JSON shape, ``{"payloads": [{"metadata
 JWT, as ``Authorization: Bearer`` or in the ``onething_session`` cookie (the UI's
 ``includeCredentials`` sends cookies, not headers). Applicants are refused: the
 histories hold every applicant's data, not just their own.
+
+Decoding is read like the API reads a case: supervisors and admins get JSON payloads with
+personal data masked (ID numbers, phones, names; any other encoding stays sealed), clerks and
+officers in full. Every decode is audited (who, the namespace, how many payloads). Encoding
+under the production key is for admins only: nothing in the UI needs it, and a sealed
+payload forged by anyone else must not pass as ours.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from starlette.concurrency import run_in_threadpool
 from temporalio.api.common.v1 import Payload
 
 from api.deps import SESSION_COOKIE as SESSION_COOKIE  # api/routes/tasks.py takes it from here
-from api.deps import SettingsDep, oauth2_scheme, require_role, signed_in
+from api.deps import EngineDep, SettingsDep, oauth2_scheme, require_role, signed_in
 from api.errors import error_responses
+from domain.redaction import OVERSIGHT_ROLES, mask_personal_data
 from infra.codec import PayloadCodecError, PayloadEncryptionCodec
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
+from services.audit import AuditAction, record_staff_action
 
 router = APIRouter(prefix="/codec", tags=["codec"], responses=error_responses(401, 403, 413, 422))
 
@@ -86,13 +96,16 @@ CodecDep = Annotated[PayloadEncryptionCodec, Depends(get_payload_codec)]
 
 
 @router.post("/encode")
-async def encode(body: CodecPayloads, _: CodecCaller, codec: CodecDep) -> CodecPayloads:
+async def encode(body: CodecPayloads, caller: CodecCaller, codec: CodecDep) -> CodecPayloads:
+    require_role(caller, "admin")
     encoded = await codec.encode([payload.to_proto() for payload in body.payloads])
     return CodecPayloads(payloads=[CodecPayload.from_proto(payload) for payload in encoded])
 
 
 @router.post("/decode")
-async def decode(body: CodecPayloads, _: CodecCaller, codec: CodecDep) -> CodecPayloads:
+async def decode(
+    body: CodecPayloads, caller: CodecCaller, codec: CodecDep, engine: EngineDep, request: Request
+) -> CodecPayloads:
     decoded: list[CodecPayload] = []
     for index, payload in enumerate(body.payloads):
         try:
@@ -101,5 +114,29 @@ async def decode(body: CodecPayloads, _: CodecCaller, codec: CodecDep) -> CodecP
             raise DomainError(
                 ErrorCode.INVALID, "载荷无法解密 (payload cannot be decrypted)", {f"payloads.{index}": str(error)}
             ) from error
+        if caller.role in OVERSIGHT_ROLES:
+            plain = _masked(plain, payload.to_proto())
         decoded.append(CodecPayload.from_proto(plain))
+    namespace = request.headers.get("x-namespace", "")[:100] or None
+    await run_in_threadpool(
+        record_staff_action,
+        engine,
+        caller,
+        AuditAction.CODEC_DECODE,
+        case_id=None,
+        target=namespace,
+        detail={"payloads": len(body.payloads), "masked": caller.role in OVERSIGHT_ROLES},
+    )
     return CodecPayloads(payloads=decoded)
+
+
+def _masked(plain: Payload, sealed: Payload) -> Payload:
+    """A decoded JSON payload with its personal data masked; any other kind stays sealed."""
+    if plain.metadata.get("encoding") != b"json/plain":
+        return sealed
+    try:
+        value = json.loads(plain.data)
+    except ValueError:
+        return sealed
+    data = json.dumps(mask_personal_data(value), ensure_ascii=False).encode()
+    return Payload(metadata=dict(plain.metadata), data=data)
