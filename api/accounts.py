@@ -290,6 +290,8 @@ def account_for_verified_person(session: Session, claims: dict[str, object], set
     account = session.exec(
         select(UserAccount).where(col(UserAccount.person_key) == key, col(UserAccount.role) == "applicant")
     ).first()
+    if account is not None and account.disabled_at is not None:
+        raise UnverifiedClaims("this person's account is disabled")
     if account is None:
         subject = hashlib.sha256(f"{issuer}:{claims.get('sub')}".encode()).hexdigest()[:20]
         account = UserAccount(

@@ -237,6 +237,8 @@ class UserAccount(SQLModel, table=True):
     id_number_masked: str | None = Field(default=None, max_length=18)
     person_key: str | None = Field(default=None, index=True, max_length=64)
     phone: str | None = Field(default=None, max_length=20)
+    # Removal disables (ops/accounts.py): the row stays, so the username is never another person's.
+    disabled_at: datetime | None = _when()
 
 
 class CatalogueVersion(SQLModel, table=True):

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import getpass
 import sys
+from datetime import UTC, datetime
 
 from settings import get_settings
 
 STAFF_ROLES_WITH_UNIT = {"officer", "clerk"}
 ROLES = ["applicant", "clerk", "officer", "supervisor", "admin"]
 MIN_PASSWORD_LENGTH = 12
+# No argon2 hash: every password login to a disabled account fails (verify_password answers False).
+DISABLED_PASSWORD = "!disabled"
 
 
 def read_password(password_stdin: bool) -> str | None:
@@ -70,13 +73,18 @@ def manage_accounts(
         if action == "list":
             for row in session.exec(select(UserAccount).order_by(col(UserAccount.username))):
                 member_of = row.unit_code or row.division_code or "-"
-                print(f"{row.username:<32} {row.role:<11} {row.unit or '-':<20} {member_of:<28} {row.display_name_zh}")
+                disabled = " （已停用 disabled）" if row.disabled_at else ""
+                print(
+                    f"{row.username:<32} {row.role:<11} {row.unit or '-':<20} {member_of:<28} "
+                    f"{row.display_name_zh}{disabled}"
+                )
             return 0
         assert username is not None, "every action but list names an account"
         account = session.get(UserAccount, username)
         if action == "add":
             if account is not None:
-                print(f"账号已存在 (account exists): {username}", file=sys.stderr)
+                state = "已停用，用户名不再使用 (disabled; a username is never reused)" if account.disabled_at else ""
+                print(f"账号已存在 (account exists): {username} {state}".rstrip(), file=sys.stderr)
                 return 1
             assert role is not None, "add needs a role"
             if unit_code is not None or division is not None:
@@ -134,6 +142,9 @@ def manage_accounts(
         if account is None:
             print(f"没有该账号 (no such account): {username}", file=sys.stderr)
             return 1
+        if account.disabled_at is not None:
+            print(f"账号已停用 (account disabled): {username}", file=sys.stderr)
+            return 1
         if action == "passwd":
             password = read_password(password_stdin)
             if password is None:
@@ -147,7 +158,10 @@ def manage_accounts(
             ended = end_sessions(session, username, EndReason.REVOKED)
             print(f"{len(ended)} sign-in session(s) of {username} ended")
             return 0
-        session.delete(account)
+        # Disabled, never deleted: the name stays taken, so nobody new inherits its cases or trail.
+        account.disabled_at = datetime.now(UTC)
+        account.password_hash = DISABLED_PASSWORD
+        session.add(account)
         ended = end_sessions(session, username, EndReason.ACCOUNT_REMOVED)  # commits the removal too
-        print(f"removed {username}; {len(ended)} sign-in session(s) ended")
+        print(f"removed {username} (disabled; the username stays taken); {len(ended)} sign-in session(s) ended")
         return 0

@@ -91,6 +91,26 @@ def test_passwd_replaces_the_password_and_remove_ends_the_account(database, monk
     assert run(monkeypatch, "passwd", "sup1", "--password-stdin", stdin=PASSWORD + "\n") == 1
 
 
+def test_a_removed_account_is_disabled_and_its_username_is_never_given_to_someone_else(
+    database, monkeypatch, capsys
+) -> None:
+    run(
+        monkeypatch, "add", "clerk9", "--role", "clerk", "--unit", "hospital", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert run(monkeypatch, "remove", "clerk9") == 0
+
+    again = run(monkeypatch, "add", "clerk9", "--role", "supervisor", "--password-stdin", stdin=PASSWORD + "\n")
+
+    assert again == 1
+    assert "disabled; a username is never reused" in capsys.readouterr().err
+    with Session(make_engine(database)) as session:
+        kept = session.get(UserAccount, "clerk9")
+        assert kept is not None and kept.disabled_at is not None and kept.role == "clerk"
+    assert login(database, "clerk9", PASSWORD) is None
+    assert run(monkeypatch, "list") == 0
+    assert "clerk9" in capsys.readouterr().out  # listed, marked disabled
+
+
 def test_an_applicant_account_is_added_with_a_verified_identity_kept_masked_and_hashed(
     database, monkeypatch, capsys
 ) -> None:

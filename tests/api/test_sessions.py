@@ -25,7 +25,7 @@ from api.console.base import SESSION_COOKIE
 from api.main import create_app
 from api.security import ALGORITHM
 from domain.catalogue import shipped_definitions
-from models.tables import AuthSession, UserAccount
+from models.tables import AuthSession, CaseRecord, UserAccount
 from ops.accounts import manage_accounts
 from services.sessions import EndReason, LiveSessions
 from settings import Settings, get_settings
@@ -225,6 +225,31 @@ async def test_removing_an_account_ends_its_sessions(api, api_app, engine, cli_d
     _a_ttl_later(api_app.state.live_sessions)
     assert_error(await api.get("/auth/me", headers=_bearer(token)), 401, "unauthorized")
     assert [row.end_reason for row in _rows(engine, "applicant2")] == [EndReason.ACCOUNT_REMOVED]
+
+
+async def test_a_removed_applicants_cases_never_reach_a_new_account_of_that_name(
+    api, api_app, login, cases, engine, cli_database
+) -> None:
+    mine = await cases.submit()  # applicant1's own case
+    assert manage_accounts("remove", "applicant1") == 0
+
+    recreated = manage_accounts(
+        "add",
+        "applicant1",
+        role="applicant",
+        name="张伟",
+        id_number="330106199208150114",
+        phone="13700000009",
+        password_stdin=True,
+    )
+
+    assert recreated == 1  # the name stays the removed person's
+    assert_error(
+        await api.post("/auth/token", data={"username": "applicant1", "password": "demo"}), 401, "unauthorized"
+    )
+    with Session(engine) as session:
+        record = session.get(CaseRecord, mine["case_id"])
+        assert record is not None and record.owner == "applicant1"
 
 
 async def test_the_cli_revoke_ends_the_sessions_and_keeps_the_account(
