@@ -57,7 +57,7 @@ async def test_an_officer_whose_step_has_not_opened_cannot_read_the_case(cases):
     assert response.status_code == 404
 
 
-async def test_a_supervisor_reads_the_form_with_id_numbers_and_phones_masked(cases):
+async def test_a_supervisor_reads_the_form_with_id_numbers_phones_and_names_masked(cases):
     case = await cases.submit()
 
     read = await cases.read(case["case_id"], as_user="supervisor")
@@ -65,7 +65,9 @@ async def test_a_supervisor_reads_the_form_with_id_numbers_and_phones_masked(cas
     assert read["form"]["mother"]["id_number"] == mask_id_number(MOTHER_ID)
     assert read["form"]["mother"]["id_number"] != MOTHER_ID
     assert read["form"]["applicant"]["phone"] == "138****0000"
-    assert read["form"]["newborn"]["name"] == case["_form"]["newborn"]["name"]
+    assert read["form"]["mother"]["name"] == "李*"
+    assert read["form"]["newborn"]["name"] == case["_form"]["newborn"]["name"][0] + "**"
+    assert read["form"]["newborn"]["sex"] == case["_form"]["newborn"]["sex"]  # the rest as filed
 
 
 async def test_materials_show_what_was_shared_and_what_is_owed_with_the_reason(cases):
