@@ -122,8 +122,7 @@ def check_duty_phone(phone: str | None) -> str | None:
     """A unit's duty phone as stored: a mainland mobile number (domain/identity.MOBILE_PHONE),
     or None when none is given (blank included). ValueError says why not."""
     phone = (phone or "").strip() or None
-    # ASCII digits only: the pattern's \d would also take full-width ones, which no gateway sends to.
-    if phone is not None and not (phone.isascii() and MOBILE_PHONE.fullmatch(phone)):
+    if phone is not None and not MOBILE_PHONE.fullmatch(phone):
         raise ValueError("值班手机须为 11 位大陆手机号码，如 13700001234 (a mainland mobile number, 11 digits)")
     return phone
 
