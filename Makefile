@@ -4,13 +4,37 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench run test lint typecheck pytest pytest-postgres pg-start pg-stop system-deps clean
+# Every package, with its hash for each platform's file (requirements/*.txt, from `make lock`).
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK     := requirements/dev.txt
+PIP          := $(PY) -m pip --disable-pip-version-check
 
-# Reinstall whenever pyproject.toml (the pinned dependencies) changes.
-$(STAMP): pyproject.toml
+.PHONY: bench run test lint typecheck pytest pytest-postgres pg-start pg-stop system-deps clean lock
+
+# Reinstall whenever the lock or pyproject.toml changes. Only what the lock names is installed,
+# each file checked against its hash (a changed or substituted download is refused); then
+# OneThing itself, built by the locked setuptools, with nothing resolved or fetched beside it.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PIP) install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Regenerates both locks after a change to pyproject.toml's dependencies (or requirements/build.in):
+# the image's (runtime: no extras) and make's (the `local` and `dev` extras too), for Python 3.11 on
+# every platform, each pin with the hashes of all its files. Pins already in a lock are kept unless
+# pyproject.toml asks otherwise; `make lock UPGRADE=1` moves the unpinned ones to their newest.
+# uv runs from a throwaway venv (requirements/lock-tool.txt): installing never needs it.
+LOCK_OPTIONS = --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+	$(if $(UPGRADE),--upgrade)
+lock:
+	@tool=$$(mktemp -d) && trap 'rm -rf "$$tool"' EXIT && \
+	$(PYTHON) -m venv "$$tool" && \
+	"$$tool/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r requirements/lock-tool.txt && \
+	"$$tool/bin/uv" pip compile $(LOCK_OPTIONS) pyproject.toml requirements/build.in -o $(RUNTIME_LOCK) && \
+	"$$tool/bin/uv" pip compile $(LOCK_OPTIONS) --extra local --extra dev pyproject.toml requirements/build.in \
+		-o $(DEV_LOCK) && \
+	echo "wrote $(RUNTIME_LOCK) and $(DEV_LOCK)"
 
 # Debian packages the tests need, installed when missing (as root; otherwise say how):
 # libfaketime lets the time-skipping test server start on a chosen date, so tests can
@@ -45,8 +69,10 @@ typecheck: $(STAMP)
 
 # The whole suite runs on SQLite; then the tests that go through the read model run
 # again on PostgreSQL: the API suite, the migrations and the synthetic read model.
-# Unit, workflow-only and end-to-end tests run on SQLite only.
-POSTGRES_TESTS := tests/api tests/test_migrations.py tests/test_seed_read_model.py
+# Unit, workflow-only and end-to-end tests run on SQLite only, except the production
+# topology (two workers, two APIs, a proxy), which needs PostgreSQL and runs only here.
+POSTGRES_TESTS := tests/api tests/test_migrations.py tests/test_seed_read_model.py \
+	tests/e2e/test_production_topology.py
 
 pytest: $(STAMP) system-deps
 	$(PY) cli.py catalogue validate

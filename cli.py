@@ -100,6 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument(
         "--force", action="store_true", help="run on a database that holds cases: fill in what is missing"
     )
+    archive = commands.add_parser("archive", help="verify or export archive packages; show the signing key")
+    archive_actions = archive.add_subparsers(dest="action", required=True)
+    verifying = archive_actions.add_parser("verify", help="check packages (every one when no case is named)")
+    verifying.add_argument("case_ids", nargs="*", metavar="case_id")
+    exporting = archive_actions.add_parser("export", help="a package as a zip, its parts decrypted")
+    exporting.add_argument("case_id")
+    exporting.add_argument("--output", "-o", type=Path, required=True)
+    archive_actions.add_parser("key", help="the signing key's id and public half (to list it when rotating)")
+    certs = commands.add_parser("certs", help="issue the CA and certificates of mutual TLS to Temporal")
+    cert_actions = certs.add_subparsers(dest="action", required=True)
+    issuing = cert_actions.add_parser(
+        "issue", help="a private CA, the Temporal server's certificate and one for each client (docker-compose.yml)"
+    )
+    issuing.add_argument("--dir", type=Path, default=Path("certs"), help="where to write them (default ./certs)")
+    issuing.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        help="a name or address the server's certificate holds (repeatable; default temporal, localhost, 127.0.0.1)",
+    )
+    issuing.add_argument("--days", type=int, default=397, help="how long the server and client certificates last")
+    issuing.add_argument("--renew", action="store_true", help="new keys and certificates under the existing CA")
+    issuing.add_argument("--chown", action="store_true", help="as root: give each directory to its container's user")
     # Its own options (--smoke, --quick, --profile …) pass through to bench/harness.py.
     commands.add_parser("bench", help="the benchmark (bench/harness.py); its options pass through", add_help=False)
     return parser
@@ -109,7 +132,7 @@ def bench_command(arguments: list[str]) -> int:
     try:
         from bench.harness import main as bench_main
     except ImportError as error:  # an installed package without the source tree or dev extras
-        print(f"the benchmark needs the source checkout and `pip install -e .[dev]`: {error}", file=sys.stderr)
+        print(f"the benchmark needs the source checkout and its dev tools (`make`): {error}", file=sys.stderr)
         return 1
     return bench_main(arguments)
 
@@ -118,7 +141,13 @@ def dispatch(args: argparse.Namespace, passed_through: list[str]) -> int:
     """Run the parsed command; its exit status."""
     if args.command == "run":
         from ops.local_stack import run_stack
+        from settings import installed_binary
 
+        try:
+            installed_binary("temporal")
+        except RuntimeError as missing:  # the production image has no dev server
+            print(missing, file=sys.stderr)
+            return 1
         return run_stack(args.ui_port, seed=not args.no_seed, var=args.var_dir)
     if args.command == "worker":
         from ops.services import run_worker
@@ -129,6 +158,12 @@ def dispatch(args: argparse.Namespace, passed_through: list[str]) -> int:
 
         run_api()
         return 0
+    if args.command == "certs":
+        from ops.certificates import issue_command
+
+        return issue_command(
+            args.dir, server_names=args.server_name, days=args.days, renew=args.renew, owners=args.chown
+        )
     if args.command == "catalogue":
         from ops.catalogue import manage_versions, validate_definitions
 
@@ -177,6 +212,12 @@ def dispatch(args: argparse.Namespace, passed_through: list[str]) -> int:
         from ops.rebuild import rebuild_from_histories
 
         return rebuild_from_histories(args.force)
+    if args.command == "archive":
+        from ops.archive import export_archive, show_signing_key, verify_archives
+
+        if args.action == "verify":
+            return verify_archives(args.case_ids)
+        return export_archive(args.case_id, args.output) if args.action == "export" else show_signing_key()
     if args.command == "bench":
         return bench_command(passed_through)
     from ops.demo import run_demo

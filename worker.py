@@ -22,10 +22,11 @@ from activities.data_sharing import DataSharingActivities, DataSharingGateway, g
 from activities.notice_delivery import NoticeDeliveryActivities, ensure_delivery_schedule, follow_link_maker
 from activities.read_model import ReadModelActivities
 from domain.workcalendar import WorkingCalendar, make_calendar
+from infra.actor_seal import ActorSealVerifier, SealKeys
 from infra.db import init_db, make_engine
 from infra.file_store import file_store_from_settings
 from infra.logs import configure_logging
-from infra.signing import signing_key
+from infra.signing import archive_keys, signing_key
 from infra.sms import SmsGateway, sms_gateway_from_settings
 from infra.temporal import connect_temporal
 from infra.tracing import configure_tracing
@@ -63,7 +64,7 @@ def build_worker(
     data_sharing = DataSharingActivities(gateway)
     read_model = ReadModelActivities(engine, calendar)
     case_changes = CaseChangeActivities(engine, calendar, signing_key(settings), follow_link_maker(settings))
-    archive = ArchiveActivities(settings.archive_dir, file_store_from_settings(settings), signing_key(settings))
+    archive = ArchiveActivities(settings.archive_dir, archive_keys(settings), file_store_from_settings(settings))
     complaints = ComplaintActivities(engine)
     notice_delivery = NoticeDeliveryActivities(engine, sms_gateway or sms_gateway_from_settings(settings))
     return Worker(
@@ -91,6 +92,8 @@ def build_worker(
         workflow_task_executor=ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_workflow_tasks),
         max_cached_workflows=settings.worker_max_cached_workflows,
         workflow_runner=workflow_runner(),
+        # Whatever client the worker got, its workflows act only on sealed Updates.
+        interceptors=[ActorSealVerifier(SealKeys.from_settings(settings))],
     )
 
 

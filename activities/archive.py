@@ -1,27 +1,25 @@
 """The archive activity: files a closed case's package in the archive directory, with the
-case's uploaded materials (decrypted from the file store) and a signed manifest."""
+case's uploaded materials (decrypted from the file store), each part sealed again for the
+archive, and a signed manifest."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 
-from documents.archive import MANIFEST, ArchivedFile, write_package
+from documents.archive import MANIFEST, ArchivedFile, ArchiveKeys, write_package
 from domain.uploads import FILE_REFERENCE, sniff_type
 from infra.file_store import FileStore
 from models.case import ActivityName, ArchiveCaseInput, ArchiveResult
 
 
 class ArchiveActivities:
-    def __init__(
-        self, archive_dir: Path, files: FileStore | None = None, signing_key: Ed25519PrivateKey | None = None
-    ) -> None:
+    def __init__(self, archive_dir: Path, keys: ArchiveKeys, files: FileStore | None = None) -> None:
         self._root = archive_dir
+        self._keys = keys
         self._files = files
-        self._signing_key = signing_key
 
     def _uploaded(self, archive: ArchiveCaseInput) -> list[ArchivedFile]:
         """The materials supplied as uploaded files (``sha256:<hash>`` references)."""
@@ -51,9 +49,7 @@ class ArchiveActivities:
         # Archived at the moment the case closed (its last event), so a retry
         # writes the very same package.
         closed_at = archive.events[-1].at if archive.events else archive.snapshot.submitted_at
-        manifest = write_package(
-            self._root, archive, closed_at, files=self._uploaded(archive), signing_key=self._signing_key
-        )
+        manifest = write_package(self._root, archive, closed_at, self._keys, files=self._uploaded(archive))
         manifest_bytes = (self._root / manifest.case_id / MANIFEST).read_bytes()
         return ArchiveResult(
             case_id=manifest.case_id,

@@ -58,13 +58,14 @@ from infra.case_registry import restore_registrations
 from infra.timeliness_rollup import recompute_timeliness_rollup
 from models.case import (
     ActivityName,
+    CaseChanges,
     EscalationInput,
     NotificationInput,
     ProjectCaseInput,
     SupervisionNoticeInput,
     WriteResult,
 )
-from models.complaint import ComplaintActivityName, ComplaintEscalationInput, ProjectComplaintInput
+from models.complaint import ComplaintActivityName, ComplaintChanges, ComplaintEscalationInput, ProjectComplaintInput
 from models.tables import (
     CaseEventRecord,
     CaseNumberSequence,
@@ -97,6 +98,13 @@ REPLAYED_ACTIVITIES: dict[str, type[Any]] = {
     ActivityName.RECORD_SUPERVISION_NOTICE: SupervisionNoticeInput,
     ComplaintActivityName.PROJECT_COMPLAINT: ProjectComplaintInput,
     ComplaintActivityName.ESCALATE_OVERDUE_COMPLAINT: ComplaintEscalationInput,
+}
+# The argument of a scheduled (regular) activity: a one-write activity scheduled after its
+# workflow task (WRITES_AFTER_TASK_PATCH) has the whole change as its input.
+SCHEDULED_INPUTS: dict[str, type[Any]] = {
+    **REPLAYED_ACTIVITIES,
+    ActivityName.WRITE_CASE_CHANGES: CaseChanges,
+    ComplaintActivityName.WRITE_COMPLAINT_CHANGES: ComplaintChanges,
 }
 
 # The tables these activities write, i.e. what a rebuild restores.
@@ -297,7 +305,7 @@ async def read_recorded_writes(client: Client, execution: WorkflowExecution) -> 
                 continue  # not a read-model activity
             attributes = scheduled_event.activity_task_scheduled_event_attributes
             name = attributes.activity_type.name
-            (argument,) = await client.data_converter.decode(attributes.input.payloads, [REPLAYED_ACTIVITIES[name]])
+            (argument,) = await client.data_converter.decode(attributes.input.payloads, [SCHEDULED_INPUTS[name]])
             writes.append(
                 RecordedWrite(
                     activity_type=name,

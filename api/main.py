@@ -48,7 +48,7 @@ from api.telemetry import NATIVE_TELEMETRY_OFF, RequestTelemetry, bind_request_l
 from domain.catalogue import shipped_definitions
 from domain.redaction import install_log_redaction
 from domain.workcalendar import SHANGHAI, make_calendar, missing_notice_warning_zh
-from infra.db import init_db, make_engine
+from infra.db import init_db, make_engine, migration_lock
 from infra.temporal import connect_temporal
 from models.errors import DomainError, ErrorCode
 from services.catalogue import record_shipped_definitions
@@ -192,10 +192,13 @@ def create_app(
         # This process's memory of which sign-in sessions are live (api/deps.signed_in).
         app.state.live_sessions = LiveSessions(settings.session_check_seconds)
         init_db(app.state.engine)
-        with Session(app.state.engine) as session:
-            record_shipped_definitions(session)
-        if settings.env == "dev":
-            ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()), secret=settings.secret_key)
+        # Replicas starting together would insert the same rows and all but one fail on a
+        # duplicate key: one at a time, under the lock the migrations take.
+        with migration_lock(app.state.engine):
+            with Session(app.state.engine) as session:
+                record_shipped_definitions(session)
+            if settings.env == "dev":
+                ensure_demo_accounts(app.state.engine, list(shipped_definitions().values()), secret=settings.secret_key)
         app.state.calendar = make_calendar(settings.calendar_file, settings.working_day_seconds)
         app.state.temporal_client = temporal_client or await connect_temporal(settings)
         app.state.inbox_watcher = InboxWatcher(app.state.engine, settings.inbox_watch_interval_seconds)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from models.case import AcceptanceNotice, CaseEvent, MaterialView, ProxyFiling, StepUnit, StepView
+from models.catalogue import CODE_MAX_LENGTH, QUESTIONS_MAX, RESULT_FIELDS_MAX, RESULT_VALUE_MAX_LENGTH
 
 # A page offset beyond this is invalid input: anything larger would overflow a
 # database integer (a 500) instead of simply returning an empty page.
@@ -31,6 +33,48 @@ def not_a_timestamp(value: Any) -> Any:
 # Dates and times in query strings: ISO 8601 only.
 IsoDate = Annotated[date, BeforeValidator(not_a_timestamp)]
 IsoDateTime = Annotated[datetime, BeforeValidator(not_a_timestamp)]
+
+
+# --- input bounds ------------------------------------------------------------------------------
+# Every string, list and object a request carries has a bound, declared here and shown in the
+# OpenAPI document, so an oversized one is a 422 naming it before it reaches a query, a hash or a
+# workflow (tests/api/test_input_bounds.py walks the document for any without one).
+
+# Ids and codes, as long as the read model's columns that hold them (models/tables.py).
+CASE_ID_MAX_LENGTH = 64
+TASK_ID_MAX_LENGTH = 128
+NOTICE_ID_MAX_LENGTH = 160
+CaseId = Annotated[str, StringConstraints(max_length=CASE_ID_MAX_LENGTH)]  # ot-<20 hex digits>
+TaskId = Annotated[str, StringConstraints(max_length=TASK_ID_MAX_LENGTH)]  # <case_id>:<step>
+ComplaintId = Annotated[str, StringConstraints(max_length=64)]  # cp-<20 hex digits>
+NoticeId = Annotated[str, StringConstraints(max_length=NOTICE_ID_MAX_LENGTH)]  # <case_id>:<step>:<kind>:<sequence>
+LicenceNumber = Annotated[str, StringConstraints(max_length=32)]  # DZZZ-2026-3F9A0C21D7E4
+# A thing, step, material, department, situation question or answer: catalogue codes.
+Code = Annotated[str, StringConstraints(max_length=CODE_MAX_LENGTH)]
+CaseStatusFilter = Annotated[str, StringConstraints(max_length=32)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+# The application form's top-level fields: the largest shipped form has 8 (domain/forms.py).
+FORM_FIELDS_MAX = 32
+# Its largest field is ``materials``: 50 references of at most 200 characters under their codes,
+# under 27 000 characters as JSON even were every character escaped; the others a few thousand.
+FORM_FIELD_MAX_CHARS = 65_536
+
+
+def json_chars_at_most(limit: int) -> AfterValidator:
+    """Refuses a value longer than ``limit`` characters: a string by itself, anything else as JSON."""
+
+    def check(value: Any) -> Any:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        if len(text) > limit:
+            raise ValueError(f"最多 {limit} 个字符 (longer than {limit} characters)")
+        return value
+
+    return AfterValidator(check)
+
+
+FormField = Annotated[Any, json_chars_at_most(FORM_FIELD_MAX_CHARS)]
+ResultValue = Annotated[Any, json_chars_at_most(RESULT_VALUE_MAX_LENGTH)]
 
 
 def also_as(*media_types: str) -> dict[int | str, dict[str, Any]]:
@@ -76,9 +120,13 @@ class ProxyRequest(_Body):
 class SubmitCaseRequest(_Body):
     thing: str = Field(min_length=1, max_length=64)
     channel: str = Field(min_length=1, max_length=32)
-    form: dict[str, Any]
+    form: dict[Code, FormField] = Field(
+        max_length=FORM_FIELDS_MAX,
+        description=f"the thing's application form; each top-level field at most {FORM_FIELD_MAX_CHARS} "
+        "characters as JSON",
+    )
     # Answers to the thing's situation questions; omitted ones are read from the form.
-    answers: dict[str, str] | None = None
+    answers: dict[Code, Code] | None = Field(default=None, max_length=QUESTIONS_MAX)
     proxy: ProxyRequest | None = Field(
         default=None, description="代办: filing for the form's applicant, who is not the signed-in person"
     )
@@ -128,7 +176,7 @@ class CaseList(BaseModel):
     offset: int
 
 
-MaterialCode = Annotated[str, Field(min_length=1, max_length=64)]
+MaterialCode = Annotated[str, Field(min_length=1, max_length=CODE_MAX_LENGTH)]
 # A material's reference: a document number, a note, or sha256:<hash> of an upload.
 MaterialValue = Annotated[str, Field(min_length=1, max_length=500)]
 
@@ -160,12 +208,16 @@ class TaskList(BaseModel):
 
 
 class CompleteTaskRequest(_Body):
-    result: dict[str, Any]
+    result: dict[Code, ResultValue] = Field(
+        max_length=RESULT_FIELDS_MAX,
+        description=f"the step's result fields (GET /catalogue/{{thing}}); a text at most {RESULT_VALUE_MAX_LENGTH} "
+        "characters",
+    )
     comment: str | None = Field(default=None, max_length=500)
 
 
 class ReturnTaskRequest(_Body):
-    missing: list[str] = Field(min_length=1, max_length=20)
+    missing: list[MaterialCode] = Field(min_length=1, max_length=20)
     reason: str = Field(min_length=1, max_length=500)
 
 

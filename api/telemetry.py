@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.schemas import CASE_ID_MAX_LENGTH, NOTICE_ID_MAX_LENGTH, TASK_ID_MAX_LENGTH
 from infra.logs import current_log_fields, log_fields
 from infra.tracing import configure_tracing
 from settings import Settings
@@ -31,6 +32,8 @@ NATIVE_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "lo
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"  # refused before routing (413) or no such route (404)
+# The path parameters a request's log context is read from, and the longest each may be.
+LONGEST_ID = {"case_id": CASE_ID_MAX_LENGTH, "task_id": TASK_ID_MAX_LENGTH, "notice_id": NOTICE_ID_MAX_LENGTH}
 
 
 class RequestTelemetry:
@@ -116,7 +119,12 @@ async def bind_request_log_fields(request: Request) -> None:
     fields = current_log_fields()
     if fields is None:
         return
-    params = request.path_params
+    # Not yet validated: an id longer than any real one (refused with 422 next) is not logged.
+    params = {
+        key: value
+        for key, value in request.path_params.items()
+        if key in LONGEST_ID and isinstance(value, str) and len(value) <= LONGEST_ID[key]
+    }
     for key in ("task_id", "notice_id"):
         if isinstance(params.get(key), str) and ":" in params[key]:
             case_id, step, *_ = params[key].split(":")

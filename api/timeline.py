@@ -20,6 +20,7 @@ from domain.workcalendar import WorkingCalendar
 from models.case import (
     EVENT_TYPE_ZH,
     ActivityName,
+    CaseChanges,
     CaseEvent,
     CaseInput,
     EventType,
@@ -51,10 +52,12 @@ async def read_projected_history(
     projection_activity: str,
     projection_type: type[_Projected[Event]],
     changes_activity: str | None = None,
+    changes_type: type[_Projected[Event]] | None = None,
 ) -> tuple[Input | None, list[Event]]:
     """A workflow's input and the business events it recorded through its projection
     activity, in order, decoded from its history. A workflow that writes each change at
-    once (``changes_activity``) records only revisions: its events come from a replay."""
+    once (``changes_activity``) in a local activity records only revisions: its events come from
+    a replay; one whose writes run after their task has each change (``changes_type``) as input."""
     handle = client.get_workflow_handle(workflow_id)
     started: Input | None = None
     events: dict[int, Event] = {}
@@ -69,8 +72,10 @@ async def read_projected_history(
             (started,) = await client.data_converter.decode(payloads, [input_type])
         elif event.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name == projection_activity:
-                (projection,) = await client.data_converter.decode(attributes.input.payloads, [projection_type])
+            name = attributes.activity_type.name
+            written_type = {projection_activity: projection_type, changes_activity: changes_type}.get(name)
+            if written_type is not None:
+                (projection,) = await client.data_converter.decode(attributes.input.payloads, [written_type])
                 for recorded in projection.events:
                     events[recorded.seq] = recorded
         elif event.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED:
@@ -92,7 +97,13 @@ async def _writes_changes(client: Client, history: WorkflowHistory, changes_acti
 
 async def read_case_history(client: Client, case_id: str) -> tuple[CaseInput, list[CaseEvent]]:
     case, events = await read_projected_history(
-        client, case_id, CaseInput, ActivityName.PROJECT_CASE, ProjectCaseInput, ActivityName.WRITE_CASE_CHANGES
+        client,
+        case_id,
+        CaseInput,
+        ActivityName.PROJECT_CASE,
+        ProjectCaseInput,
+        ActivityName.WRITE_CASE_CHANGES,
+        CaseChanges,
     )
     if case is None:
         raise DomainError(ErrorCode.NOT_FOUND, "案件不存在 (no such case)")

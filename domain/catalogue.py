@@ -208,7 +208,7 @@ def _check_rules(definition: ThingDefinition, file_name: str, departments: Mappi
         fail("form", f"unknown form {definition.form!r}; known: {', '.join(sorted(FORMS))}")
     for path, code, longest in _codes(definition):
         if len(code) > longest:
-            fail(path, f"longer than {longest} characters, the most the case records hold")
+            fail(path, f"longer than {longest} characters, the most the case records and requests hold")
 
     channel_codes = [channel.code for channel in definition.channels]
     for index, code in enumerate(channel_codes):
@@ -258,14 +258,21 @@ def _check_rules(definition: ThingDefinition, file_name: str, departments: Mappi
 
 
 def _codes(definition: ThingDefinition) -> Iterator[tuple[str, str, int]]:
-    """Every code of a definition that lands in a column: its path, value and the column's length."""
+    """Every code of a definition that lands in a column, or in a request's code (answers and
+    results, api/schemas.py): its path, value and the most the column or request holds."""
     yield "code", definition.code, CODE_MAX_LENGTH
     for index, channel in enumerate(definition.channels):
         yield f"channels[{index}].code", channel.code, CHANNEL_CODE_MAX_LENGTH
+    for index, question in enumerate(definition.questions):
+        yield f"questions[{index}].code", question.code, CODE_MAX_LENGTH
+        for option in question.options:
+            yield f"questions[{index}].options", option, CODE_MAX_LENGTH
     for index, material in enumerate(definition.materials):
         yield f"materials[{index}].code", material.code, CODE_MAX_LENGTH
     for index, step in enumerate(definition.steps):
         yield f"steps[{index}].code", step.code, CODE_MAX_LENGTH
+        for name in step.result:
+            yield f"steps[{index}].result", name, CODE_MAX_LENGTH
     for index, situation in enumerate(definition.situations):
         yield f"situations[{index}].code", situation.code, CODE_MAX_LENGTH
 

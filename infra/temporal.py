@@ -20,7 +20,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from infra.actor_seal import ActorSealSigner, SealKeys
 from infra.codec import PayloadEncryptionCodec
+from infra.temporal_tls import temporal_tls
 from settings import Settings
 
 # One runtime per metrics address and process: each runtime binds its port once.
@@ -36,8 +38,9 @@ def build_data_converter(settings: Settings) -> DataConverter:
 
 
 def client_interceptors(settings: Settings, *, worker: bool = False) -> list[Interceptor]:
-    """Tracing when an OTLP endpoint is set; a worker's client also gets the activity telemetry."""
-    interceptors: list[Interceptor] = []
+    """Actor seals on every Update sent (infra/actor_seal.py); tracing when an OTLP endpoint is
+    set; a worker's client also gets the activity telemetry."""
+    interceptors: list[Interceptor] = [ActorSealSigner(SealKeys.from_settings(settings))]
     if settings.otlp_endpoint is not None:
         # Imported only when tracing, so that without it nothing of OpenTelemetry's SDK loads.
         from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -73,6 +76,7 @@ async def connect_temporal(settings: Settings, *, worker: bool = False) -> Clien
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
+        tls=temporal_tls(settings),
         data_converter=build_data_converter(settings),
         interceptors=client_interceptors(settings, worker=worker),
         runtime=sdk_metrics_runtime(settings) if worker else None,

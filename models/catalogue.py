@@ -21,6 +21,11 @@ CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 # PostgreSQL at every write of a case of that thing, so publication refuses it first.
 CODE_MAX_LENGTH = 64
 CHANNEL_CODE_MAX_LENGTH = 32
+# What a request may carry (api/schemas.py): a thing's situation answers and a step's result.
+# Shipped things ask 2 questions and their steps record at most 3 result fields.
+QUESTIONS_MAX = 20
+RESULT_FIELDS_MAX = 50
+RESULT_VALUE_MAX_LENGTH = 10_000
 
 
 class _Strict(BaseModel):
@@ -98,7 +103,7 @@ class ResultField(_Strict):
     type: Literal["string", "citizen_id", "money", "boolean"]
     label_zh: str
     pattern: str | None = None
-    max_length: int = Field(default=200, ge=1, le=10_000)
+    max_length: int = Field(default=200, ge=1, le=RESULT_VALUE_MAX_LENGTH)
     required: bool = True
     # For citizen_id: the form path of the birth date the number must carry.
     birth_date_of: str | None = None
@@ -166,7 +171,7 @@ class StepDefinition(_Strict):
     depends_on: list[str] = []
     # Working days per channel; "default" covers the channels not named.
     time_limit: dict[str, int]
-    result: dict[str, ResultField]
+    result: dict[str, ResultField] = Field(max_length=RESULT_FIELDS_MAX)
     notify_on_complete: Notification | None = None
     # The step that hands every result to the applicant at once.
     delivers_case: bool = False
@@ -217,7 +222,7 @@ class ThingDefinition(_Strict):
     form: str
     channels: list[Channel]
     delivery_methods: list[Literal["pickup", "mail"]] = ["pickup", "mail"]
-    questions: list[Question] = []
+    questions: list[Question] = Field(default=[], max_length=QUESTIONS_MAX)
     situations: list[Situation] = []
     materials: list[Material]
     steps: list[StepDefinition]

@@ -51,6 +51,9 @@ def fields_from_pydantic(errors: Sequence[Any], prefix: str = "") -> dict[str, s
             fields.setdefault("body", f"不是有效的 JSON (invalid JSON at character {error['loc'][-1]}: {reason})")
             continue
         location = [str(part) for part in error["loc"] if part != "body"]
+        if location[-1:] == ["[key]"]:
+            # A refused key is named by where it is, not repeated: it may be the oversized part.
+            location = [*location[:-2], "[key]"]
         path = ".".join([prefix, *location] if prefix else location) or prefix or "body"
         fields.setdefault(path, error["msg"])
     return fields

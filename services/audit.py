@@ -62,6 +62,7 @@ class AuditAction(StrEnum):
     LICENCE_REVOKE = "licence_revoke"
     SESSIONS_REVOKE = "sessions_revoke"
     CODEC_DECODE = "codec_decode"
+    CODEC_DECODE_REFUSED = "codec_decode_refused"
 
 
 AUDIT_ACTION_ZH: dict[AuditAction, str] = {
@@ -95,6 +96,7 @@ AUDIT_ACTION_ZH: dict[AuditAction, str] = {
     AuditAction.LICENCE_REVOKE: "撤销电子证照",
     AuditAction.SESSIONS_REVOKE: "强制下线",
     AuditAction.CODEC_DECODE: "解密工作流载荷",
+    AuditAction.CODEC_DECODE_REFUSED: "拒绝解密工作流载荷",
 }
 
 

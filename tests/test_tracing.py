@@ -45,7 +45,7 @@ def test_without_an_endpoint_nothing_is_traced(tmp_path):
 
     assert configure_tracing(settings, "onething-test") is None
     assert request_tracer(settings) is None
-    assert client_interceptors(settings) == []
+    assert not any(isinstance(item, TracingInterceptor) for item in client_interceptors(settings))
     assert not any(isinstance(item, TracingInterceptor) for item in client_interceptors(settings, worker=True))
 
 
@@ -53,7 +53,7 @@ def test_an_endpoint_puts_temporals_tracing_interceptor_on_every_client(tmp_path
     settings = settings_for(tmp_path, otlp_endpoint=COLLECTOR)
 
     for worker in (False, True):
-        assert isinstance(client_interceptors(settings, worker=worker)[0], TracingInterceptor)
+        assert any(isinstance(item, TracingInterceptor) for item in client_interceptors(settings, worker=worker))
 
 
 class _Collector(BaseHTTPRequestHandler):

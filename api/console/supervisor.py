@@ -58,6 +58,7 @@ from api.timeline import build_timeline, read_case_history
 from domain.catalogue import FOLLOW_UP
 from domain.redaction import mask_name, mask_personal_data, mask_text, masked, sees_case_personal_data
 from domain.workcalendar import SHANGHAI, WorkingCalendar, missing_notice_warning_zh
+from infra.signing import archive_keys
 from models.case import CASE_STATUS_ZH, EVENT_TYPE_ZH, Actor, CaseSnapshot, EventType, StepStatus
 from models.catalogue import ThingDefinition
 from models.errors import DomainError, ErrorCode
@@ -540,7 +541,7 @@ def report(
     period = _asked_period(from_, to, lambda first, last: (first or today.replace(day=1), last or today))
     first, last = period.first, period.last
     with Session(engine) as session:
-        items = check_items(session, settings.archive_dir, first, last, actor=actor)
+        items = check_items(session, settings.archive_dir, first, last, actor=actor, keys=archive_keys(settings))
         failing = (case_id for sub in items["sub_items"] for item in sub["items"] for case_id in item.get("cases", []))
         numbers = case_numbers(session, failing)
     context = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -32,10 +32,41 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 me_router = APIRouter(tags=["auth"])
 logger = logging.getLogger(__name__)
 
+USERNAME_MAX_LENGTH = 64  # the accounts table's column
+PASSWORD_MAX_LENGTH = 256  # far beyond any real password; argon2 hashes all of it
+# Scopes and client credentials are not used; a client may send them, short.
+OAUTH2_FIELD_MAX_LENGTH = 256
+
+
+class LoginForm(OAuth2PasswordRequestForm):
+    """OAuth2's password form with every field bounded, so an oversized one is a 422 naming it
+    (before anything is counted or hashed) and the bounds are in the OpenAPI document."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form(max_length=USERNAME_MAX_LENGTH)],
+        password: Annotated[str, Form(max_length=PASSWORD_MAX_LENGTH, json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form(max_length=OAUTH2_FIELD_MAX_LENGTH)] = "",
+        client_id: Annotated[str | None, Form(max_length=OAUTH2_FIELD_MAX_LENGTH)] = None,
+        client_secret: Annotated[
+            str | None, Form(max_length=OAUTH2_FIELD_MAX_LENGTH, json_schema_extra={"format": "password"})
+        ] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+
 
 @router.post("/token", responses=error_responses(401, 413, 422, 429))
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Depends()],
     request: Request,
     engine: EngineDep,
     client: ClientDep,
@@ -69,12 +100,9 @@ def authenticate_login(session: Session, settings: Settings, username: str, pass
     return issue_token(actor, settings, session)
 
 
-USERNAME_MAX_LENGTH = 64  # the accounts table's column
-PASSWORD_MAX_LENGTH = 256  # far beyond any real password; argon2 hashes all of it
-
-
 def check_login_fields(username: str, password: str) -> None:
-    """Bounded before anything is counted or hashed: an oversized field is 422 naming it."""
+    """Bounded before anything is counted or hashed: an oversized field is 422 naming it (the JSON
+    login's LoginForm bounds them already; the web console's login form comes here)."""
     problems = {}
     if len(username) > USERNAME_MAX_LENGTH:
         problems["username"] = f"at most {USERNAME_MAX_LENGTH} characters"

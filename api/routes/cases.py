@@ -13,9 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, SettingsDep
 from api.errors import error_responses
 from api.schemas import (
+    CaseId,
     CaseList,
     CaseResponse,
+    CaseStatusFilter,
     CaseSummary,
+    Code,
     EndCaseRequest,
     NotificationResponse,
     OffsetQuery,
@@ -26,7 +29,7 @@ from api.schemas import (
 from api.timeline import build_timeline, read_case_history
 from documents.archive import ArchiveCheck, check_package, package_zip
 from domain.redaction import OVERSIGHT_ROLES, mask_name, masked, sees_case_personal_data
-from infra.signing import verify_key
+from infra.signing import archive_keys
 from models.case import Actor, CaseSnapshot, RatingView
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord, NotificationRecord, TaskRecord
@@ -69,7 +72,7 @@ async def submit_case(
 
 
 @router.get("/cases/{case_id}", response_model=CaseResponse)
-def read_case(case_id: str, actor: ActorDep, session: SessionDep) -> CaseResponse:
+def read_case(case_id: CaseId, actor: ActorDep, session: SessionDep) -> CaseResponse:
     record = visible_case(session, actor, case_id)
     snapshot = CaseSnapshot.model_validate(record.snapshot)
     response = _case_response(snapshot)
@@ -83,9 +86,9 @@ async def list_cases(
     actor: ActorDep,
     client: ClientDep,
     engine: EngineDep,
-    status: str | None = None,
-    thing: str | None = None,
-    department: str | None = None,
+    status: CaseStatusFilter | None = None,
+    thing: Code | None = None,
+    department: Code | None = None,
     q: Annotated[
         str | None,
         Query(
@@ -169,7 +172,7 @@ def _load_visible(engine: Any, actor: Actor, case_id: str) -> CaseRecord:
 
 @router.post("/cases/{case_id}/supplements", response_model=CaseResponse)
 async def supply_materials(
-    case_id: str,
+    case_id: CaseId,
     body: SupplementRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -181,7 +184,7 @@ async def supply_materials(
 
 @router.post("/cases/{case_id}/withdraw", response_model=CaseResponse)
 async def withdraw_case(
-    case_id: str,
+    case_id: CaseId,
     body: EndCaseRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -194,7 +197,7 @@ async def withdraw_case(
 
 @router.post("/cases/{case_id}/decline", response_model=CaseResponse)
 async def decline_case(
-    case_id: str,
+    case_id: CaseId,
     body: EndCaseRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -215,7 +218,7 @@ class RatingRequest(BaseModel):
 
 @router.post("/cases/{case_id}/rating", status_code=201, response_model=RatingView)
 async def rate_case(
-    case_id: str,
+    case_id: CaseId,
     body: RatingRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -237,7 +240,7 @@ async def rate_case(
 
 @router.get("/cases/{case_id}/timeline", response_model=TimelineResponse)
 async def read_timeline(
-    case_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
+    case_id: CaseId, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
 ) -> TimelineResponse:
     record = await run_in_threadpool(_load_visible, engine, actor, case_id)
     if not is_case_staff(actor, record):
@@ -250,7 +253,7 @@ async def read_timeline(
 
 
 @router.get("/cases/{case_id}/archive", response_model=ArchiveCheck)
-async def read_archive(case_id: str, actor: ActorDep, engine: EngineDep, settings: SettingsDep) -> ArchiveCheck:
+async def read_archive(case_id: CaseId, actor: ActorDep, engine: EngineDep, settings: SettingsDep) -> ArchiveCheck:
     """The archive manifest of a closed case, checked for completeness (§8.1.3 档案完整)."""
     record = await run_in_threadpool(_load_visible, engine, actor, case_id)
     if not is_case_staff(actor, record):
@@ -259,7 +262,7 @@ async def read_archive(case_id: str, actor: ActorDep, engine: EngineDep, setting
         raise DomainError(ErrorCode.CONFLICT, "案件尚未办结，未归档 (the case is not closed yet)")
     if record.rating_open:
         raise DomainError(ErrorCode.CONFLICT, "评价期结束后归档 (archived when the rating period ends)")
-    return await run_in_threadpool(check_package, settings.archive_dir, case_id, verify_key(settings))
+    return await run_in_threadpool(check_package, settings.archive_dir, case_id, archive_keys(settings))
 
 
 @router.get(
@@ -267,18 +270,23 @@ async def read_archive(case_id: str, actor: ActorDep, engine: EngineDep, setting
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}, "description": "the package: parts, manifest, signature"}},
 )
-async def download_archive(case_id: str, actor: ActorDep, engine: EngineDep, settings: SettingsDep) -> Response:
+async def download_archive(case_id: CaseId, actor: ActorDep, engine: EngineDep, settings: SettingsDep) -> Response:
     """The electronic archive as a zip (§7.1.3): for the case's applicant and the supervisors of
-    its division. ``manifest.sig`` is the platform's Ed25519 signature of ``manifest.json``."""
+    its division. The parts are unsealed; ``manifest.sig`` is the platform's Ed25519 signature
+    of ``manifest.json``, which lists each part's SHA-256. A package that fails verification is
+    not handed out (409): ``GET /cases/{id}/archive`` names what is wrong."""
     record = await run_in_threadpool(_load_visible, engine, actor, case_id)
     if actor.role not in {"applicant", "supervisor"}:
         raise DomainError(ErrorCode.FORBIDDEN, "档案下载仅对申请人和监督人员开放 (the applicant and supervisors only)")
-    check = await run_in_threadpool(check_package, settings.archive_dir, case_id, verify_key(settings))
-    if check.manifest is None:
+    keys = archive_keys(settings)
+    check = await run_in_threadpool(check_package, settings.archive_dir, case_id, keys)
+    if check.manifest is None and check.verdict == "absent":
         closed = record.status in {"completed", "refused", "withdrawn", "declined"}
         reason = "评价期结束后归档 (archived when the rating period ends)" if closed else "案件尚未办结，未归档"
         raise DomainError(ErrorCode.CONFLICT, reason)
-    content = await run_in_threadpool(package_zip, settings.archive_dir, case_id)
+    if not check.complete:
+        raise DomainError(ErrorCode.CONFLICT, "档案校验未通过，请联系监督人员 (the archive failed verification)")
+    content = await run_in_threadpool(package_zip, settings.archive_dir, case_id, keys)
     disposition = f'attachment; filename="{record.case_no or case_id}-archive.zip"'
     return Response(content, media_type="application/zip", headers={"Content-Disposition": disposition})
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from api.deps import ActorDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
-from api.schemas import also_as
+from api.schemas import Code, also_as
 from documents.flowchart import mermaid_flowchart, svg_flowchart
 from documents.guide import (
     data_sharing_csv,
@@ -106,7 +106,7 @@ def catalogue_tree(session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/{sub_item}")
-def read_sub_item(sub_item: str, session: SessionDep, version: VersionQuery = None) -> dict[str, Any]:
+def read_sub_item(sub_item: Code, session: SessionDep, version: VersionQuery = None) -> dict[str, Any]:
     definition = definition_for(session, sub_item, version)
     situation = definition.situations[0].code if definition.situations else None
     example_form = sample_form(definition.code, situation)
@@ -160,7 +160,7 @@ def _submission_schema(definition: ThingDefinition) -> dict[str, Any]:
 
 @router.get("/{sub_item}/guide", response_model=None, responses=also_as("text/html"))
 def read_guide(
-    sub_item: str,
+    sub_item: Code,
     request: Request,
     session: SessionDep,
     version: VersionQuery = None,
@@ -183,7 +183,7 @@ def read_guide(
     responses=also_as("image/svg+xml", "text/vnd.mermaid"),
 )
 def read_flowchart(
-    sub_item: str,
+    sub_item: Code,
     request: Request,
     session: SessionDep,
     version: VersionQuery = None,
@@ -201,7 +201,7 @@ def read_flowchart(
 
 @router.get("/{sub_item}/data-sharing", response_model=None, responses=also_as("text/csv"))
 def read_data_sharing_needs(
-    sub_item: str,
+    sub_item: Code,
     request: Request,
     session: SessionDep,
     version: VersionQuery = None,
@@ -219,12 +219,12 @@ def read_data_sharing_needs(
 
 
 @router.get("/{sub_item}/materials-reduction")
-def read_materials_reduction(sub_item: str, session: SessionDep, version: VersionQuery = None) -> dict[str, Any]:
+def read_materials_reduction(sub_item: Code, session: SessionDep, version: VersionQuery = None) -> dict[str, Any]:
     return materials_reduction(definition_for(session, sub_item, version)).model_dump(mode="json")
 
 
 @router.get("/{sub_item}/versions", responses=error_responses(401, 403))
-def read_versions(sub_item: str, actor: ActorDep, session: SessionDep) -> list[VersionView]:
+def read_versions(sub_item: Code, actor: ActorDep, session: SessionDep) -> list[VersionView]:
     require_role(actor, "admin", "supervisor")
     rows = list_versions(session, sub_item)
     if not rows:
@@ -234,11 +234,12 @@ def read_versions(sub_item: str, actor: ActorDep, session: SessionDep) -> list[V
 
 @router.post("/{sub_item}/versions", status_code=201, responses=error_responses(401, 403, 413))
 def publish_version(
-    sub_item: str,
+    sub_item: Code,
     actor: ActorDep,
     session: SessionDep,
     engine: EngineDep,
-    definition: Annotated[dict[str, Any], Body()],
+    # No more keys than a definition has fields: any other is refused by name when it is parsed.
+    definition: Annotated[dict[Code, Any], Body(max_length=len(ThingDefinition.model_fields))],
 ) -> VersionView:
     """Publish the next version (validated like a shipped file); running cases keep theirs."""
     require_role(actor, "admin")
@@ -249,7 +250,7 @@ def publish_version(
 
 @router.post("/{sub_item}/versions/{version}/retire", responses=error_responses(401, 403, 409))
 def retire_version(
-    sub_item: str, version: VersionPath, actor: ActorDep, session: SessionDep, engine: EngineDep
+    sub_item: Code, version: VersionPath, actor: ActorDep, session: SessionDep, engine: EngineDep
 ) -> VersionView:
     require_role(actor, "admin")
     view = _version_view(retire(session, sub_item, version))

@@ -30,12 +30,13 @@ from temporalio.client import Client, WorkflowHandle
 from api.deps import ActorDep, ClientDep, EngineDep, SessionDep, SettingsDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response
-from api.schemas import OffsetQuery
+from api.schemas import ComplaintId, OffsetQuery
 from api.timeline import read_projected_history
 from domain.catalogue import load_departments
 from domain.redaction import masked, sees_complaint_personal_data
 from models.case import Actor
 from models.complaint import (
+    ANSWER_MAX_CHARS,
     ANSWER_WORKING_DAYS,
     COMPLAINT_EVENT_TYPE_ZH,
     COMPLAINT_STATUS_ZH,
@@ -46,6 +47,7 @@ from models.complaint import (
     AssignComplaintInput,
     CloseComplaintInput,
     ComplaintActivityName,
+    ComplaintChanges,
     ComplaintEvent,
     ComplaintInput,
     ComplaintSnapshot,
@@ -94,7 +96,8 @@ class AssignComplaintRequest(_Body):
 
 
 class AnswerComplaintRequest(_Body):
-    answer: str  # the workflow's validator decides (1 to 2000 characters, not blank)
+    # The workflow's validator refuses a blank answer (and, for any other client, a long one).
+    answer: str = Field(max_length=ANSWER_MAX_CHARS)
 
 
 class CloseComplaintRequest(_Body):
@@ -375,7 +378,7 @@ def complaints_csv(rows: list[ComplaintRecord]) -> Response:
 
 
 @router.get("/{complaint_id}", response_model=ComplaintResponse)
-def read_complaint(complaint_id: str, actor: ActorDep, session: SessionDep) -> ComplaintResponse:
+def read_complaint(complaint_id: ComplaintId, actor: ActorDep, session: SessionDep) -> ComplaintResponse:
     record = visible_complaint(session, actor, complaint_id)
     return _shown_to(actor, ComplaintSnapshot.model_validate(record.snapshot))
 
@@ -394,6 +397,7 @@ async def read_complaint_history(client: Client, complaint_id: str) -> tuple[Com
         ComplaintActivityName.PROJECT_COMPLAINT,
         ProjectComplaintInput,
         ComplaintActivityName.WRITE_COMPLAINT_CHANGES,
+        ComplaintChanges,
     )
     if complaint is None:
         raise DomainError(ErrorCode.NOT_FOUND, "投诉不存在 (no such complaint)")
@@ -402,7 +406,7 @@ async def read_complaint_history(client: Client, complaint_id: str) -> tuple[Com
 
 @router.get("/{complaint_id}/timeline", response_model=ComplaintTimeline)
 async def read_complaint_timeline(
-    complaint_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep
+    complaint_id: ComplaintId, actor: ActorDep, client: ClientDep, engine: EngineDep
 ) -> ComplaintTimeline:
     """Every business event of the complaint, read from its workflow history."""
     record = await run_in_threadpool(_load_visible, engine, actor, complaint_id)
@@ -481,7 +485,7 @@ async def _act(
 
 @router.post("/{complaint_id}/assign", response_model=ComplaintResponse)
 async def assign_complaint(
-    complaint_id: str,
+    complaint_id: ComplaintId,
     body: AssignComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -496,7 +500,7 @@ async def assign_complaint(
 
 @router.post("/{complaint_id}/answer", response_model=ComplaintResponse)
 async def answer_complaint(
-    complaint_id: str,
+    complaint_id: ComplaintId,
     body: AnswerComplaintRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -511,7 +515,7 @@ async def answer_complaint(
 
 @router.post("/{complaint_id}/close", response_model=ComplaintResponse)
 async def close_complaint(
-    complaint_id: str,
+    complaint_id: ComplaintId,
     body: CloseComplaintRequest,
     actor: ActorDep,
     client: ClientDep,

@@ -13,10 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, EngineDep, SettingsDep, require_role
 from api.errors import error_responses
+from api.schemas import CaseId, LicenceNumber
 from documents.licence_pdf import render_licence_pdf
 from domain.catalogue import shipped_definitions
 from domain.licences import licence_type, signature_holds
-from infra.signing import verify_key
+from infra.signing import verify_keys
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import LicenceRecord
@@ -43,7 +44,7 @@ class LicenceCheck(BaseModel):
 
 
 @router.get("/cases/{case_id}/licences", response_model=list[LicenceSummary])
-def case_licences(case_id: str, actor: ActorDep, engine: EngineDep) -> list[LicenceSummary]:
+def case_licences(case_id: CaseId, actor: ActorDep, engine: EngineDep) -> list[LicenceSummary]:
     with Session(engine) as session:
         visible_case(session, actor, case_id)
         rows = session.execute(
@@ -87,7 +88,7 @@ def _labels(thing: str, step: str) -> dict[str, str]:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "the licence's PDF"}},
 )
-async def licence_pdf(number: str, actor: ActorDep, engine: EngineDep, request: Request) -> Response:
+async def licence_pdf(number: LicenceNumber, actor: ActorDep, engine: EngineDep, request: Request) -> Response:
     licence = await run_in_threadpool(_licence_for, engine, actor, number)
     verify_url = str(request.url_for("verify_licence", number=number))
     content = await run_in_threadpool(
@@ -98,12 +99,14 @@ async def licence_pdf(number: str, actor: ActorDep, engine: EngineDep, request: 
 
 
 @router.get("/licences/{number}/verify", response_model=LicenceCheck, name="verify_licence")
-def verify_licence(number: str, engine: EngineDep, settings: SettingsDep) -> LicenceCheck:
+def verify_licence(number: LicenceNumber, engine: EngineDep, settings: SettingsDep) -> LicenceCheck:
     """Public (the address in the licence's QR code): valid, revoked or unknown; a licence whose
     stored content no longer matches its signature is not one the platform issued: unknown."""
     with Session(engine) as session:
         licence = session.get(LicenceRecord, number)
-    if licence is None or not signature_holds(licence.content, licence.signature, verify_key(settings)):
+    # Any key the platform signed with holds: the current one and those retired by a rotation.
+    keys = verify_keys(settings).values()
+    if licence is None or not any(signature_holds(licence.content, licence.signature, key) for key in keys):
         return LicenceCheck(status="unknown")
     status: Literal["valid", "revoked"] = "revoked" if licence.status == "revoked" else "valid"
     return LicenceCheck(status=status, title_zh=licence.title_zh, issued_at=licence.issued_at, issuer=licence.issuer_zh)
@@ -117,7 +120,7 @@ class RevokeLicenceRequest(BaseModel):
 
 @router.post("/licences/{number}/revoke", response_model=LicenceCheck, responses=error_responses(409, 422))
 def revoke_licence(
-    number: str, body: RevokeLicenceRequest, actor: ActorDep, engine: EngineDep, settings: SettingsDep
+    number: LicenceNumber, body: RevokeLicenceRequest, actor: ActorDep, engine: EngineDep, settings: SettingsDep
 ) -> LicenceCheck:
     """撤销: an administrator revokes a licence (a court ruling, an error found later); its check
     answers revoked from then on, and the audit log keeps who did it and why."""

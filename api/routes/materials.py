@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, EngineDep, SettingsDep
 from api.errors import error_responses
+from api.schemas import CaseId, Code, Sha256
 from infra.file_store import FileStore, file_store_from_settings
 from models.errors import DomainError, ErrorCode
 from services.case_files import case_file, case_files, store_material_file
@@ -41,8 +42,8 @@ def file_store(request: Request) -> FileStore:
 
 @router.post("/cases/{case_id}/materials/{material}", status_code=201, response_model=UploadedMaterial)
 async def upload_material(
-    case_id: str,
-    material: str,
+    case_id: CaseId,
+    material: Code,
     actor: ActorDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -60,7 +61,7 @@ async def upload_material(
 
 
 @router.get("/cases/{case_id}/files", response_model=list[UploadedMaterial])
-async def list_case_files(case_id: str, actor: ActorDep, engine: EngineDep) -> list[UploadedMaterial]:
+async def list_case_files(case_id: CaseId, actor: ActorDep, engine: EngineDep) -> list[UploadedMaterial]:
     rows = await run_in_threadpool(case_files, engine, actor, case_id)
     return [UploadedMaterial.model_validate(row, from_attributes=True) for row in rows]
 
@@ -70,7 +71,9 @@ async def list_case_files(case_id: str, actor: ActorDep, engine: EngineDep) -> l
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}}}},
 )
-async def read_case_file(case_id: str, sha256: str, actor: ActorDep, engine: EngineDep, request: Request) -> Response:
+async def read_case_file(
+    case_id: CaseId, sha256: Sha256, actor: ActorDep, engine: EngineDep, request: Request
+) -> Response:
     row, data = await run_in_threadpool(case_file, engine, file_store(request), actor, case_id, sha256)
     disposition = f'inline; filename="{row.material}-{sha256[:12]}"'
     return Response(data, media_type=row.content_type, headers={"Content-Disposition": disposition})

@@ -16,7 +16,7 @@ from api.deps import ActorDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response, wants_csv
 from api.routes.supervision import NOTICE_COLUMNS, notice_rows
-from api.schemas import OffsetQuery, also_as
+from api.schemas import NoticeId, OffsetQuery, also_as
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import SupervisionNotice, TaskRecord
@@ -84,7 +84,7 @@ def department_notice_page(
 
 @router.post("/{notice_id}/ack")
 def acknowledge_notice(
-    notice_id: str, body: AcknowledgeRequest, actor: ActorDep, session: SessionDep, engine: EngineDep
+    notice_id: NoticeId, body: AcknowledgeRequest, actor: ActorDep, session: SessionDep, engine: EngineDep
 ) -> dict[str, Any]:
     return acknowledge(session, engine, actor, notice_id, body.reply).model_dump()
 

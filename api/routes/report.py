@@ -19,11 +19,12 @@ from sqlmodel import Session, col
 from api.deps import ActorDep, SessionDep, SettingsDep, require_role
 from api.errors import error_responses
 from api.schemas import also_as, not_a_timestamp
-from documents.archive import check_package
+from documents.archive import ArchiveKeys, check_package
 from documents.flowchart import svg_flowchart
 from documents.guide import service_guide
 from domain.divisions import division as division_named
 from domain.workcalendar import SHANGHAI
+from infra.signing import archive_keys
 from models.case import Actor
 from models.catalogue import ThingDefinition
 from models.tables import CaseRecord, ComplaintRecord, TaskRecord
@@ -100,7 +101,13 @@ def _guide_items(definition: ThingDefinition) -> list[dict[str, Any]]:
 
 
 def _case_items(
-    session: Session, settings_archive: Path, thing: str, start: datetime, end: datetime, actor: Actor
+    session: Session,
+    settings_archive: Path,
+    keys: ArchiveKeys,
+    thing: str,
+    start: datetime,
+    end: datetime,
+    actor: Actor,
 ) -> list[dict[str, Any]]:
     # The cases the supervisor sees (of their division or one within it), submitted in the
     # period; their steps counted are those of the supervisor's divisions.
@@ -169,7 +176,9 @@ def _case_items(
     answered_late = [c for c in answered if not (c.due_at is None or (c.answered_at and c.answered_at <= c.due_at))]
     answered_on_time = len(answered) - len(answered_late)
     checked = closed_ids[:ARCHIVE_CHECK_LIMIT]
-    incomplete_archives = [case_id for case_id in checked if not check_package(settings_archive, case_id).complete]
+    incomplete_archives = [
+        case_id for case_id in checked if not check_package(settings_archive, case_id, keys).complete
+    ]
     archives_ok = len(checked) - len(incomplete_archives)
     steps_done, steps_on_time = int(steps[0]), int(steps[1] or 0)
     return [
@@ -227,7 +236,7 @@ def check_items_report(
     format: Literal["json", "html"] | None = None,
 ) -> Response | dict[str, Any]:
     require_role(actor, "supervisor", "admin")
-    report = check_items(session, settings.archive_dir, from_, to, actor=actor)
+    report = check_items(session, settings.archive_dir, from_, to, actor=actor, keys=archive_keys(settings))
     accept = request.headers.get("accept", "")
     if format == "html" or (format is None and "text/html" in accept):
         return HTMLResponse(_templates.get_template("report.html").render(report=report))
@@ -235,7 +244,7 @@ def check_items_report(
 
 
 def check_items(
-    session: Session, archive_dir: Path, from_: date | None, to: date | None, *, actor: Actor
+    session: Session, archive_dir: Path, from_: date | None, to: date | None, *, actor: Actor, keys: ArchiveKeys
 ) -> dict[str, Any]:
     """The check-items report of a period (default: this month so far), per current sub-item
     (the JSON report, its printable page and the console's): of the cases and steps of the
@@ -247,7 +256,7 @@ def check_items(
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=SHANGHAI)
     sub_items = []
     for definition in current_definitions(session).values():
-        items = _guide_items(definition) + _case_items(session, archive_dir, definition.code, start, end, actor)
+        items = _guide_items(definition) + _case_items(session, archive_dir, keys, definition.code, start, end, actor)
         sub_items.append(
             {"thing": definition.code, "name_zh": definition.name_zh, "version": definition.version, "items": items}
         )

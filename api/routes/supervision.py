@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ActorDep, CalendarDep, ClientDep, EngineDep, SessionDep, require_role
 from api.errors import error_responses
 from api.exports import csv_response, wants_csv
-from api.schemas import IsoDate, OffsetQuery, also_as
+from api.schemas import CaseId, Code, IsoDate, OffsetQuery, also_as
 from api.timeline import read_case_history
 from domain.divisions import PROVINCE, subtree_codes
 from domain.divisions import division as division_named
@@ -80,9 +80,9 @@ def timeliness(
     group_by: TimelinessGroup = "department",
     from_: Annotated[IsoDate | None, Query(alias="from")] = None,
     to: IsoDate | None = None,
-    thing: str | None = None,
-    department: str | None = None,
-    step: str | None = None,
+    thing: Code | None = None,
+    department: Code | None = None,
+    step: Code | None = None,
 ) -> Response | dict[str, Any]:
     """Steps completed in the period, on time and overdue, working hours used, open steps now overdue:
     of the steps in the supervisor's division and the divisions within it. ``group_by=division``:
@@ -343,7 +343,7 @@ def extension_requests(
 
 @router.get("/verify")
 async def verify_case(
-    case_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
+    case_id: CaseId, actor: ActorDep, client: ClientDep, engine: EngineDep, calendar: CalendarDep
 ) -> dict[str, Any]:
     """Recompute one case's step figures from its workflow history and compare them with the read model."""
     _supervisor(actor)
@@ -461,7 +461,7 @@ def list_notices(
     actor: ActorDep,
     session: SessionDep,
     acknowledged: bool | None = None,
-    department: str | None = None,
+    department: Code | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: OffsetQuery = 0,
 ) -> Response | dict[str, Any]:

@@ -26,6 +26,7 @@ from api.errors import error_responses
 from api.inbox_feed import InboxWatcher, matches_if_none_match
 from api.routes.codec import SESSION_COOKIE
 from api.schemas import (
+    Code,
     CompleteTaskRequest,
     ExtensionTaskRequest,
     OffsetQuery,
@@ -34,6 +35,7 @@ from api.schemas import (
     RejectExtensionRequest,
     ReturnTaskRequest,
     SuspendTaskRequest,
+    TaskId,
     TaskList,
     TaskResponse,
     TransferTaskRequest,
@@ -89,7 +91,7 @@ def inbox(
     response: Response,
     filters: FiltersDep,
     status: StepStatus | None = None,
-    department: str | None = None,
+    department: Code | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: OffsetQuery = 0,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=2048)] = None,
@@ -125,7 +127,7 @@ async def inbox_events(
     actor: Annotated[Actor, Depends(get_stream_actor)],
     filters: FiltersDep,
     status: StepStatus | None = None,
-    department: str | None = None,
+    department: Code | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: OffsetQuery = 0,
 ) -> StreamingResponse:
@@ -146,7 +148,7 @@ async def inbox_events(
 
 @router.post("/{task_id}/claim", response_model=StepView)
 async def claim_task(
-    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+    task_id: TaskId, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
     return await act_on_task(
         task_id,
@@ -162,7 +164,7 @@ async def claim_task(
 
 @router.post("/{task_id}/complete", response_model=StepView)
 async def complete_task(
-    task_id: str,
+    task_id: TaskId,
     body: CompleteTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -179,7 +181,7 @@ async def complete_task(
 
 @router.post("/{task_id}/return", response_model=StepView)
 async def return_task(
-    task_id: str,
+    task_id: TaskId,
     body: ReturnTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -196,7 +198,7 @@ async def return_task(
 
 @router.post("/{task_id}/refuse", response_model=StepView)
 async def refuse_task(
-    task_id: str,
+    task_id: TaskId,
     body: RefuseTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -213,7 +215,7 @@ async def refuse_task(
 
 @router.post("/{task_id}/unclaim", response_model=StepView)
 async def unclaim_task(
-    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+    task_id: TaskId, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
     """退回待办: the assignee, or a supervisor of the unit's division, puts the task back in the unit's inbox."""
 
@@ -227,7 +229,7 @@ async def unclaim_task(
 
 @router.post("/{task_id}/reassign", response_model=StepView)
 async def reassign_task(
-    task_id: str,
+    task_id: TaskId,
     body: ReassignTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -248,7 +250,7 @@ async def reassign_task(
 
 @router.post("/{task_id}/transfer", response_model=StepView)
 async def transfer_task(
-    task_id: str,
+    task_id: TaskId,
     body: TransferTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -269,7 +271,7 @@ async def transfer_task(
 
 @router.post("/{task_id}/suspend", response_model=StepView)
 async def suspend_task(
-    task_id: str,
+    task_id: TaskId,
     body: SuspendTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -288,7 +290,7 @@ async def suspend_task(
 
 @router.post("/{task_id}/resume", response_model=StepView)
 async def resume_task(
-    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+    task_id: TaskId, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
     """恢复办理: the clock runs again with the working time it had left."""
 
@@ -302,7 +304,7 @@ async def resume_task(
 
 @router.post("/{task_id}/extension", response_model=StepView)
 async def request_extension(
-    task_id: str,
+    task_id: TaskId,
     body: ExtensionTaskRequest,
     actor: ActorDep,
     client: ClientDep,
@@ -321,7 +323,7 @@ async def request_extension(
 
 @router.post("/{task_id}/extension/approve", response_model=StepView)
 async def approve_extension(
-    task_id: str, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
+    task_id: TaskId, actor: ActorDep, client: ClientDep, engine: EngineDep, idempotency_key: IdempotencyKey = None
 ) -> StepView:
     """批准延期: the due date moves by the working days asked for."""
 
@@ -342,7 +344,7 @@ async def approve_extension(
 
 @router.post("/{task_id}/extension/reject", response_model=StepView)
 async def reject_extension(
-    task_id: str,
+    task_id: TaskId,
     body: RejectExtensionRequest,
     actor: ActorDep,
     client: ClientDep,

@@ -1,6 +1,7 @@
-"""The electronic archive made readable (issue 15): the package of a closed case downloads as a
-zip for its applicant and the supervisors of its division, holds the uploaded files, and carries
-an Ed25519 signature of its manifest, so rewriting a part together with its hash is detected."""
+"""The electronic archive made readable: the package of a closed case downloads as a zip for its
+applicant and the supervisors of its division, holds the uploaded files, and carries an Ed25519
+signature of its manifest, so rewriting a part together with its hash is detected. On disk the
+parts are sealed; the download unseals them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from domain.samples import MOTHER_WITHOUT_MARRIAGE_RECORD_ID
 from infra.signing import verify_key
 from tests.api.helpers import assert_error
 from tests.api.test_case_files import _owing_case, _upload, pdf, supply_upload
@@ -76,13 +78,38 @@ async def test_rewriting_a_part_and_its_hash_breaks_the_signature(api, login, ca
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
     again = (await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))).json()
-    assert (again["complete"], again["signature"], again["corrupt"]) == (False, "invalid", [])
+    # The forged part is not sealed for the package either.
+    assert (again["complete"], again["verdict"], again["signature"]) == (False, "failed", "invalid")
+    assert again["corrupt"] == ["results.json"]
+    # A package that fails verification is not handed out.
+    download = await api.get(f"/cases/{case['case_id']}/archive/download", headers=await login("applicant1"))
+    assert_error(download, 409, "conflict")
     try:
         verify_key(api_settings).verify((folder / "manifest.sig").read_bytes(), (folder / "manifest.json").read_bytes())
     except InvalidSignature:
         pass
     else:
         raise AssertionError("the forged manifest verified")
+
+
+async def test_an_archive_reads_back_through_the_download_after_encryption(api, login, cases, api_settings):
+    case, document = await _archived_with_a_file(api, login, cases, api_settings)
+    folder = api_settings.archive_dir / case["case_id"]
+    mother_id = MOTHER_WITHOUT_MARRIAGE_RECORD_ID  # the mother's, on the form _owing_case files
+    on_disk = {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    (uploaded,) = [name for name in on_disk if name.startswith("files/")]
+    assert document not in on_disk[uploaded] and mother_id.encode() not in on_disk["form.json"]
+    check = (await api.get(f"/cases/{case['case_id']}/archive", headers=await login("supervisor"))).json()
+    assert (check["verdict"], check["complete"]) == ("verified", True)
+
+    response = await api.get(f"/cases/{case['case_id']}/archive/download", headers=await login("applicant1"))
+
+    assert response.status_code == 200, response.text
+    package = zipfile.ZipFile(io.BytesIO(response.content))
+    assert package.read(f"{case['case_id']}/{uploaded}") == document
+    assert mother_id.encode() in package.read(f"{case['case_id']}/form.json")
+    for part in json.loads(package.read(f"{case['case_id']}/manifest.json"))["parts"]:
+        assert hashlib.sha256(package.read(f"{case['case_id']}/{part['name']}")).hexdigest() == part["sha256"]
 
 
 async def test_only_the_applicant_and_supervisors_download_and_an_open_case_has_nothing(

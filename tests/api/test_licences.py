@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlmodel import Session, col, select
 
+from api.deps import get_settings
 from domain.licences import canonical, signature_holds
 from infra.signing import verify_key
 from models.tables import AuditRecord, LicenceRecord
@@ -90,6 +92,21 @@ async def test_a_licence_altered_by_one_byte_no_longer_verifies(api, cases, engi
         session.add(row)
         session.commit()
     assert (await api.get(f"/licences/{licence['number']}/verify")).json()["status"] == "unknown"
+
+
+async def test_a_licence_issued_before_a_signing_key_rotation_verifies_while_the_old_key_is_listed(
+    api, api_app, cases, api_settings
+):
+    _, licence = await _licensed(cases)
+    old_public = verify_key(api_settings).public_bytes(Encoding.Raw, PublicFormat.Raw)
+    rotated = api_settings.model_copy(update={"signing_key": base64.b64encode(b"n" * 32).decode()})
+    path = f"/licences/{licence['number']}/verify"
+
+    api_app.dependency_overrides[get_settings] = lambda: rotated
+    assert (await api.get(path)).json()["status"] == "unknown"  # the new key alone did not sign it
+    listed = rotated.model_copy(update={"signing_retired_public_keys": [base64.b64encode(old_public).decode()]})
+    api_app.dependency_overrides[get_settings] = lambda: listed
+    assert (await api.get(path)).json()["status"] == "valid"
 
 
 async def test_only_the_holder_and_the_cases_staff_download_the_pdf(api, login, cases):

@@ -450,12 +450,12 @@ async def test_an_api_killed_before_answering_a_submission_leaves_the_one_case_t
 
 
 def test_settings_refuse_fault_injection_in_production() -> None:
-    keys = {"k1": base64.b64encode(bytes(range(32))).decode()}  # otherwise valid production settings
+    keys = {"k1": base64.b64encode(bytes(range(32))).decode()}
+    production: dict[str, Any] = {"env": "prod", "secret_key": "x" * 40, "payload_keys": keys, "payload_key_id": "k1"}
+    production |= {"actor_seal_keys": keys, "actor_seal_key_id": "k1"}  # otherwise valid production settings
     with pytest.raises(ValueError, match="ONETHING_FAULT_CRASH_AT"):
-        Settings(
-            env="prod", secret_key="x" * 40, payload_keys=keys, payload_key_id="k1", fault_crash_at="after_case_start"
-        )
-    assert Settings(env="prod", secret_key="x" * 40, payload_keys=keys, payload_key_id="k1").fault_crash_at is None
+        Settings(**production, fault_crash_at="after_case_start")
+    assert Settings(**production).fault_crash_at is None
     assert Settings(env="dev", fault_crash_at="after_case_start").fault_crash_at == "after_case_start"
 
 

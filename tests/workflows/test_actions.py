@@ -8,15 +8,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
+from typing import Any
 
 import pytest
+from sqlmodel import Session
+from temporalio import client as temporal_client
 from temporalio.api.enums.v1 import EventType as HistoryEventType
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.identity import make_id_number
 from domain.samples import sample_birth_form, sample_result
+from infra.actor_seal import ActorSealSigner, SealKeys
 from models.case import (
+    Actor,
     CaseStatus,
     ClaimInput,
     CompleteStepInput,
@@ -28,9 +35,10 @@ from models.case import (
     SupplementInput,
 )
 from models.errors import DomainError, ErrorCode
+from models.tables import CaseRecord
 from services.gateway import send_update
 from settings import installed_binary
-from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker
+from tests.conftest import TEST_CLIENT_INTERCEPTORS, TEST_DATA_CONVERTER, register_search_attributes, running_worker
 from tests.workflows.helpers import (
     BIRTH,
     CaseHandle,
@@ -56,6 +64,7 @@ from tests.workflows.helpers import (
     wait_accepted,
 )
 from workflows.case.workflow import CaseWorkflow
+from workflows.starter import start_case
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +73,9 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     the Java time-skipping server does not implement speculative workflow tasks and
     records a workflow task for every Update, accepted or not."""
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), data_converter=TEST_DATA_CONVERTER
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=TEST_DATA_CONVERTER,
+        interceptors=TEST_CLIENT_INTERCEPTORS,
     ) as environment:
         await register_search_attributes(environment.client)
         yield environment
@@ -93,6 +104,78 @@ async def test_an_accepted_update_writes_history_and_a_rejected_one_writes_none(
         ]
         # wait_accepted and the one accepted claim; nothing for the rejected claim.
         assert len(update_events) == 2
+
+
+class _SwapActor(temporal_client.Interceptor):
+    """After the seal is made, swaps the Update's actor: a captured seal reused for another body."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+
+    def intercept_client(self, next: temporal_client.OutboundInterceptor) -> temporal_client.OutboundInterceptor:
+        actor = self.actor
+
+        class Swapping(temporal_client.OutboundInterceptor):
+            async def start_workflow_update(self, input: temporal_client.StartWorkflowUpdateInput) -> Any:
+                input.args = [input.args[0].model_copy(update={"actor": actor})]
+                return await super().start_workflow_update(input)
+
+        return Swapping(next)
+
+
+def client_with(client: Client, *interceptors: temporal_client.Interceptor) -> Client:
+    """The same connection and codec as ``client``, with only ``interceptors``: a caller on the
+    Temporal network that bypasses the API."""
+    config = client.config()
+    config["interceptors"] = list(interceptors)
+    return Client(**config)
+
+
+async def test_an_update_sent_straight_to_temporal_without_a_valid_seal_is_rejected_and_writes_nothing(
+    dev_env, settings, engine, task_queue
+):
+    case = new_case()
+    hospital, other_hospital_officer = officer("hospital"), officer("hospital", 2)
+    forger = ActorSealSigner(SealKeys({"derived": b"f" * 32}, "derived", max_age_seconds=300))
+    attackers = {
+        "no seal": client_with(dev_env.client),
+        "a seal under another key": client_with(dev_env.client, forger),
+        "a valid seal for another actor": client_with(
+            dev_env.client, *TEST_CLIENT_INTERCEPTORS, _SwapActor(other_hospital_officer)
+        ),
+    }
+    async with (
+        running_worker(dev_env.client, settings, engine, task_queue),
+        started_case(dev_env.client, task_queue, case) as handle,
+    ):
+        await wait_accepted(handle)
+        for attack, attacker in attackers.items():
+            direct: CaseHandle = attacker.get_workflow_handle_for(CaseWorkflow.run, handle.id)
+            error = await rejected_without_history(handle, claim(direct, "birth_certificate", hospital))
+            assert (error.type, "unsealed" in error.message) == ("forbidden", True), attack
+        snapshot = await handle.query(CaseWorkflow.snapshot)
+        step = view(snapshot, "birth_certificate")
+        assert (step.status, step.assignee) == (StepStatus.OPEN, None)
+
+        # The same claim through a sealing client (the API's) is applied.
+        assert (await claim(handle, "birth_certificate", hospital)).assignee == hospital.username
+
+
+async def test_a_case_started_straight_on_temporal_without_a_seal_fails_before_it_does_anything(
+    dev_env, settings, engine, task_queue
+):
+    case, forger = new_case(), client_with(dev_env.client)
+    async with running_worker(dev_env.client, settings, engine, task_queue):
+        handle, created = await start_case(forger, task_queue, case)
+        assert created
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 20)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and (cause.type, "unsealed" in cause.message) == ("forbidden", True)
+    history = await handle.fetch_history()
+    assert not any(event.HasField("activity_task_scheduled_event_attributes") for event in history.events)
+    with Session(engine) as session:
+        assert session.get(CaseRecord, case.case_id) is None
 
 
 async def test_officers_cannot_act_on_another_departments_step(dev_env, settings, engine, task_queue):

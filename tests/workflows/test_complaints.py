@@ -46,7 +46,13 @@ from models.complaint import (
 )
 from models.tables import ComplaintRecord, NotificationRecord, SupervisionNotice
 from settings import installed_binary
-from tests.conftest import TEST_DATA_CONVERTER, register_search_attributes, running_worker, time_skipping_env
+from tests.conftest import (
+    TEST_CLIENT_INTERCEPTORS,
+    TEST_DATA_CONVERTER,
+    register_search_attributes,
+    running_worker,
+    time_skipping_env,
+)
 from tests.workflows.helpers import (
     CALENDAR,
     WAIT_LIMIT,
@@ -393,7 +399,9 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real (in-memory) Temporal dev server: the time-skipping server records a
     workflow task for every Update, rejected or not; this one records none for a rejection."""
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), data_converter=TEST_DATA_CONVERTER
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=TEST_DATA_CONVERTER,
+        interceptors=TEST_CLIENT_INTERCEPTORS,
     ) as environment:
         await register_search_attributes(environment.client)
         yield environment

@@ -8,9 +8,10 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from documents.archive import check_package
+from documents.archive import check_package, read_part
 from domain.samples import sample_birth_form
 from domain.workcalendar import WorkingCalendar, default_calendar_file
+from infra.signing import archive_keys
 from models.case import Actor, ClaimInput, RateInput
 from tests.conftest import running_worker, time_skipping_env
 from tests.workflows.helpers import (
@@ -109,7 +110,9 @@ async def test_low_rating_opens_a_follow_up_that_goes_overdue_and_the_archive_ke
             result = await asyncio.wait_for(handle.result(), 30)
             assert not result.rating_open
             assert [(r.step, r.score) for r in result.ratings] == [(None, 2), ("hukou_registration", 5)]
-            check = check_package(settings.archive_dir, snapshot.case_id)
-            assert check.complete
-            ratings_file = settings.archive_dir / snapshot.case_id / "ratings.json"
-            assert '"score": 2' in ratings_file.read_text(encoding="utf-8")
+            keys = archive_keys(settings)
+            check = check_package(settings.archive_dir, snapshot.case_id, keys)
+            assert check.complete and check.manifest is not None
+            (ratings,) = [part for part in check.manifest.parts if part.name == "ratings.json"]
+            folder = settings.archive_dir / snapshot.case_id
+            assert b'"score": 2' in read_part(folder, check.manifest, ratings, keys)
