@@ -45,7 +45,7 @@ from models.tables import AuditRecord, CaseRecord, ComplaintRecord, Notification
 from settings import Settings
 from tests.api.helpers import Cases, task_id, token_login
 from tests.conftest import make_test_engine, read_model_url, running_worker, terminate_cases
-from workflows.history import local_activity_outcome, replayed_local_writes
+from workflows.history import local_activity_outcome
 
 CALENDAR = WorkingCalendar.load(default_calendar_file())
 
@@ -158,7 +158,7 @@ async def test_an_officers_claim_is_answered_without_the_api_touching_the_databa
     )
 
 
-async def test_each_workflow_task_writes_the_read_model_once(env, counted_api):
+async def test_each_workflow_task_writes_the_read_model_once_and_only_once_it_completed(env, counted_api):
     cases = Cases(counted_api, token_login(counted_api))
     case = await cases.submit()
     await cases.complete(case, "birth_certificate")
@@ -167,9 +167,15 @@ async def test_each_workflow_task_writes_the_read_model_once(env, counted_api):
     for item in history.events:
         if item.event_type == HistoryEventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             writes_per_task.append(0)
-        elif item.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED and writes_per_task:
-            outcome = await local_activity_outcome(env.client, item, {"write_case_changes": dict})
-            writes_per_task[-1] += outcome is not None
+        elif item.event_type == HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            # Scheduled by the task that just completed: a task that never completes writes nothing.
+            assert writes_per_task, "a write scheduled before any workflow task completed"
+            writes_per_task[-1] += (
+                item.activity_task_scheduled_event_attributes.activity_type.name == "write_case_changes"
+            )
+        elif item.event_type == HistoryEventType.EVENT_TYPE_MARKER_RECORDED:
+            # No write runs as a local activity, before its task is in history.
+            assert await local_activity_outcome(env.client, item, {"write_case_changes": dict}) is None
     assert max(writes_per_task) == 1
     # Accepted, claimed and completed: each wrote once; no other read-model activity ran.
     assert sum(writes_per_task) >= 3
@@ -293,12 +299,11 @@ async def test_a_complaint_action_is_audited_by_the_workflows_write_of_its_chang
     assert [sql for sql in statements if "action_keys" not in sql and not sql.startswith("BEGIN")] == []
 
     # The row is in the write that records the assignment: the same revision, the same transaction.
-    history = await env.client.get_workflow_handle(complaint_id).fetch_history()
+    recorded = await read_recorded_writes(env.client, await env.client.get_workflow_handle(complaint_id).describe())
     writes: list[ComplaintChanges] = [
-        changes
-        for _, changes in await replayed_local_writes(
-            history, env.client.data_converter, {ComplaintActivityName.WRITE_COMPLAINT_CHANGES}
-        )
+        write.argument
+        for write in recorded.writes
+        if write.activity_type == ComplaintActivityName.WRITE_COMPLAINT_CHANGES
     ]
     [audited] = [changes for changes in writes if changes.audit]
     assert audited.snapshot.status == ComplaintStatus.ASSIGNED

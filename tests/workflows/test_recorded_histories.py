@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.conftest import TEST_DATA_CONVERTER
-from workflows.kit.calls import ONE_WRITE_PATCH
+from workflows.kit.calls import ONE_WRITE_PATCH, WRITES_AFTER_TASK_PATCH
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -73,3 +73,18 @@ def test_each_edition_of_the_engine_has_every_path_recorded() -> None:
     assert {path.stem for path in editions["v1"]} == {path.stem for path in editions["v2"]}
     assert all(ONE_WRITE_PATCH not in patches(load(path)) for path in editions["v1"])
     assert all(ONE_WRITE_PATCH in patches(load(path)) for path in editions["v2"])
+
+
+def test_every_path_is_recorded_with_writes_after_their_task() -> None:
+    """v6 holds every path of the earlier editions under the writes-after-task patch; the
+    editions before it never wrote that way."""
+    editions = {folder.name: sorted(folder.glob("*.json")) for folder in HISTORIES.iterdir() if folder.is_dir()}
+    earlier = {path.stem for name, paths in editions.items() if name != "v6" for path in paths}
+    assert earlier <= {path.stem for path in editions["v6"]}
+    for path in editions["v6"]:
+        history = load(path)
+        if workflow_type(history) in V1_WORKFLOW_TYPES:
+            assert WRITES_AFTER_TASK_PATCH in patches(history), path.name
+    for name, paths in editions.items():
+        if name != "v6":
+            assert all(WRITES_AFTER_TASK_PATCH not in patches(load(path)) for path in paths), name

@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.kit import calls
-from workflows.kit.calls import ONE_WRITE_PATCH
+from workflows.kit.calls import ONE_WRITE_PATCH, WRITES_AFTER_TASK_PATCH
 
 with workflow.unsafe.imports_passed_through():
     from models.case import (
@@ -75,6 +75,7 @@ class CaseWrites:
 
     def __init__(self) -> None:
         self.one_write = workflow.patched(ONE_WRITE_PATCH)
+        self.after_task = self.one_write and workflow.patched(WRITES_AFTER_TASK_PATCH)
         self.pending = PendingWrites()
         self._sent: list[asyncio.Task[None]] = []  # first edition: notifications in flight
 
@@ -103,7 +104,7 @@ class CaseWrites:
 
     async def write(self, snapshot: CaseSnapshot, events: list[CaseEvent], history: list[CaseEvent]) -> None:
         if self.one_write:
-            await calls.write_case_changes(self.pending.take(snapshot, events, history))
+            await calls.write_case_changes(self.pending.take(snapshot, events, history), after_task=self.after_task)
         else:
             audit, self.pending.audit = self.pending.audit, []
             await calls.project_case(ProjectCaseInput(snapshot=snapshot, events=events, audit=audit))

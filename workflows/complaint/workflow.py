@@ -20,7 +20,7 @@ from temporalio import workflow
 
 from workflows.complaint.state import ComplaintState
 from workflows.kit import calls
-from workflows.kit.calls import ONE_WRITE_PATCH, CalendarCalls
+from workflows.kit.calls import ONE_WRITE_PATCH, WRITES_AFTER_TASK_PATCH, CalendarCalls
 from workflows.kit.clock import ClockHooks, StatutoryClock
 from workflows.kit.projection import Projection
 from workflows.kit.rejection import checked
@@ -51,6 +51,7 @@ class ComplaintWorkflow:
         # Complaints started before this patch replay their regular activities; later ones
         # ask the calendar locally and write each task's changes at once.
         self._one_write = workflow.patched(ONE_WRITE_PATCH)
+        self._writes_after_task = self._one_write and workflow.patched(WRITES_AFTER_TASK_PATCH)
         self._calendar = CalendarCalls(short=self._one_write)
         self._escalations: list[ComplaintEscalationInput] = []
         self._audit: list[AuditEntry] = []  # staff actions' audit rows since the previous write
@@ -203,7 +204,7 @@ class ComplaintWorkflow:
         if self._one_write:
             escalations, self._escalations = self._escalations, []
             changes = ComplaintChanges(snapshot=self._snapshot(), events=events, escalations=escalations, audit=audit)
-            await calls.write_complaint_changes(changes)
+            await calls.write_complaint_changes(changes, after_task=self._writes_after_task)
         else:
             # A complaint started before the one-write patch writes its audit rows through the
             # project_complaint activity its history already schedules, in that write's

@@ -62,6 +62,12 @@ LOCAL_ACTIVITIES_PATCH = "local-short-activities"
 # notifications, 督办 and audit rows in one local activity that records only the revision);
 # those started before it replay their separate activities (docs/deployment.md).
 ONE_WRITE_PATCH = "one-write-per-change"
+# Workflows started with this patch make that write a regular activity. A local activity runs
+# before its workflow task completes: a worker that dies in between leaves a write its history
+# never recorded, and the task's retry, later and perhaps with more in it, carries the same
+# revision and is dropped. A regular activity is scheduled only by a completed task, with its
+# input in history, so what the read model holds is always what the history says.
+WRITES_AFTER_TASK_PATCH = "writes-after-task"
 
 Result = TypeVar("Result")
 
@@ -122,14 +128,16 @@ class CalendarCalls:
 # --- the case's writes --------------------------------------------------------------
 
 
-async def write_case_changes(changes: CaseChanges) -> WriteResult:
-    """The one write of a workflow task: state, events, notices and audit rows at once."""
-    return await workflow.execute_local_activity(  # type: ignore[no-any-return]
-        ActivityName.WRITE_CASE_CHANGES,
-        changes,
-        result_type=WriteResult,
-        start_to_close_timeout=WRITE_TIMEOUT,
-        retry_policy=LOCAL_SERVICE_RETRY,
+async def write_case_changes(changes: CaseChanges, *, after_task: bool) -> WriteResult:
+    """The one write of a workflow task: state, events, notices and audit rows at once;
+    ``after_task``: once the task is in history (WRITES_AFTER_TASK_PATCH)."""
+    return await _write(ActivityName.WRITE_CASE_CHANGES, changes, after_task=after_task)
+
+
+async def _write(name: str, changes: Any, *, after_task: bool) -> WriteResult:
+    run = workflow.execute_activity if after_task else workflow.execute_local_activity
+    return await run(  # type: ignore[no-any-return]
+        name, changes, result_type=WriteResult, start_to_close_timeout=WRITE_TIMEOUT, retry_policy=LOCAL_SERVICE_RETRY
     )
 
 
@@ -195,15 +203,9 @@ async def fetch_shared_materials(request: FetchSharedMaterialsInput, *, local: b
 # --- the complaint's writes -----------------------------------------------------------
 
 
-async def write_complaint_changes(changes: ComplaintChanges) -> WriteResult:
+async def write_complaint_changes(changes: ComplaintChanges, *, after_task: bool) -> WriteResult:
     """The one write of a complaint's workflow task: state, events and 督办 at once."""
-    return await workflow.execute_local_activity(  # type: ignore[no-any-return]
-        ComplaintActivityName.WRITE_COMPLAINT_CHANGES,
-        changes,
-        result_type=WriteResult,
-        start_to_close_timeout=WRITE_TIMEOUT,
-        retry_policy=LOCAL_SERVICE_RETRY,
-    )
+    return await _write(ComplaintActivityName.WRITE_COMPLAINT_CHANGES, changes, after_task=after_task)
 
 
 async def project_complaint(projection: ProjectComplaintInput) -> None:
