@@ -9,6 +9,7 @@ nothing to the case's history.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -56,6 +57,7 @@ from models.case import (
     TransferInput,
     UnclaimInput,
 )
+from models.errors import DomainError
 from services.inbox import MAX_SEARCH_LENGTH, DueFilter, InboxFilters, inbox_query, listing, read_versions
 from services.tasks import act_on_task, colleague, transfer_target
 from workflows.case.workflow import CaseWorkflow
@@ -115,16 +117,32 @@ def inbox(
     return TaskList(items=items, total=total, limit=limit, offset=offset)
 
 
-async def get_stream_actor(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Actor:
-    """The bearer token's actor, or the console session's (a browser's EventSource sends cookies,
-    not headers), while its session is live."""
-    return (await signed_in(token or request.cookies.get(SESSION_COOKIE), request)).actor
+def stream_token(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> str | None:
+    """The bearer token, or the console session's (a browser's EventSource sends cookies, not headers)."""
+    return token or request.cookies.get(SESSION_COOKIE)
+
+
+async def get_stream_actor(request: Request, token: Annotated[str | None, Depends(stream_token)]) -> Actor:
+    """The stream's actor, while its session is live."""
+    return (await signed_in(token, request)).actor
+
+
+async def while_signed_in(body: AsyncIterator[bytes], request: Request, token: str | None) -> AsyncIterator[bytes]:
+    """The stream, until its session ends (logout, revoke, removal): checked before each event and
+    heartbeat, so a revoked officer's open inbox stops within a heartbeat, not at reconnection."""
+    async for chunk in body:
+        try:
+            await signed_in(token, request)
+        except DomainError:
+            return
+        yield chunk
 
 
 @router.get("/events", include_in_schema=False)
 async def inbox_events(
     request: Request,
     actor: Annotated[Actor, Depends(get_stream_actor)],
+    token: Annotated[str | None, Depends(stream_token)],
     filters: FiltersDep,
     status: StepStatus | None = None,
     department: Code | None = None,
@@ -140,7 +158,7 @@ async def inbox_events(
     watcher: InboxWatcher = request.app.state.inbox_watcher
     await watcher.refresh()
     return StreamingResponse(
-        watcher.stream(query),
+        while_signed_in(watcher.stream(query), request, token),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -431,6 +431,22 @@ async def test_an_idle_stream_sends_keep_alive_comments(app, login, monkeypatch)
     assert comment == ": keep-alive"
 
 
+async def test_an_open_stream_ends_when_its_session_is_revoked(app, api, login, monkeypatch):
+    monkeypatch.setattr(inbox_feed, "HEARTBEAT_SECONDS", 0.1)
+    headers = await login("police_officer")
+    admin = await login("admin")
+
+    async with EventStream(app, "/tasks/events", headers) as events:
+        await events.next_event()
+        assert await events.next_block(2) == ": keep-alive"  # the session is live: it streams on
+        revoked = await api.post("/accounts/police_officer/sessions/revoke", headers=admin)
+        assert revoked.status_code == 204, revoked.text
+        # This process learns of the end at once; the stream stops at its next heartbeat at the latest.
+        blocks = [await events.next_block(2) for _ in range(2)]
+
+    assert None in blocks and events.ended
+
+
 async def test_a_disconnected_client_leaves_no_subscription_behind(app, login):
     watcher = app.state.inbox_watcher
     async with await stream(app, login, "police_officer") as events:
