@@ -22,7 +22,7 @@ import logging
 import re
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType
@@ -132,7 +132,7 @@ class InboxWatcher:
         finally:
             self._subscriptions.discard(subscription)
 
-    async def stream(self, query: InboxQuery) -> AsyncIterator[bytes]:
+    async def stream(self, query: InboxQuery) -> AsyncGenerator[bytes]:
         """The SSE body: the listing's ETag now, a new one each time it changes, a heartbeat
         comment when idle; it ends when the watcher stops (or the client goes, which cancels it)."""
         async with self.subscribe(query) as subscription:

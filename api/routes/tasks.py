@@ -9,7 +9,7 @@ nothing to the case's history.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -127,15 +127,18 @@ async def get_stream_actor(request: Request, token: Annotated[str | None, Depend
     return (await signed_in(token, request)).actor
 
 
-async def while_signed_in(body: AsyncIterator[bytes], request: Request, token: str | None) -> AsyncIterator[bytes]:
+async def while_signed_in(body: AsyncGenerator[bytes], request: Request, token: str | None) -> AsyncIterator[bytes]:
     """The stream, until its session ends (logout, revoke, removal): checked before each event and
     heartbeat, so a revoked officer's open inbox stops within a heartbeat, not at reconnection."""
-    async for chunk in body:
-        try:
-            await signed_in(token, request)
-        except DomainError:
-            return
-        yield chunk
+    try:
+        async for chunk in body:
+            try:
+                await signed_in(token, request)
+            except DomainError:
+                return
+            yield chunk
+    finally:
+        await body.aclose()  # its subscription ends with the stream, not when it is collected
 
 
 @router.get("/events", include_in_schema=False)

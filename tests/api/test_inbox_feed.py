@@ -153,7 +153,9 @@ class EventStream:
 
     async def __aenter__(self) -> EventStream:
         self.task = asyncio.create_task(self.app(self.scope, self._receive, self._send))
-        start = await asyncio.wait_for(self.messages.get(), 5)
+        # Bounded generously: on a loaded machine two streams opened back to back wait for the
+        # session check and the watcher's first read before their response starts.
+        start = await asyncio.wait_for(self.messages.get(), 15)
         assert start["type"] == "http.response.start"
         self.status = start["status"]
         self.headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
