@@ -250,13 +250,7 @@ class Settings(BaseSettings):
             if self.env == "prod":
                 raise ValueError("ONETHING_ACTOR_SEAL_KEYS must be set in production (docs/deployment.md)")
             return self
-        for key_id, encoded in self.actor_seal_keys.items():
-            try:
-                key = base64.b64decode(encoded, validate=True)
-            except ValueError:
-                key = b""
-            if len(key) != 32:
-                raise ValueError(f"ONETHING_ACTOR_SEAL_KEYS[{key_id!r}] must be base64 of 32 bytes")
+        self.actor_seal_key_bytes()  # each one is base64 of 32 bytes
         if self.actor_seal_key_id not in self.actor_seal_keys:
             raise ValueError(
                 f"ONETHING_ACTOR_SEAL_KEY_ID {self.actor_seal_key_id!r} is not in ONETHING_ACTOR_SEAL_KEYS"
@@ -265,20 +259,34 @@ class Settings(BaseSettings):
 
     def payload_key_bytes(self) -> dict[str, bytes]:
         """The payload keys as raw AES-256 keys; a key that is not base64 of 32 bytes is named."""
-        return {key_id: self._decode_payload_key(key_id, encoded) for key_id, encoded in self.payload_keys.items()}
+        return {
+            key_id: _decode_key("ONETHING_PAYLOAD_KEYS", key_id, encoded)
+            for key_id, encoded in self.payload_keys.items()
+        }
+
+    def actor_seal_key_bytes(self) -> dict[str, bytes]:
+        """The actor seal keys as raw HMAC keys; a key that is not base64 of 32 bytes is named."""
+        return {
+            key_id: _decode_key("ONETHING_ACTOR_SEAL_KEYS", key_id, encoded)
+            for key_id, encoded in self.actor_seal_keys.items()
+        }
 
     @staticmethod
     def _decode_payload_key(key_id: str, encoded: str) -> bytes:
-        import base64
-        import binascii
+        return _decode_key("ONETHING_PAYLOAD_KEYS", key_id, encoded)
 
-        try:
-            key = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError(f"ONETHING_PAYLOAD_KEYS[{key_id!r}] is not valid base64") from exc
-        if len(key) != PAYLOAD_KEY_BYTES:
-            raise ValueError(f"ONETHING_PAYLOAD_KEYS[{key_id!r}] must be {PAYLOAD_KEY_BYTES} bytes, got {len(key)}")
-        return key
+
+def _decode_key(setting: str, key_id: str, encoded: str) -> bytes:
+    """One key of a ``{key id: base64 of 32 bytes}`` setting, as raw bytes."""
+    import binascii
+
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{setting}[{key_id!r}] is not valid base64") from exc
+    if len(key) != PAYLOAD_KEY_BYTES:
+        raise ValueError(f"{setting}[{key_id!r}] must be {PAYLOAD_KEY_BYTES} bytes, got {len(key)}")
+    return key
 
 
 @cache

@@ -21,7 +21,6 @@ dropped after rotation cannot make replay diverge.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -77,7 +76,7 @@ class SealKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> SealKeys:
         if settings.actor_seal_keys:
-            keys = {key_id: base64.b64decode(encoded) for key_id, encoded in settings.actor_seal_keys.items()}
+            keys = settings.actor_seal_key_bytes()
             assert settings.actor_seal_key_id is not None  # settings validated it
             return cls(keys, settings.actor_seal_key_id, settings.actor_seal_max_age_seconds)
         # Dev and test only (settings refuse production without keys).

@@ -64,6 +64,10 @@ def sealed_workflow_id(payload: Payload) -> str | None:
     return None if raw is None else raw.decode(errors="replace")
 
 
+def is_encrypted(payload: Payload) -> bool:
+    return payload.metadata.get("encoding") == ENCRYPTED_ENCODING
+
+
 def _associated_data(key_id: str, workflow_id: bytes | None) -> bytes:
     if workflow_id is None:
         return key_id.encode()
@@ -135,7 +139,7 @@ class PayloadEncryptionCodec(PayloadCodec, WithSerializationContext):
         return Payload(metadata=metadata, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") != ENCRYPTED_ENCODING:
+        if not is_encrypted(payload):
             if not self.allow_plain:
                 raise PayloadCodecError("payload is not encrypted; only encrypted payloads are accepted here")
             # Passed through on purpose, in dev and test only: histories written before

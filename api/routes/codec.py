@@ -48,7 +48,7 @@ from api.deps import EngineDep, SettingsDep, oauth2_scheme, require_role, signed
 from api.errors import error_responses
 from api.routes.complaints import visible_complaint
 from domain.redaction import OVERSIGHT_ROLES, mask_personal_data
-from infra.codec import ENCRYPTED_ENCODING, PayloadCodecError, PayloadEncryptionCodec, sealed_workflow_id
+from infra.codec import PayloadCodecError, PayloadEncryptionCodec, is_encrypted, sealed_workflow_id
 from models.case import Actor
 from models.errors import DomainError, ErrorCode
 from models.tables import CaseRecord
@@ -138,7 +138,7 @@ async def decode(
 ) -> CodecPayloads:
     payloads = [payload.to_proto() for payload in body.payloads]
     # The workflow each encrypted payload was sealed for, as its metadata claims; a plain payload has none.
-    sealed_for = {index: sealed_workflow_id(payload) for index, payload in enumerate(payloads) if _encrypted(payload)}
+    sealed_for = {index: sealed_workflow_id(payload) for index, payload in enumerate(payloads) if is_encrypted(payload)}
     scope = await run_in_threadpool(_decode_scope, engine, caller, set(sealed_for.values()))
     masked = caller.role in OVERSIGHT_ROLES
     decoded: list[CodecPayload] = []
@@ -165,10 +165,6 @@ async def decode(
     namespace = request.headers.get("x-namespace", "")[:100] or None
     await run_in_threadpool(_audit, engine, caller, namespace, masked, outcomes, scope.cases)
     return CodecPayloads(payloads=decoded)
-
-
-def _encrypted(payload: Payload) -> bool:
-    return payload.metadata.get("encoding") == ENCRYPTED_ENCODING
 
 
 @dataclass

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlmodel import Session, col, select
 
 from api.deps import get_settings
 from domain.licences import canonical, signature_holds
-from infra.signing import verify_key
+from infra.signing import public_key_text, verify_key
 from models.tables import AuditRecord, LicenceRecord
 from tests.api.console_client import console_users
 from tests.api.helpers import assert_error, dependencies_of, task_id
@@ -98,13 +97,13 @@ async def test_a_licence_issued_before_a_signing_key_rotation_verifies_while_the
     api, api_app, cases, api_settings
 ):
     _, licence = await _licensed(cases)
-    old_public = verify_key(api_settings).public_bytes(Encoding.Raw, PublicFormat.Raw)
+    old_public = public_key_text(verify_key(api_settings))
     rotated = api_settings.model_copy(update={"signing_key": base64.b64encode(b"n" * 32).decode()})
     path = f"/licences/{licence['number']}/verify"
 
     api_app.dependency_overrides[get_settings] = lambda: rotated
     assert (await api.get(path)).json()["status"] == "unknown"  # the new key alone did not sign it
-    listed = rotated.model_copy(update={"signing_retired_public_keys": [base64.b64encode(old_public).decode()]})
+    listed = rotated.model_copy(update={"signing_retired_public_keys": [old_public]})
     api_app.dependency_overrides[get_settings] = lambda: listed
     assert (await api.get(path)).json()["status"] == "valid"
 
